@@ -1,0 +1,72 @@
+# Head2Toe in C. `make` builds ./h2t; `make test` runs the offline suite;
+# `make parity` compares against PyTorch (needs /usr/bin/python3 + torch).
+#   NO_OMP=1    build without OpenMP (single-threaded, same results)
+#   PORTABLE=1  plain -std=c11 -O2, no machine-specific flags
+# Objects live in build/<flavour>/ so flavours never mix.
+
+CC ?= cc
+PYTHON ?= /usr/bin/python3
+
+ifeq ($(PORTABLE),1)
+  OPTFLAGS := -O2
+  FLAVOUR := portable
+else
+  NATIVE := $(shell echo 'int main(void){return 0;}' | $(CC) -march=native -x c - -o /dev/null 2>/dev/null && echo -march=native)
+  OPTFLAGS := -O3 $(NATIVE)
+  FLAVOUR := native
+endif
+
+ifneq ($(NO_OMP),1)
+  OMPFLAGS := $(shell echo 'int main(void){return 0;}' | $(CC) -fopenmp -x c - -o /dev/null 2>/dev/null && echo -fopenmp)
+endif
+ifneq ($(OMPFLAGS),)
+  FLAVOUR := $(FLAVOUR)-omp
+endif
+
+WARN := -Wall -Wextra -Wno-unused-parameter -Wshadow -Wvla
+CFLAGS_ALL := -std=c11 -D_POSIX_C_SOURCE=200809L $(OPTFLAGS) $(OMPFLAGS) $(WARN) $(EXTRA_CFLAGS)
+LDLIBS := -lm
+
+LIB_SRC := util.c npy.c tensor.c model.c resnet.c vit.c features.c lasso.c
+HDRS := $(wildcard *.h)
+B := build/$(FLAVOUR)
+LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o)
+TEST_SRC := $(wildcard test/test_*.c)
+TEST_BIN := $(TEST_SRC:test/%.c=$(B)/%)
+
+.PHONY: all h2t test parity sanitize clean test-bins
+all: h2t
+
+h2t: $(B)/h2t
+	@cp $(B)/h2t h2t
+
+$(B)/%.o: %.c $(HDRS) | $(B)
+	$(CC) $(CFLAGS_ALL) -c $< -o $@
+
+$(B)/h2t: $(B)/h2t.o $(LIB_OBJ)
+	$(CC) $(CFLAGS_ALL) $^ -o $@ $(LDLIBS)
+
+$(B)/test_%: test/test_%.c test/check.h $(LIB_OBJ) $(HDRS)
+	$(CC) $(CFLAGS_ALL) -I. $< $(LIB_OBJ) -o $@ $(LDLIBS)
+
+$(B):
+	@mkdir -p $(B)
+
+test-bins: $(B)/h2t $(TEST_BIN)
+
+# The suite also checks that a build without OpenMP gives the same bytes.
+test: h2t test-bins
+	@$(MAKE) --no-print-directory NO_OMP=1 test-bins >/dev/null
+	@sh test/run.sh $(B) build/$(subst -omp,,$(FLAVOUR))
+
+parity: h2t
+	@sh test/parity.sh ./h2t $(PYTHON)
+
+sanitize:
+	@$(MAKE) --no-print-directory FLAVOUR_SUFFIX= B=build/sanitize \
+	  EXTRA_CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all" \
+	  build/sanitize/h2t $(TEST_SRC:test/%.c=build/sanitize/%)
+	@ASAN_OPTIONS=detect_leaks=1 sh test/run.sh build/sanitize build/sanitize
+
+clean:
+	rm -rf build h2t

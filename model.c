@@ -1,0 +1,97 @@
+/* model.c: the glue between a model directory and the backbones. Reads
+ * config.txt, picks resnet.c or vit.c by `arch`, and does the input side
+ * every backbone shares: TF1 bilinear resize and the normalization the
+ * config names. Keys read here (the backbone files read the rest):
+ *   arch       = resnet50 | vit
+ *   input_size = S          (images are resized to S x S)
+ *   normalize  = imagenet   ((x/255 - ImageNet mean) / ImageNet std)
+ *              | inception  (x/255 * 2 - 1, the paper's [-1, 1]) */
+#include "model.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "resnet.h"
+#include "tensor.h"
+#include "vit.h"
+
+int model_load(const char *dir, model *m)
+{
+    memset(m, 0, sizeof *m);
+    snprintf(m->dir, sizeof m->dir, "%s", dir);
+    char path[600];
+    snprintf(path, sizeof path, "%s/config.txt", dir);
+    if (config_read(path, &m->cfg)) return -1;
+
+    static const char *const arches[] = {"resnet50", "vit", NULL};
+    static const char *const norms[] = {"imagenet", "inception", NULL};
+    int arch, norm;
+    if (config_choice(&m->cfg, "arch", 1, arches, &arch)) return -1;
+    if (config_int(&m->cfg, "input_size", 1, 8, 4096, &m->input_size)) return -1;
+    if (config_choice(&m->cfg, "normalize", 1, norms, &norm)) return -1;
+    if (norm == 0) {
+        static const float mean[3] = {0.485f, 0.456f, 0.406f}, std[3] = {0.229f, 0.224f, 0.225f};
+        memcpy(m->mean, mean, sizeof mean);
+        memcpy(m->std, std, sizeof std);
+    } else {
+        for (int c = 0; c < 3; c++) m->mean[c] = 0.5f, m->std[c] = 0.5f;
+    }
+    m->arch = arch == 0 ? ARCH_RESNET : ARCH_VIT;
+    return m->arch == ARCH_RESNET ? resnet_load(m) : vit_load(m);
+}
+
+int model_prepare(model *m, int max_batch)
+{
+    if (max_batch < 1) {
+        set_error("batch size must be at least 1");
+        return -1;
+    }
+    return m->arch == ARCH_RESNET ? resnet_prepare(m, max_batch) : vit_prepare(m, max_batch);
+}
+
+void model_free(model *m)
+{
+    if (!m->impl) return;
+    if (m->arch == ARCH_RESNET) resnet_free(m);
+    else vit_free(m);
+    m->impl = NULL;
+}
+
+int model_find_location(const model *m, const char *name)
+{
+    for (int i = 0; i < m->nloc; i++)
+        if (strcmp(m->loc[i].name, name) == 0) return i;
+    return -1;
+}
+
+size_t location_size(const location *l)
+{
+    size_t s = 1;
+    for (int i = 0; i < l->rank; i++) s *= (size_t)l->dims[i];
+    return s;
+}
+
+void model_preprocess(const model *m, const uint8_t *imgs, int n, int H, int W, int Cin, float *x)
+{
+    const int S = m->input_size;
+    const size_t in_size = (size_t)H * W * Cin, out_size = (size_t)S * S * 3;
+    /* per-channel affine: x = (p / 255 - mean) / std = p * a + b */
+    float a[3], b[3];
+    for (int c = 0; c < 3; c++) {
+        a[c] = 1.0f / (255.0f * m->std[c]);
+        b[c] = -m->mean[c] / m->std[c];
+    }
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < n; i++) {
+        float *y = x + (size_t)i * out_size;
+        resize_bilinear_tf1(imgs + (size_t)i * in_size, H, W, Cin, S, y);
+        for (size_t p = 0; p < (size_t)S * S; p++)
+            for (int c = 0; c < 3; c++) y[p * 3 + c] = y[p * 3 + c] * a[c] + b[c];
+    }
+}
+
+void model_forward(model *m, const float *x, int n, tap_fn cb, void *ctx)
+{
+    if (m->arch == ARCH_RESNET) resnet_forward(m, x, n, cb, ctx);
+    else vit_forward(m, x, n, cb, ctx);
+}

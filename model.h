@@ -1,0 +1,60 @@
+/* model.h: a frozen backbone as the rest of the program sees it.
+ *
+ * A model directory (written by weights/export.py) holds config.txt and one
+ * .npy per tensor. model_load reads config.txt, picks the architecture
+ * (`arch = resnet50` or `arch = vit`), and the backbone file (resnet.c,
+ * vit.c) loads and checks its tensors. A forward pass over a batch calls a
+ * tap callback at every location (SPEC section 2), in depth order.
+ * This file does not pool or normalize features (that is features.c). */
+#ifndef H2T_MODEL_H
+#define H2T_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "util.h"
+
+#define MODEL_MAX_LOCATIONS 64
+#define LOCATION_NAME_MAX 48
+
+/* One tap. Per-example shape: rank 3 = conv map [H,W,C], rank 2 = token map
+ * [T,C], rank 1 = vector [C]. */
+typedef struct {
+    char name[LOCATION_NAME_MAX];
+    int rank;
+    int dims[3];
+    int is_default;            /* in the official default set */
+} location;
+
+/* Called once per location per batch, in depth order:
+ * x holds n examples of the location's per-example shape, contiguous. */
+typedef void (*tap_fn)(void *ctx, int loc, const float *x, int n);
+
+typedef enum { ARCH_RESNET, ARCH_VIT } model_arch;
+
+typedef struct model {
+    char dir[512];
+    config cfg;
+    model_arch arch;
+    int input_size;            /* S: images are resized to S x S */
+    float mean[3], std[3];     /* x = (pixel / 255 - mean) / std */
+    int nloc;
+    location loc[MODEL_MAX_LOCATIONS];
+    void *impl;                /* struct resnet * or struct vit * */
+} model;
+
+int model_load(const char *dir, model *m);
+/* Allocate activation buffers for batches of up to max_batch images. */
+int model_prepare(model *m, int max_batch);
+void model_free(model *m);
+/* Index of a location by name, or -1. */
+int model_find_location(const model *m, const char *name);
+/* Elements per example of location i. */
+size_t location_size(const location *l);
+
+/* imgs[n,H,W,Cin] uint8 (Cin 1 or 3) -> x[n,S,S,3] normalized floats. */
+void model_preprocess(const model *m, const uint8_t *imgs, int n, int H, int W, int Cin, float *x);
+/* Run the backbone on x[n,S,S,3] (n <= max_batch), calling cb at every
+ * location (default and extra), in depth order. */
+void model_forward(model *m, const float *x, int n, tap_fn cb, void *ctx);
+
+#endif

@@ -1,0 +1,17 @@
+/* resnet.h: ResNet-50 (torchvision v1.5 post-activation, or the paper's
+ * pre-activation v2 with BatchNorm), any width and input size, with taps
+ * at the 52 Head2Toe locations. See resnet.c. */
+#ifndef H2T_RESNET_H
+#define H2T_RESNET_H
+
+#include "model.h"
+
+struct resnet;
+/* Reads the model directory's tensors, checks shapes against cfg, and fills
+ * m->loc / m->nloc with the locations (names, per-example shapes). */
+int resnet_load(model *m);
+int resnet_prepare(model *m, int max_batch);
+void resnet_forward(model *m, const float *x, int n, tap_fn cb, void *ctx);
+void resnet_free(model *m);
+
+#endif

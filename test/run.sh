@@ -1,0 +1,34 @@
+#!/bin/sh
+# test/run.sh BUILD_DIR [NOOMP_BUILD_DIR]: runs every test binary in
+# BUILD_DIR and every test/cli_*.sh, counts PASS/FAIL lines, and ends with
+# "N passed, M failed". A binary or script that exits non-zero without a
+# FAIL line (a crash) counts as one failure. Exit status: 0 iff M == 0.
+B=${1:?usage: test/run.sh BUILD_DIR [NOOMP_BUILD_DIR]}
+NB=${2:-$B}
+export H2T_BIN="$B/h2t" H2T_BIN_NOOMP="$NB/h2t"
+log=$(mktemp); pass=0; fail=0
+run_one() {
+    name=$1; shift
+    out=$(mktemp)
+    "$@" >"$out" 2>&1; rc=$?
+    cat "$out"
+    p=$(grep -c '^PASS ' "$out"); f=$(grep -c '^FAIL ' "$out")
+    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+        echo "FAIL $name exited with status $rc"; f=1
+    fi
+    pass=$((pass + p)); fail=$((fail + f))
+    rm -f "$out"
+}
+for t in "$B"/test_*; do
+    [ -x "$t" ] || continue
+    echo "== $t"
+    run_one "$t" "$t"
+done
+for s in test/cli_*.sh; do
+    [ -f "$s" ] || continue
+    echo "== $s"
+    run_one "$s" sh "$s"
+done
+rm -f "$log"
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]

@@ -1,0 +1,354 @@
+/* util.c: last-error message, checked sizes and aligned allocation, the
+ * project's RNG, a wall clock, strict number parsing and the `key = value`
+ * config files of model directories. */
+#include "util.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* ------------------------------------------------------------------------
+ * errors */
+
+static char error_message[1024];
+
+void set_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(error_message, sizeof error_message, fmt, ap);
+    va_end(ap);
+    /* keep it one line */
+    for (char *p = error_message; *p; p++)
+        if (*p == '\n' || *p == '\r') *p = ' ';
+}
+
+const char *last_error(void) { return error_message[0] ? error_message : "unknown error"; }
+
+/* ------------------------------------------------------------------------
+ * sizes and memory */
+
+int size_mul(size_t a, size_t b, size_t *out)
+{
+    if (a != 0 && b > SIZE_MAX / a) {
+        set_error("size overflow: %zu x %zu", a, b);
+        return -1;
+    }
+    *out = a * b;
+    return 0;
+}
+
+int size_add(size_t a, size_t b, size_t *out)
+{
+    if (b > SIZE_MAX - a) {
+        set_error("size overflow: %zu + %zu", a, b);
+        return -1;
+    }
+    *out = a + b;
+    return 0;
+}
+
+void *alloc_array(size_t count, size_t elem)
+{
+    size_t bytes;
+    if (size_mul(count, elem, &bytes) || bytes > SIZE_MAX - 64) {
+        set_error("out of memory: %zu elements of %zu bytes overflow size_t", count, elem);
+        return NULL;
+    }
+    bytes = (bytes + 63) / 64 * 64;          /* aligned_alloc wants a multiple */
+    if (bytes == 0) bytes = 64;
+    void *p = aligned_alloc(64, bytes);
+    if (!p) set_error("out of memory: could not allocate %zu bytes", bytes);
+    return p;
+}
+
+void *alloc_zeros(size_t count, size_t elem)
+{
+    void *p = alloc_array(count, elem);
+    if (p) memset(p, 0, count * elem);
+    return p;
+}
+
+void free_array(void *p) { free(p); }
+
+/* ------------------------------------------------------------------------
+ * RNG: splitmix64 expands the seed, xoshiro256** generates. */
+
+static uint64_t splitmix64(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+void rng_seed(rng_t *r, uint64_t seed)
+{
+    for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&seed);
+}
+
+static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+uint64_t rng_u64(rng_t *r)
+{
+    uint64_t *s = r->s;
+    uint64_t result = rotl(s[1] * 5, 7) * 9;
+    uint64_t t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 45);
+    return result;
+}
+
+double rng_uniform(rng_t *r) { return (double)(rng_u64(r) >> 11) * 0x1.0p-53; }
+
+double rng_normal(rng_t *r)
+{
+    double u1 = rng_uniform(r), u2 = rng_uniform(r);
+    if (u1 < 1e-300) u1 = 1e-300;
+    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+}
+
+/* ------------------------------------------------------------------------
+ * time */
+
+double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* ------------------------------------------------------------------------
+ * strict number parsing: the whole string must be the number */
+
+int parse_long(const char *s, long *out)
+{
+    char *end;
+    if (!s || !*s || isspace((unsigned char)*s)) return -1;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || *end) return -1;
+    *out = v;
+    return 0;
+}
+
+int parse_double(const char *s, double *out)
+{
+    char *end;
+    if (!s || !*s || isspace((unsigned char)*s)) return -1;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno == ERANGE && fabs(v) > 1.0) return -1;
+    if (*end || !isfinite(v)) return -1;
+    *out = v;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * config files */
+
+static int is_key_char(int c) { return isalnum(c) || c == '_'; }
+
+int config_parse(const char *text, size_t len, const char *name, config *c)
+{
+    memset(c, 0, sizeof *c);
+    snprintf(c->path, sizeof c->path, "%s", name);
+    size_t pos = 0;
+    int lineno = 0;
+    while (pos < len) {
+        size_t end = pos;
+        while (end < len && text[end] != '\n') end++;
+        lineno++;
+        /* [pos, end) is one line; strip comment and surrounding blanks */
+        size_t a = pos, b = end;
+        for (size_t i = pos; i < end; i++)
+            if (text[i] == '#') { b = i; break; }
+        while (a < b && isspace((unsigned char)text[a])) a++;
+        while (b > a && isspace((unsigned char)text[b - 1])) b--;
+        pos = end + 1;
+        if (a == b) continue;
+        size_t k = a;
+        while (k < b && is_key_char((unsigned char)text[k])) k++;
+        size_t key_len = k - a;
+        while (k < b && (text[k] == ' ' || text[k] == '\t')) k++;
+        if (key_len == 0 || k >= b || text[k] != '=') {
+            set_error("%s:%d: expected 'key = value'", name, lineno);
+            return -1;
+        }
+        k++;
+        while (k < b && (text[k] == ' ' || text[k] == '\t')) k++;
+        size_t val_len = b - k;
+        if (key_len >= CONFIG_MAX_KEY) {
+            set_error("%s:%d: key longer than %d characters", name, lineno, CONFIG_MAX_KEY - 1);
+            return -1;
+        }
+        if (val_len == 0 || val_len >= CONFIG_MAX_VALUE) {
+            set_error("%s:%d: value must be 1 to %d characters", name, lineno, CONFIG_MAX_VALUE - 1);
+            return -1;
+        }
+        for (size_t i = k; i < b; i++)
+            if (!isprint((unsigned char)text[i])) {
+                set_error("%s:%d: value has a non-printable character", name, lineno);
+                return -1;
+            }
+        char key[CONFIG_MAX_KEY];
+        memcpy(key, text + a, key_len);
+        key[key_len] = 0;
+        if (config_get(c, key)) {
+            set_error("%s:%d: key '%s' appears twice", name, lineno, key);
+            return -1;
+        }
+        if (c->n >= CONFIG_MAX_ENTRIES) {
+            set_error("%s:%d: more than %d keys", name, lineno, CONFIG_MAX_ENTRIES);
+            return -1;
+        }
+        memcpy(c->key[c->n], key, key_len + 1);
+        memcpy(c->value[c->n], text + k, val_len);
+        c->value[c->n][val_len] = 0;
+        c->n++;
+    }
+    return 0;
+}
+
+int config_read(const char *path, config *c)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        set_error("%s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+    enum { MAX_CONFIG_BYTES = 1 << 16 };
+    char *buf = malloc(MAX_CONFIG_BYTES + 1);
+    if (!buf) {
+        fclose(f);
+        set_error("%s: out of memory", path);
+        return -1;
+    }
+    size_t n = fread(buf, 1, MAX_CONFIG_BYTES + 1, f);
+    int err = ferror(f);
+    fclose(f);
+    int rc;
+    if (err) {
+        set_error("%s: read error", path);
+        rc = -1;
+    } else if (n > MAX_CONFIG_BYTES) {
+        set_error("%s: larger than %d bytes; not a config file", path, MAX_CONFIG_BYTES);
+        rc = -1;
+    } else {
+        rc = config_parse(buf, n, path, c);
+    }
+    free(buf);
+    return rc;
+}
+
+const char *config_get(const config *c, const char *key)
+{
+    for (int i = 0; i < c->n; i++)
+        if (strcmp(c->key[i], key) == 0) return c->value[i];
+    return NULL;
+}
+
+static const char *config_need(const config *c, const char *key, int required, int *absent)
+{
+    const char *v = config_get(c, key);
+    *absent = (v == NULL);
+    if (!v && required) set_error("%s: missing key '%s'", c->path, key);
+    return v;
+}
+
+int config_int(const config *c, const char *key, int required, long lo, long hi, int *out)
+{
+    int absent;
+    const char *v = config_need(c, key, required, &absent);
+    if (absent) return required ? -1 : 0;
+    long x;
+    if (parse_long(v, &x) || x < lo || x > hi) {
+        set_error("%s: '%s = %s': expected an integer in [%ld, %ld]", c->path, key, v, lo, hi);
+        return -1;
+    }
+    *out = (int)x;
+    return 0;
+}
+
+int config_double(const config *c, const char *key, int required, double *out)
+{
+    int absent;
+    const char *v = config_need(c, key, required, &absent);
+    if (absent) return required ? -1 : 0;
+    if (parse_double(v, out)) {
+        set_error("%s: '%s = %s': expected a finite number", c->path, key, v);
+        return -1;
+    }
+    return 0;
+}
+
+int config_int_list(const config *c, const char *key, int required, int *out, int max, int *n)
+{
+    int absent;
+    const char *v = config_need(c, key, required, &absent);
+    if (absent) return required ? -1 : 0;
+    int count = 0;
+    const char *p = v;
+    for (;;) {
+        char item[32];
+        size_t len = strcspn(p, ",");
+        long x;
+        while (len > 0 && isspace((unsigned char)*p)) { p++; len--; }
+        size_t l2 = len;
+        while (l2 > 0 && isspace((unsigned char)p[l2 - 1])) l2--;
+        if (l2 == 0 || l2 >= sizeof item || count >= max) goto bad;
+        memcpy(item, p, l2);
+        item[l2] = 0;
+        if (parse_long(item, &x) || x < -1000000000L || x > 1000000000L) goto bad;
+        out[count++] = (int)x;
+        p += len;
+        if (*p == 0) break;
+        p++;
+    }
+    *n = count;
+    return 0;
+bad:
+    set_error("%s: '%s = %s': expected a comma list of at most %d integers", c->path, key, v, max);
+    return -1;
+}
+
+int config_choice(const config *c, const char *key, int required, const char *const *choices, int *out)
+{
+    int absent;
+    const char *v = config_need(c, key, required, &absent);
+    if (absent) return required ? -1 : 0;
+    char list[256] = "";
+    for (int i = 0; choices[i]; i++) {
+        if (strcmp(v, choices[i]) == 0) {
+            *out = i;
+            return 0;
+        }
+        size_t l = strlen(list);
+        snprintf(list + l, sizeof list - l, "%s%s", i ? ", " : "", choices[i]);
+    }
+    set_error("%s: '%s = %s': expected one of %s", c->path, key, v, list);
+    return -1;
+}
+
+int config_check_keys(const config *c, const char *const *allowed)
+{
+    for (int i = 0; i < c->n; i++) {
+        int ok = 0;
+        for (int j = 0; allowed[j]; j++)
+            if (strcmp(c->key[i], allowed[j]) == 0) ok = 1;
+        if (!ok) {
+            set_error("%s: unknown key '%s'", c->path, c->key[i]);
+            return -1;
+        }
+    }
+    return 0;
+}

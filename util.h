@@ -1,0 +1,78 @@
+/* util.h: the small things every file needs -- the last-error message,
+ * checked size arithmetic and aligned allocation, a seeded RNG of our own,
+ * a wall clock, and the `key = value` config files of model directories.
+ * No model or algorithm code lives here. */
+#ifndef H2T_UTIL_H
+#define H2T_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- errors ------------------------------------------------------------
+ * Library functions return 0 on success and -1 on failure; on failure they
+ * record a one-line message (naming the file or argument and what was
+ * expected) that the caller prints with last_error(). */
+void set_error(const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 1, 2)))
+#endif
+    ;
+const char *last_error(void);
+
+/* ---- sizes and memory -------------------------------------------------- */
+/* *out = a * b; returns -1 (and sets an error) on size_t overflow. */
+int size_mul(size_t a, size_t b, size_t *out);
+/* *out = a + b; returns -1 on overflow. */
+int size_add(size_t a, size_t b, size_t *out);
+/* count * elem bytes, 64-byte aligned, uninitialized. NULL and an error
+ * message ("out of memory: ...") on overflow or allocation failure. */
+void *alloc_array(size_t count, size_t elem);
+/* Same, zero-filled. */
+void *alloc_zeros(size_t count, size_t elem);
+void free_array(void *p);
+
+/* ---- RNG: splitmix64 seeding + xoshiro256** ---------------------------- */
+typedef struct { uint64_t s[4]; } rng_t;
+void rng_seed(rng_t *r, uint64_t seed);
+uint64_t rng_u64(rng_t *r);
+double rng_uniform(rng_t *r);          /* [0, 1), 53 random bits */
+double rng_normal(rng_t *r);           /* standard normal (Box-Muller) */
+
+/* ---- time -------------------------------------------------------------- */
+double now_seconds(void);              /* monotonic wall clock */
+
+/* ---- config files ------------------------------------------------------
+ * Text, one `key = value` per line; '#' starts a comment; blank lines are
+ * ignored; keys are [A-Za-z0-9_]+ and appear at most once. */
+#define CONFIG_MAX_ENTRIES 64
+#define CONFIG_MAX_KEY 48
+#define CONFIG_MAX_VALUE 208
+typedef struct {
+    int n;
+    char key[CONFIG_MAX_ENTRIES][CONFIG_MAX_KEY];
+    char value[CONFIG_MAX_ENTRIES][CONFIG_MAX_VALUE];
+    char path[512];                    /* for error messages */
+} config;
+
+/* Parse text[0..len) (need not be NUL-terminated); name is used in errors. */
+int config_parse(const char *text, size_t len, const char *name, config *c);
+int config_read(const char *path, config *c);
+/* The value for key, or NULL when absent. */
+const char *config_get(const config *c, const char *key);
+/* Typed getters: -1 with an error naming file and key when the key is
+ * missing (if required) or the value does not parse / is out of range.
+ * When not required and absent, *out keeps its value and 0 is returned. */
+int config_int(const config *c, const char *key, int required, long lo, long hi, int *out);
+int config_double(const config *c, const char *key, int required, double *out);
+/* A comma list of up to max ints ("3,4,6,3"); *n gets the count. */
+int config_int_list(const config *c, const char *key, int required, int *out, int max, int *n);
+/* The value must be one of the NULL-terminated choices; *out = its index. */
+int config_choice(const config *c, const char *key, int required, const char *const *choices, int *out);
+/* -1 with an error naming the first key not in the NULL-terminated list. */
+int config_check_keys(const config *c, const char *const *allowed);
+
+/* ---- parsing numbers strictly (whole string, finite) ------------------- */
+int parse_long(const char *s, long *out);
+int parse_double(const char *s, double *out);
+
+#endif

@@ -1,0 +1,14 @@
+/* vit.h: Vision Transformer (ViT-B/16 and smaller/larger variants from the
+ * config), with taps at the 53 Head2Toe locations plus `logits`. See vit.c. */
+#ifndef H2T_VIT_H
+#define H2T_VIT_H
+
+#include "model.h"
+
+struct vit;
+int vit_load(model *m);
+int vit_prepare(model *m, int max_batch);
+void vit_forward(model *m, const float *x, int n, tap_fn cb, void *ctx);
+void vit_free(model *m);
+
+#endif
