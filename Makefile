@@ -27,7 +27,7 @@ WARN := -Wall -Wextra -Wno-unused-parameter -Wshadow -Wvla
 CFLAGS_ALL := -std=c11 -D_POSIX_C_SOURCE=200809L $(OPTFLAGS) $(OMPFLAGS) $(WARN) $(EXTRA_CFLAGS)
 LDLIBS := -lm
 
-LIB_SRC := util.c npy.c tensor.c model.c resnet.c vit.c features.c lasso.c
+LIB_SRC := util.c npy.c tensor.c model.c resnet.c vit.c features.c lasso.c svg.c
 HDRS := $(wildcard *.h)
 B := build/$(FLAVOUR)
 LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o)
@@ -38,7 +38,7 @@ TEST_BIN := $(TEST_SRC:test/%.c=$(B)/%)
 all: h2t
 
 h2t: $(B)/h2t
-	@cp $(B)/h2t h2t
+	@cp $(B)/h2t h2t.new && mv -f h2t.new h2t
 
 $(B)/%.o: %.c $(HDRS) | $(B)
 	$(CC) $(CFLAGS_ALL) -c $< -o $@
@@ -47,7 +47,7 @@ $(B)/h2t: $(B)/h2t.o $(LIB_OBJ)
 	$(CC) $(CFLAGS_ALL) $^ -o $@ $(LDLIBS)
 
 $(B)/test_%: test/test_%.c test/check.h $(LIB_OBJ) $(HDRS)
-	$(CC) $(CFLAGS_ALL) -I. $< $(LIB_OBJ) -o $@ $(LDLIBS)
+	$(CC) $(CFLAGS_ALL) -iquote . $< $(LIB_OBJ) -o $@ $(LDLIBS)
 
 $(B):
 	@mkdir -p $(B)
@@ -67,6 +67,26 @@ sanitize:
 	  EXTRA_CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all" \
 	  build/sanitize/h2t $(TEST_SRC:test/%.c=build/sanitize/%)
 	@ASAN_OPTIONS=detect_leaks=1 sh test/run.sh build/sanitize build/sanitize
+
+# libFuzzer harnesses (test/fuzz/fuzz_*.c) over the .npy and config parsers:
+# `make fuzz` builds them with clang and runs each for FUZZ_SECONDS, starting
+# from the committed seeds; new inputs and crash files go to build/fuzz/.
+FUZZ_SECONDS ?= 60
+FUZZ_CC ?= clang
+FUZZ_FLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+.PHONY: fuzz fuzz-bins
+fuzz-bins: build/fuzz/fuzz_npy build/fuzz/fuzz_config
+build/fuzz/fuzz_npy: test/fuzz/fuzz_npy.c npy.c util.c npy.h util.h
+	@mkdir -p build/fuzz
+	$(FUZZ_CC) $(FUZZ_FLAGS) -iquote . test/fuzz/fuzz_npy.c npy.c util.c -o $@ -lm
+build/fuzz/fuzz_config: test/fuzz/fuzz_config.c util.c util.h
+	@mkdir -p build/fuzz
+	$(FUZZ_CC) $(FUZZ_FLAGS) -iquote . test/fuzz/fuzz_config.c util.c -o $@ -lm
+fuzz: fuzz-bins
+	@for h in npy config; do mkdir -p build/fuzz/corpus_$$h; \
+	  echo "== fuzz_$$h for $(FUZZ_SECONDS) s"; \
+	  build/fuzz/fuzz_$$h -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -print_final_stats=1 \
+	    -artifact_prefix=build/fuzz/crash_$$h- build/fuzz/corpus_$$h test/fuzz/corpus_$$h || exit 1; done
 
 clean:
 	rm -rf build h2t

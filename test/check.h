@@ -32,7 +32,7 @@ static void check(int ok, const char *fmt, ...)
 
 /* max |got - want| <= tol * max(|want|) (tol relative to the tensor's
  * largest magnitude, the project's standard parity criterion). */
-static int check_close(const char *name, const float *got, const float *want, size_t n, double tol)
+static inline int check_close(const char *name, const float *got, const float *want, size_t n, double tol)
 {
     double max_abs = 0, max_ref = 0, max_rel = 0;
     size_t bad = n;
@@ -54,7 +54,7 @@ static int check_close(const char *name, const float *got, const float *want, si
 }
 
 /* Bitwise equality of two float arrays. */
-static int check_same(const char *name, const float *a, const float *b, size_t n)
+static inline int check_same(const char *name, const float *a, const float *b, size_t n)
 {
     size_t i;
     for (i = 0; i < n; i++) {
@@ -65,7 +65,7 @@ static int check_same(const char *name, const float *a, const float *b, size_t n
     return i == n;
 }
 
-static int check_done(void)
+static inline int check_done(void)
 {
     fflush(stdout);
     return check_failed ? 1 : 0;
