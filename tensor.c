@@ -1,0 +1,680 @@
+/* tensor.c: the numerical kernels of tensor.h -- GEMM, convolution, the
+ * per-channel and elementwise ops, pooling, the transformer pieces and the
+ * TF1 bilinear resize. Plain C11; OpenMP (when compiled with -fopenmp) only
+ * splits independent outputs, so every result is bitwise identical for any
+ * thread count. No model code and no allocation of activations here: every
+ * caller passes its buffers (scratch sizes come from *_work_size()).
+ *
+ * Dimension legend (as in tensor.h):
+ *   N  images in a batch          H, W  spatial height, width
+ *   C  channels (Cin, Cout)       T     tokens
+ *   M, N, K in a GEMM: C[M,N] = A[M,K] B[K,N]
+ *   OH, OW  output height, width  KH, KW  kernel height, width
+ * Activations are NHWC, conv weights HWIO ([KH,KW,Cin,Cout]). */
+#include "tensor.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "util.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+/* ==========================================================================
+ * GEMM, reference: the naive triple loop, kept forever as the yardstick the
+ * fast gemm() is tested against. Each C element is accumulated in double,
+ * k = 0..K-1 in order, then rounded once to float (so it is slightly more
+ * accurate than any float GEMM, not bitwise equal to one). */
+
+void gemm_ref(int transA, int transB, size_t M, size_t N, size_t K,
+              const float *A, size_t lda, const float *B, size_t ldb,
+              float beta, float *C, size_t ldc)
+{
+    for (size_t i = 0; i < M; i++)
+        for (size_t j = 0; j < N; j++) {
+            double s = 0.0;
+            for (size_t p = 0; p < K; p++) {
+                float a = transA ? A[p * lda + i] : A[i * lda + p];
+                float b = transB ? B[j * ldb + p] : B[p * ldb + j];
+                s += (double)a * (double)b;
+            }
+            float *c = &C[i * ldc + j];
+            *c = beta != 0.0f ? (float)((double)*c + s) : (float)s;
+        }
+}
+
+/* ==========================================================================
+ * GEMM, fast: cache-blocked and register-tiled (after BLIS / GotoBLAS), in
+ * plain C that gcc -O3 -march=native turns into AVX-512 FMAs. The same
+ * machinery computes convolutions (conv2d below) without an im2col copy.
+ *
+ *   C is cut into tiles of mc x nc (about GEMM_MC x GEMM_NC); each tile is
+ *   one task for one thread. For each depth block of at most GEMM_KC (in
+ *   order):
+ *     pack op(B)[block, tile columns] into Bp: slivers of GEMM_NR columns,
+ *       each stored [kc][NR] (columns past N zero), so that the kernel
+ *       reads B with unit stride;
+ *     for each sliver of GEMM_MR rows of op(A), and each sliver of Bp:
+ *       micro-kernel: acc[MR][NR] = sum_p op(A)[i, p] * Bp[p][j], p in
+ *       order, then C += acc (C = acc for the first block when beta = 0).
+ *   A is not packed: the kernel broadcasts op(A)[i, p] straight from memory,
+ *   walking A's rows (or A^T's columns, or a convolution's input pixels)
+ *   with a fixed stride. Only a sliver that has no such layout (the last
+ *   one, of fewer than MR rows; a conv sliver that wraps to the next output
+ *   row) is copied, zero-padded, into a small buffer.
+ *
+ * Every C element is therefore summed the same way whatever the tile sizes,
+ * the thread count and M: depth blocks in order, within a block p in order
+ * into an accumulator starting at 0. So results are bitwise identical for
+ * any number of threads, and a row of C does not depend on which other rows
+ * are computed with it (an image's features do not depend on its batch).
+ *
+ * Multiply-add: fmaf (one rounding) where the C library says it is fast
+ * (FP_FAST_FMAF, e.g. -march=native on x86-64), a*b+c otherwise; the
+ * project builds with -std=c11, where gcc never fuses a*b+c by itself.
+ *
+ * Packing memory: one buffer per thread (GEMM_PACK_FLOATS floats, ~1 MiB),
+ * allocated on first use in that thread and kept for the life of the thread
+ * (_Thread_local), so gemm() does not allocate per call. Should that
+ * allocation fail, gemm() falls back to gemm_ref (slow, never wrong).
+ *
+ * The block sizes may be overridden at compile time (-DGEMM_KC=...) when
+ * porting; MR x NR should fill most of the vector registers. */
+
+#ifndef GEMM_MR
+#define GEMM_MR 14   /* register tile rows: 14 x 2 accumulator vectors = 28 zmm */
+#endif
+#ifndef GEMM_NR
+#define GEMM_NR 32   /* register tile columns: two 16-float vectors */
+#endif
+#ifndef GEMM_KC
+#define GEMM_KC 256  /* depth block: a B sliver (KC x NR, 32 KiB) fits in L1 */
+#endif
+#ifndef GEMM_MC
+#define GEMM_MC 252  /* tile rows (a multiple of MR) */
+#endif
+#ifndef GEMM_NC
+#define GEMM_NC 1024 /* tile columns (a multiple of NR): the B panel, 1 MiB, in L2 */
+#endif
+#define GEMM_PACK_FLOATS ((size_t)GEMM_KC * (GEMM_NC + GEMM_MR))
+
+#ifdef FP_FAST_FMAF
+#define MADD(a, b, c) fmaf(a, b, c)
+#else
+#define MADD(a, b, c) ((a) * (b) + (c))
+#endif
+
+/* gcc may prefer 256-bit vectors on some AVX-512 targets; the micro-kernel
+ * is written for 512 (NR = 32 = two vectors). */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__AVX512F__)
+#define KERNEL_ATTR __attribute__((target("prefer-vector-width=512")))
+#else
+#define KERNEL_ATTR
+#endif
+#if defined(__GNUC__)
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define ALWAYS_INLINE inline
+#endif
+
+/* The micro-kernel: acc[i][j] = sum_p a[i*rsa + p*csa] * b[p*NR + j] over
+ * p = 0..kc-1, then the full MR x NR tile C (+)= acc. The fixed-size loops
+ * over i and j are unrolled and vectorized by the compiler, and acc stays in
+ * registers. It is instantiated twice below with constant strides. (Partial
+ * tiles at the edges of C go through a scratch tile, see gemm_tile.) */
+static ALWAYS_INLINE void gemm_kernel(size_t kc, const float *restrict a, size_t rsa, size_t csa,
+                                      const float *restrict b, float *restrict c, size_t ldc, int accumulate)
+{
+    float acc[GEMM_MR][GEMM_NR] = {{0}};
+    for (size_t p = 0; p < kc; p++, a += csa, b += GEMM_NR)
+        for (int i = 0; i < GEMM_MR; i++)
+            for (int j = 0; j < GEMM_NR; j++) acc[i][j] = MADD(a[i * rsa], b[j], acc[i][j]);
+    if (accumulate)
+        for (int i = 0; i < GEMM_MR; i++)
+            for (int j = 0; j < GEMM_NR; j++) c[i * ldc + j] += acc[i][j];
+    else
+        for (int i = 0; i < GEMM_MR; i++)
+            for (int j = 0; j < GEMM_NR; j++) c[i * ldc + j] = acc[i][j];
+}
+
+/* op(A)[i, p] = a[i*lda + p]: rows of A, or input pixels of a convolution */
+KERNEL_ATTR static void gemm_kernel_arows(size_t kc, const float *a, size_t lda, const float *b, float *c,
+                                          size_t ldc, int accumulate)
+{
+    gemm_kernel(kc, a, lda, 1, b, c, ldc, accumulate);
+}
+
+/* op(A)[i, p] = a[p*lda + i]: A^T, or a packed sliver (lda = MR) */
+KERNEL_ATTR static void gemm_kernel_acols(size_t kc, const float *a, size_t lda, const float *b, float *c,
+                                          size_t ldc, int accumulate)
+{
+    gemm_kernel(kc, a, 1, lda, b, c, ldc, accumulate);
+}
+
+/* The operands of one blocked product C[M,N] (+)= op(A)[M,K] op(B)[K,N].
+ * op(A) is a matrix (conv == NULL) or the implicit im2col matrix of a
+ * convolution over an input already padded with zeros:
+ *   op(A)[(n*OH + oy)*OW + ox, (ky*KW + kx)*C + c] = x[n, oy*s + ky, ox*s + kx, c]
+ * For one ky the KW*C columns (kx, c) are contiguous in x, so depth blocks
+ * never straddle two values of ky (run = KW*C; run = K for a matrix). */
+typedef struct {
+    const float *x;            /* [N, Hp, Wp, C], zero-padded */
+    int Hp, Wp, C, KW, stride, OH, OW;
+} conv_geom;
+
+typedef struct {
+    size_t M, N, K, run;
+    int transA, transB;
+    const float *A, *B;
+    size_t lda, ldb;
+    const conv_geom *conv;
+    float beta;
+    float *C;
+    size_t ldc;
+} gemm_args;
+
+/* Where the sliver op(A)[i .. i+MR, p0 .. p0+kc) is: returns a pointer and
+ * sets *ld and *rows so that op(A)[i+r, p0+q] = ptr[r*ld + q] (rows) or
+ * ptr[q*ld + r] (!rows). A sliver of mr < MR rows, or one whose rows are not
+ * evenly spaced in memory, is copied into Ap ([kc][MR], zero rows past mr). */
+static const float *a_sliver(const gemm_args *g, size_t i, size_t mr, size_t p0, size_t kc, float *Ap,
+                             size_t *ld, int *rows)
+{
+    const conv_geom *cv = g->conv;
+    if (!cv) {
+        if (mr == GEMM_MR) {
+            *ld = g->lda, *rows = !g->transA;
+            return g->transA ? g->A + p0 * g->lda + i : g->A + i * g->lda + p0;
+        }
+        for (size_t p = 0; p < kc; p++)
+            for (size_t r = 0; r < GEMM_MR; r++)
+                Ap[p * GEMM_MR + r] = r >= mr ? 0.0f
+                                      : g->transA ? g->A[(p0 + p) * g->lda + i + r]
+                                                  : g->A[(i + r) * g->lda + p0 + p];
+        *ld = GEMM_MR, *rows = 0;
+        return Ap;
+    }
+    /* convolution: row i is output pixel (n, oy, ox); column p0 is (ky, q) */
+    const size_t ohw = (size_t)cv->OH * cv->OW, ky = p0 / g->run, q = p0 % g->run;
+    size_t n = i / ohw, oy = i % ohw / cv->OW, ox = i % cv->OW;
+#define PIXEL(n_, oy_, ox_) \
+    (cv->x + (((n_) * cv->Hp + (oy_) * cv->stride + ky) * cv->Wp + (ox_) * cv->stride) * cv->C + q)
+    if (mr == GEMM_MR && ox + GEMM_MR <= (size_t)cv->OW) { /* one output row: evenly spaced */
+        *ld = (size_t)cv->stride * cv->C, *rows = 1;
+        return PIXEL(n, oy, ox);
+    }
+    for (size_t r = 0; r < GEMM_MR; r++) {
+        if (r < mr) {
+            const float *src = PIXEL(n, oy, ox);
+            for (size_t p = 0; p < kc; p++) Ap[p * GEMM_MR + r] = src[p];
+            if (++ox == (size_t)cv->OW) { /* next pixel: the sliver may wrap rows and images */
+                ox = 0;
+                if (++oy == (size_t)cv->OH) oy = 0, n++;
+            }
+        } else {
+            for (size_t p = 0; p < kc; p++) Ap[p * GEMM_MR + r] = 0.0f;
+        }
+    }
+#undef PIXEL
+    *ld = GEMM_MR, *rows = 0;
+    return Ap;
+}
+
+/* Bp[NR slivers][kc][NR] = op(B)[p0 .. p0+kc, j0 .. j0+nc), columns past nc zero. */
+static void pack_b(int transB, const float *B, size_t ldb, size_t p0, size_t kc, size_t j0, size_t nc, float *Bp)
+{
+    for (size_t jr = 0; jr < nc; jr += GEMM_NR, Bp += kc * GEMM_NR) {
+        const size_t nr = nc - jr < GEMM_NR ? nc - jr : GEMM_NR;
+        if (!transB) { /* op(B)[p,j] = B[p,j]: NR contiguous floats per p */
+            const float *src = B + p0 * ldb + j0 + jr;
+            for (size_t p = 0; p < kc; p++, src += ldb) {
+                float *d = Bp + p * GEMM_NR;
+                for (size_t j = 0; j < nr; j++) d[j] = src[j];
+                for (size_t j = nr; j < GEMM_NR; j++) d[j] = 0.0f;
+            }
+        } else { /* op(B)[p,j] = B[j,p]: each column j contiguous in p */
+            for (size_t j = 0; j < GEMM_NR; j++) {
+                float *d = Bp + j;
+                if (j < nr) {
+                    const float *src = B + (j0 + jr + j) * ldb + p0;
+                    for (size_t p = 0; p < kc; p++) d[p * GEMM_NR] = src[p];
+                } else {
+                    for (size_t p = 0; p < kc; p++) d[p * GEMM_NR] = 0.0f;
+                }
+            }
+        }
+    }
+}
+
+/* This thread's packing buffer (GEMM_PACK_FLOATS), or NULL if it cannot be had. */
+static float *gemm_pack_buffer(void)
+{
+    static _Thread_local float *buf;
+    if (!buf) buf = alloc_array(GEMM_PACK_FLOATS, sizeof(float));
+    return buf;
+}
+
+/* One tile: C[i0 .. i0+mc, j0 .. j0+nc) of the product. Bp: the packing buffer. */
+static void gemm_tile(const gemm_args *g, size_t i0, size_t mc, size_t j0, size_t nc, float *Bp)
+{
+    float *Ap = Bp + (size_t)GEMM_KC * GEMM_NC; /* [KC][MR]: a copied sliver */
+    float tile[GEMM_MR * GEMM_NR];               /* a partial tile of C */
+    for (size_t p0 = 0; p0 < g->K;) {
+        const size_t left = g->run - p0 % g->run, kc = left < GEMM_KC ? left : GEMM_KC;
+        const int accumulate = p0 > 0 || g->beta != 0.0f;
+        pack_b(g->transB, g->B, g->ldb, p0, kc, j0, nc, Bp);
+        for (size_t ir = 0; ir < mc; ir += GEMM_MR) {
+            const size_t mr = mc - ir < GEMM_MR ? mc - ir : GEMM_MR, i = i0 + ir;
+            size_t la;
+            int rows;
+            const float *a = a_sliver(g, i, mr, p0, kc, Ap, &la, &rows);
+            for (size_t jr = 0; jr < nc; jr += GEMM_NR) {
+                const size_t nr = nc - jr < GEMM_NR ? nc - jr : GEMM_NR;
+                const float *b = Bp + jr * kc;
+                float *c = g->C + i * g->ldc + j0 + jr;
+                const int full = mr == GEMM_MR && nr == GEMM_NR;
+                float *ct = full ? c : tile; /* where the kernel writes */
+                const size_t ldt = full ? g->ldc : GEMM_NR;
+                const int acc_t = full ? accumulate : 0;
+                if (rows) gemm_kernel_arows(kc, a, la, b, ct, ldt, acc_t);
+                else gemm_kernel_acols(kc, a, la, b, ct, ldt, acc_t);
+                if (!full) /* C (+)= the tile's valid mr x nr part */
+                    for (size_t r = 0; r < mr; r++)
+                        for (size_t u = 0; u < nr; u++) {
+                            float *cc = c + r * g->ldc + u;
+                            *cc = accumulate ? *cc + tile[r * GEMM_NR + u] : tile[r * GEMM_NR + u];
+                        }
+            }
+        }
+        p0 += kc;
+    }
+}
+
+static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
+static size_t ceil_div(size_t x, size_t m) { return (x + m - 1) / m; }
+
+/* The product described by g, split into tiles over the threads. Returns -1
+ * (computing nothing) if a packing buffer cannot be allocated. */
+static int gemm_blocked(const gemm_args *g)
+{
+    const size_t M = g->M, N = g->N;
+    /* Tile sizes: GEMM_MC x GEMM_NC, made smaller (keeping multiples of
+     * MR and NR) until there are a few tiles per thread to balance. */
+    int threads = 1;
+#ifdef _OPENMP
+    if (!omp_in_parallel()) threads = omp_get_max_threads();
+#endif
+    size_t mc = GEMM_MC < round_up(M, GEMM_MR) ? GEMM_MC : round_up(M, GEMM_MR);
+    size_t nc = GEMM_NC < round_up(N, GEMM_NR) ? GEMM_NC : round_up(N, GEMM_NR);
+    while (threads > 1 && ceil_div(M, mc) * ceil_div(N, nc) < (size_t)threads * 3) {
+        if (nc >= 4 * GEMM_NR && nc >= mc) nc = round_up(nc / 2, GEMM_NR);
+        else if (mc >= 4 * GEMM_MR) mc = round_up(mc / 2, GEMM_MR);
+        else break;
+    }
+    const size_t tn = ceil_div(N, nc);
+    const long tiles = (long)(ceil_div(M, mc) * tn);
+    int failed = 0;
+    /* (threads only for more than ~0.4 MFLOP) */
+#pragma omp parallel if (threads > 1 && tiles > 1 && (double)M * N * g->K > 2e5) reduction(| : failed)
+    {
+        float *buf = gemm_pack_buffer();
+        if (!buf) failed = 1;
+#pragma omp for schedule(dynamic, 1)
+        for (long t = 0; t < tiles; t++) {
+            const size_t i0 = (size_t)t / tn * mc, j0 = (size_t)t % tn * nc;
+            if (buf) gemm_tile(g, i0, M - i0 < mc ? M - i0 : mc, j0, N - j0 < nc ? N - j0 : nc, buf);
+        }
+    }
+    return failed ? -1 : 0;
+}
+
+void gemm(int transA, int transB, size_t M, size_t N, size_t K,
+          const float *A, size_t lda, const float *B, size_t ldb,
+          float beta, float *C, size_t ldc)
+{
+    if (M == 0 || N == 0) return;
+    if (K == 0) { /* C = beta * C with beta 0 or 1 */
+        if (beta == 0.0f)
+            for (size_t i = 0; i < M; i++) memset(C + i * ldc, 0, N * sizeof(float));
+        return;
+    }
+    gemm_args g = {M, N, K, K, transA, transB, A, B, lda, ldb, NULL, beta, C, ldc};
+    if (gemm_blocked(&g)) gemm_ref(transA, transB, M, N, K, A, lda, B, ldb, beta, C, ldc);
+}
+
+/* ==========================================================================
+ * Convolution. y[N,OH,OW,Cout] = x[N,H,W,Cin] (*) w[KH,KW,Cin,Cout], zero
+ * padding pad_t/pad_b rows above/below and pad_l/pad_r columns left/right:
+ *   y[n,oy,ox,co] = sum_{ky,kx,ci} x[n, oy*s - pad_t + ky, ox*s - pad_l + kx, ci]
+ *                                  * w[ky,kx,ci,co]
+ * This is the GEMM  X[N*OH*OW, KH*KW*Cin] w[KH*KW*Cin, Cout]  with X the
+ * im2col matrix, X[(n*OH + oy)*OW + ox, (ky*KW + kx)*Cin + ci]. X is never
+ * built: the blocked GEMM reads its rows straight from the input (see
+ * conv_geom). A 1x1 stride-1 unpadded conv is a plain gemm on x itself.
+ * Padded convs first copy x into `work` with its zero border,
+ * [N, H + pad_t + pad_b, W + pad_l + pad_r, Cin]. */
+
+int conv_out_h(const conv_spec *s, int H) { return (H + s->pad_t + s->pad_b - s->kh) / s->stride + 1; }
+int conv_out_w(const conv_spec *s, int W) { return (W + s->pad_l + s->pad_r - s->kw) / s->stride + 1; }
+
+static int conv_is_padded(const conv_spec *s) { return s->pad_t || s->pad_l || s->pad_b || s->pad_r; }
+
+size_t conv2d_work_size(const conv_spec *s, int N, int H, int W, int Cin)
+{
+    if (!conv_is_padded(s)) return 0;
+    return (size_t)N * (H + s->pad_t + s->pad_b) * (W + s->pad_l + s->pad_r) * Cin;
+}
+
+/* xp[N, Hp, Wp, C] = x with pad_t/pad_b zero rows and pad_l/pad_r zero columns */
+static void pad_input(const float *x, int N, int H, int W, int C, const conv_spec *s, float *xp)
+{
+    const int Hp = H + s->pad_t + s->pad_b, Wp = W + s->pad_l + s->pad_r;
+    const size_t row = (size_t)Wp * C;
+    const long rows = (long)N * Hp;
+#pragma omp parallel for schedule(static) if ((size_t)rows * row >= 65536)
+    for (long r = 0; r < rows; r++) {
+        const int n = (int)(r / Hp), py = (int)(r % Hp), iy = py - s->pad_t;
+        float *d = xp + (size_t)r * row;
+        if (iy < 0 || iy >= H) {
+            memset(d, 0, row * sizeof(float));
+            continue;
+        }
+        memset(d, 0, (size_t)s->pad_l * C * sizeof(float));
+        memcpy(d + (size_t)s->pad_l * C, x + ((size_t)n * H + iy) * W * C, (size_t)W * C * sizeof(float));
+        memset(d + (size_t)(s->pad_l + W) * C, 0, (size_t)s->pad_r * C * sizeof(float));
+    }
+}
+
+void conv2d(const float *x, int N, int H, int W, int Cin,
+            const float *w, int Cout, const conv_spec *s, float *y, float *work)
+{
+    const int OH = conv_out_h(s, H), OW = conv_out_w(s, W);
+    const size_t M = (size_t)N * OH * OW, K = (size_t)s->kh * s->kw * Cin;
+    if (M == 0 || Cout == 0) return;
+    if (s->kh == 1 && s->kw == 1 && s->stride == 1 && !conv_is_padded(s)) {
+        gemm(0, 0, M, (size_t)Cout, (size_t)Cin, x, (size_t)Cin, w, (size_t)Cout, 0.0f, y, (size_t)Cout);
+        return;
+    }
+    const float *xp = x;
+    if (conv_is_padded(s)) {
+        pad_input(x, N, H, W, Cin, s, work);
+        xp = work;
+    }
+    conv_geom cv = {xp, H + s->pad_t + s->pad_b, W + s->pad_l + s->pad_r, Cin, s->kw, s->stride, OH, OW};
+    gemm_args g = {M, (size_t)Cout, K, (size_t)s->kw * Cin, 0, 0, NULL, w, 0, (size_t)Cout, &cv, 0.0f, y,
+                   (size_t)Cout};
+    if (gemm_blocked(&g)) conv2d_ref(x, N, H, W, Cin, w, Cout, s, y);
+}
+
+/* Reference: the definition above, literally, accumulated in double. */
+void conv2d_ref(const float *x, int N, int H, int W, int Cin,
+                const float *w, int Cout, const conv_spec *s, float *y)
+{
+    const int OH = conv_out_h(s, H), OW = conv_out_w(s, W);
+    for (int n = 0; n < N; n++)
+        for (int oy = 0; oy < OH; oy++)
+            for (int ox = 0; ox < OW; ox++)
+                for (int co = 0; co < Cout; co++) {
+                    double acc = 0.0;
+                    for (int ky = 0; ky < s->kh; ky++) {
+                        int iy = oy * s->stride - s->pad_t + ky;
+                        if (iy < 0 || iy >= H) continue;
+                        for (int kx = 0; kx < s->kw; kx++) {
+                            int ix = ox * s->stride - s->pad_l + kx;
+                            if (ix < 0 || ix >= W) continue;
+                            const float *xp = x + (((size_t)n * H + iy) * W + ix) * Cin;
+                            const float *wp = w + ((size_t)ky * s->kw + kx) * Cin * Cout + co;
+                            for (int ci = 0; ci < Cin; ci++) acc += (double)xp[ci] * wp[(size_t)ci * Cout];
+                        }
+                    }
+                    y[(((size_t)n * OH + oy) * OW + ox) * Cout + co] = (float)acc;
+                }
+}
+
+/* ==========================================================================
+ * Elementwise and per-channel ops. Each output element depends on its own
+ * input only, so the loops split over threads freely. */
+
+#define PAR_MIN 65536 /* elements below which threads cost more than they save */
+
+void bn_fold(const float *gamma, const float *beta, const float *mean, const float *var,
+             float eps, int C, float *scale, float *shift)
+{
+    for (int c = 0; c < C; c++) {
+        scale[c] = gamma[c] / sqrtf(var[c] + eps);
+        shift[c] = beta[c] - mean[c] * scale[c];
+    }
+}
+
+void scale_shift(float *x, size_t rows, int C, const float *scale, const float *shift, int relu_after)
+{
+    const long rl = (long)rows;
+#pragma omp parallel for schedule(static) if (rows * (size_t)C >= PAR_MIN)
+    for (long r = 0; r < rl; r++) {
+        float *xr = x + (size_t)r * C;
+        if (relu_after)
+            for (int c = 0; c < C; c++) {
+                float v = xr[c] * scale[c] + shift[c];
+                xr[c] = v > 0.0f ? v : 0.0f;
+            }
+        else
+            for (int c = 0; c < C; c++) xr[c] = xr[c] * scale[c] + shift[c];
+    }
+}
+
+void relu(float *x, size_t n)
+{
+    const long nl = (long)n;
+#pragma omp parallel for schedule(static) if (n >= PAR_MIN)
+    for (long i = 0; i < nl; i++) x[i] = x[i] > 0.0f ? x[i] : 0.0f;
+}
+
+void add_inplace(float *y, const float *x, size_t n)
+{
+    const long nl = (long)n;
+#pragma omp parallel for schedule(static) if (n >= PAR_MIN)
+    for (long i = 0; i < nl; i++) y[i] += x[i];
+}
+
+void add_bias(float *y, size_t rows, int C, const float *b)
+{
+    const long rl = (long)rows;
+#pragma omp parallel for schedule(static) if (rows * (size_t)C >= PAR_MIN)
+    for (long r = 0; r < rl; r++) {
+        float *yr = y + (size_t)r * C;
+        for (int c = 0; c < C; c++) yr[c] += b[c];
+    }
+}
+
+/* ==========================================================================
+ * Pooling */
+
+/* PyTorch MaxPool2d (ceil_mode = false): window of output (oy, ox) covers
+ * input rows oy*stride - pad .. + k - 1 (same for columns); cells outside
+ * the image are skipped, never counted as zeros. */
+void maxpool2d(const float *x, int N, int H, int W, int C, int k, int stride, int pad, float *y)
+{
+    const int OH = (H + 2 * pad - k) / stride + 1, OW = (W + 2 * pad - k) / stride + 1;
+    const long rows = (long)N * OH;
+#pragma omp parallel for schedule(static) if ((size_t)rows * OW * C >= PAR_MIN / 4)
+    for (long r = 0; r < rows; r++) {
+        const int n = (int)(r / OH), oy = (int)(r % OH);
+        for (int ox = 0; ox < OW; ox++) {
+            float *yp = y + ((size_t)r * OW + ox) * C;
+            for (int c = 0; c < C; c++) yp[c] = -INFINITY;
+            for (int ky = 0; ky < k; ky++) {
+                int iy = oy * stride - pad + ky;
+                if (iy < 0 || iy >= H) continue;
+                for (int kx = 0; kx < k; kx++) {
+                    int ix = ox * stride - pad + kx;
+                    if (ix < 0 || ix >= W) continue;
+                    const float *xp = x + (((size_t)n * H + iy) * W + ix) * C;
+                    for (int c = 0; c < C; c++) yp[c] = xp[c] > yp[c] ? xp[c] : yp[c];
+                }
+            }
+        }
+    }
+}
+
+/* Mean over positions: per channel, a double sum over p = 0..HW-1 in order,
+ * divided by HW, rounded once to float. */
+void global_avgpool(const float *x, int N, int HW, int C, float *y)
+{
+#pragma omp parallel for schedule(static) if ((size_t)N * HW * C >= PAR_MIN)
+    for (int n = 0; n < N; n++) {
+        const float *xn = x + (size_t)n * HW * C;
+        for (int c = 0; c < C; c++) {
+            double s = 0.0;
+            for (int p = 0; p < HW; p++) s += xn[(size_t)p * C + c];
+            y[(size_t)n * C + c] = (float)(s / HW);
+        }
+    }
+}
+
+/* ==========================================================================
+ * Transformer pieces */
+
+/* Per row: mean and biased variance (two passes, in double), then
+ * y = (x - mean) * rstd * gamma + beta in float, rstd = 1 / sqrt(var + eps). */
+void layernorm(const float *x, size_t rows, int C, const float *gamma, const float *beta,
+               float eps, float *y)
+{
+    const long rl = (long)rows;
+#pragma omp parallel for schedule(static) if (rows * (size_t)C >= PAR_MIN)
+    for (long r = 0; r < rl; r++) {
+        const float *xr = x + (size_t)r * C;
+        float *yr = y + (size_t)r * C;
+        double s = 0.0;
+        for (int c = 0; c < C; c++) s += xr[c];
+        const double mean = s / C;
+        double v = 0.0;
+        for (int c = 0; c < C; c++) {
+            double d = xr[c] - mean;
+            v += d * d;
+        }
+        const float m = (float)mean, rstd = (float)(1.0 / sqrt(v / C + (double)eps));
+        for (int c = 0; c < C; c++) yr[c] = (xr[c] - m) * rstd * gamma[c] + beta[c];
+    }
+}
+
+void gelu_erf(float *x, size_t n)
+{
+    const long nl = (long)n;
+#pragma omp parallel for schedule(static) if (n >= PAR_MIN / 8)
+    for (long i = 0; i < nl; i++) x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
+}
+
+void gelu_tanh(float *x, size_t n)
+{
+    const float k0 = 0.79788456080286536f; /* sqrt(2 / pi) */
+    const long nl = (long)n;
+#pragma omp parallel for schedule(static) if (n >= PAR_MIN / 8)
+    for (long i = 0; i < nl; i++) {
+        const float v = x[i];
+        x[i] = 0.5f * v * (1.0f + tanhf(k0 * (v + 0.044715f * v * v * v)));
+    }
+}
+
+void tanh_inplace(float *x, size_t n)
+{
+    const long nl = (long)n;
+#pragma omp parallel for schedule(static) if (n >= PAR_MIN / 8)
+    for (long i = 0; i < nl; i++) x[i] = tanhf(x[i]);
+}
+
+/* One row: e_j = exp(x_j - max x), sum in double in order, x_j = e_j / sum. */
+static void softmax_row(float *x, size_t cols)
+{
+    float mx = -INFINITY;
+    for (size_t j = 0; j < cols; j++) mx = x[j] > mx ? x[j] : mx;
+    double s = 0.0;
+    for (size_t j = 0; j < cols; j++) {
+        x[j] = expf(x[j] - mx);
+        s += x[j];
+    }
+    const float inv = (float)(1.0 / s);
+    for (size_t j = 0; j < cols; j++) x[j] *= inv;
+}
+
+void softmax_rows(float *x, size_t rows, size_t cols)
+{
+    const long rl = (long)rows;
+#pragma omp parallel for schedule(static) if (rows * cols >= PAR_MIN / 8)
+    for (long r = 0; r < rl; r++) softmax_row(x + (size_t)r * cols, cols);
+}
+
+/* Attention. qkv[N,T,3C] rows are [q(C) | k(C) | v(C)] (the torchvision /
+ * timm order); head h owns columns h*dh .. (h+1)*dh - 1 of each, dh = C/heads.
+ * Per image n and head h:
+ *   S[T,T] = q_h k_h^T * (1/sqrt(dh))     gemm, then a scale
+ *   P = softmax over each row (keys)      softmax_row
+ *   out_h[T,dh] = P v_h                   gemm into out's columns of head h
+ * The (n, h) pairs are independent and split over threads; each owns its
+ * T*T slice of work, and the gemm calls inside run single-threaded (nested
+ * parallel regions are off), so the result does not depend on threads. */
+size_t attention_work_size(int N, int T, int heads)
+{
+    return (size_t)N * heads * T * T;
+}
+
+void attention(const float *qkv, int N, int T, int C, int heads, float *out, float *work)
+{
+    const int dh = C / heads;
+    const size_t ld = (size_t)3 * C, TT = (size_t)T * T;
+    const float scale = 1.0f / sqrtf((float)dh);
+    const long pairs = (long)N * heads;
+#pragma omp parallel for schedule(dynamic, 1)
+    for (long p = 0; p < pairs; p++) {
+        const int n = (int)(p / heads), h = (int)(p % heads);
+        const float *q = qkv + (size_t)n * T * ld + (size_t)h * dh;   /* [T, dh], row stride 3C */
+        const float *k = q + C, *v = q + 2 * (size_t)C;
+        float *S = work + (size_t)p * TT;                              /* [T, T] */
+        gemm(0, 1, (size_t)T, (size_t)T, (size_t)dh, q, ld, k, ld, 0.0f, S, (size_t)T);
+        for (size_t i = 0; i < TT; i++) S[i] *= scale;
+        for (int t = 0; t < T; t++) softmax_row(S + (size_t)t * T, (size_t)T);
+        gemm(0, 0, (size_t)T, (size_t)dh, (size_t)T, S, (size_t)T, v, ld, 0.0f,
+             out + (size_t)n * T * C + (size_t)h * dh, (size_t)C);
+    }
+}
+
+/* ==========================================================================
+ * Image preprocessing: TF1 legacy bilinear resize
+ * (tf.compat.v1.image.resize_bilinear, align_corners = false,
+ * half_pixel_centers = false). All arithmetic in float, as TF does:
+ *   scale = (float)in / out
+ *   src   = dst * scale          y0 = floor(src), y1 = min(y0 + 1, in - 1)
+ *   ly    = src - y0              (same for x: x0, x1, lx)
+ *   top    = a + (b - a) * lx     a = img[y0,x0], b = img[y0,x1]
+ *   bottom = c + (d - c) * lx     c = img[y1,x0], d = img[y1,x1]
+ *   out    = top + (bottom - top) * ly
+ * (TF takes x1 = min(ceil(src), in - 1); it differs from y0 + 1 only when
+ * src is whole, and then the weight ly or lx is 0, so the result is equal.)
+ * A grayscale image (Cin 1) is tiled to the 3 output channels. */
+void resize_bilinear_tf1(const uint8_t *img, int H, int W, int Cin, int S, float *out)
+{
+    const float sy = (float)H / (float)S, sx = (float)W / (float)S;
+    for (int oy = 0; oy < S; oy++) {
+        const float fy = (float)oy * sy;
+        int y0 = (int)floorf(fy);
+        if (y0 > H - 1) y0 = H - 1;
+        const int y1 = y0 + 1 < H ? y0 + 1 : H - 1;
+        const float ly = fy - (float)y0;
+        for (int ox = 0; ox < S; ox++) {
+            const float fx = (float)ox * sx;
+            int x0 = (int)floorf(fx);
+            if (x0 > W - 1) x0 = W - 1;
+            const int x1 = x0 + 1 < W ? x0 + 1 : W - 1;
+            const float lx = fx - (float)x0;
+            float *o = out + ((size_t)oy * S + ox) * 3;
+            for (int c = 0; c < Cin; c++) {
+                const float a = img[((size_t)y0 * W + x0) * Cin + c], b = img[((size_t)y0 * W + x1) * Cin + c];
+                const float cc = img[((size_t)y1 * W + x0) * Cin + c], d = img[((size_t)y1 * W + x1) * Cin + c];
+                const float top = a + (b - a) * lx, bottom = cc + (d - cc) * lx;
+                o[c] = top + (bottom - top) * ly;
+            }
+            if (Cin == 1) o[1] = o[2] = o[0];
+        }
+    }
+}

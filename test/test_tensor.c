@@ -1,0 +1,487 @@
+/* test/test_tensor.c: every kernel of tensor.h against an independent
+ * reference. GEMM and conv against gemm_ref / conv2d_ref (double
+ * accumulation; conv2d_ref itself against a hand-computed case); the other
+ * kernels against naive double-precision versions written here. Odd sizes,
+ * all transposes, strides, asymmetric padding; and, with OpenMP, bitwise
+ * identity of the outputs for 1 and 2 threads.
+ *
+ * Tolerances (relative to the reference tensor's max magnitude, see
+ * check_close): 1e-5 for GEMM / conv / attention / LayerNorm / resize
+ * (float accumulation vs double), 1e-6 for the pointwise functions, 1e-4
+ * for resize against a reference whose source coordinate src = dst * in / out
+ * is in double (the float one is off by up to ~in * 6e-8 pixels, times a
+ * slope of up to 255 per pixel), exact
+ * (bitwise) for max pooling, ReLU and the thread-invariance checks. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "tensor.h"
+#include "util.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+static rng_t rng;
+
+static float *rand_array(size_t n, float lo, float hi)
+{
+    float *a = alloc_array(n ? n : 1, sizeof(float));
+    if (!a) {
+        fprintf(stderr, "test_tensor: %s\n", last_error());
+        exit(2);
+    }
+    for (size_t i = 0; i < n; i++) a[i] = lo + (hi - lo) * (float)rng_uniform(&rng);
+    return a;
+}
+
+#ifdef _OPENMP
+static void set_threads(int n) { omp_set_num_threads(n); }
+#endif
+
+/* ==========================================================================
+ * GEMM */
+
+/* One case: compare gemm against gemm_ref, with padded leading dimensions
+ * (pad extra columns per row), NaN in C when beta = 0 (must be ignored) and
+ * a sentinel in C's padding columns (must stay untouched). */
+static void test_gemm_case(int ta, int tb, size_t M, size_t N, size_t K, size_t pad, float beta)
+{
+    size_t lda = (ta ? M : K) + pad, ldb = (tb ? K : N) + pad, ldc = N + pad;
+    size_t arows = ta ? K : M, brows = tb ? N : K;
+    float *A = rand_array(arows * lda, -1, 1), *B = rand_array(brows * ldb, -1, 1);
+    float *C = rand_array(M * ldc, -1, 1), *R = alloc_array(M * ldc + 1, sizeof(float));
+    for (size_t i = 0; i < M; i++)
+        for (size_t j = 0; j < ldc; j++)
+            if (j >= N) C[i * ldc + j] = 12345.0f;
+            else if (beta == 0.0f) C[i * ldc + j] = NAN;
+    memcpy(R, C, M * ldc * sizeof(float));
+    gemm(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
+    gemm_ref(ta, tb, M, N, K, A, lda, B, ldb, beta, R, ldc);
+    char name[128];
+    snprintf(name, sizeof name, "gemm tA=%d tB=%d M=%zu N=%zu K=%zu pad=%zu beta=%g", ta, tb, M, N, K, pad,
+             (double)beta);
+    check_close(name, C, R, M * ldc, 1e-5); /* includes the padding columns: 12345 both */
+    free_array(A), free_array(B), free_array(C), free_array(R);
+}
+
+static void test_gemm(void)
+{
+    static const size_t shapes[][3] = {
+        {1, 1, 1}, {0, 5, 3}, {5, 0, 3}, {4, 6, 0}, {1, 17, 9}, {13, 1, 7}, {7, 13, 5}, {33, 65, 17},
+        {100, 37, 129}, {31, 97, 300}, {65, 130, 520},
+    };
+    const size_t nshapes = sizeof shapes / sizeof shapes[0];
+    for (size_t s = 0; s < nshapes; s++)
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++) {
+                size_t M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+                test_gemm_case(ta, tb, M, N, K, (s % 3) * 3, (s + ta + tb) % 2 ? 1.0f : 0.0f);
+            }
+    /* the block edges of a packed GEMM: K past a KC block, N past an NC panel */
+    test_gemm_case(0, 0, 37, 4200, 700, 1, 0.0f);
+    test_gemm_case(1, 1, 300, 333, 1100, 0, 1.0f);
+    test_gemm_case(0, 1, 600, 50, 257, 2, 1.0f);
+    /* batch invariance: rows 37..59 of a product computed alone are bitwise
+     * the same rows of the whole product (an image's features must not
+     * depend on the other images in its batch) */
+    for (int ta = 0; ta < 2; ta++) {
+        size_t M = 100, N = 70, K = 600, r0 = 37, rn = 23;
+        float *A = rand_array(M * K, -1, 1), *B = rand_array(K * N, -1, 1);
+        float *C = rand_array(M * N, -1, 1), *Cs = rand_array(rn * N, -1, 1);
+        gemm(ta, 0, M, N, K, A, ta ? M : K, B, N, 0.0f, C, N);
+        gemm(ta, 0, rn, N, K, ta ? A + r0 : A + r0 * K, ta ? M : K, B, N, 0.0f, Cs, N);
+        check_same(ta ? "gemm rows of a batch = the batch's rows (tA=1)" : "gemm rows of a batch = the batch's rows",
+                   C + r0 * N, Cs, rn * N);
+        free_array(A), free_array(B), free_array(C), free_array(Cs);
+    }
+    /* known values: [1 2; 3 4] [5 6; 7 8] = [19 22; 43 50] */
+    float a[4] = {1, 2, 3, 4}, b[4] = {5, 6, 7, 8}, c[4], want[4] = {19, 22, 43, 50};
+    gemm(0, 0, 2, 2, 2, a, 2, b, 2, 0.0f, c, 2);
+    check_same("gemm 2x2 known values", c, want, 4);
+    gemm_ref(0, 0, 2, 2, 2, a, 2, b, 2, 0.0f, c, 2);
+    check_same("gemm_ref 2x2 known values", c, want, 4);
+}
+
+/* ==========================================================================
+ * Convolution */
+
+typedef struct { int N, H, W, Cin, Cout; conv_spec s; } conv_case;
+
+static void test_conv_case(const conv_case *cc)
+{
+    const conv_spec *s = &cc->s;
+    int OH = conv_out_h(s, cc->H), OW = conv_out_w(s, cc->W);
+    size_t xn = (size_t)cc->N * cc->H * cc->W * cc->Cin, wn = (size_t)s->kh * s->kw * cc->Cin * cc->Cout;
+    size_t yn = (size_t)cc->N * OH * OW * cc->Cout, wk = conv2d_work_size(s, cc->N, cc->H, cc->W, cc->Cin);
+    float *x = rand_array(xn, -1, 1), *w = rand_array(wn, -1, 1);
+    float *y = rand_array(yn, -1, 1), *r = rand_array(yn, -1, 1);
+    float *work = wk ? malloc(wk * sizeof(float)) : NULL; /* exact size: sanitizer sees overruns */
+    conv2d(x, cc->N, cc->H, cc->W, cc->Cin, w, cc->Cout, s, y, work);
+    conv2d_ref(x, cc->N, cc->H, cc->W, cc->Cin, w, cc->Cout, s, r);
+    char name[160];
+    snprintf(name, sizeof name, "conv2d N=%d %dx%dx%d->%d k=%dx%d s=%d pad=t%d,l%d,b%d,r%d -> %dx%d work=%zu",
+             cc->N, cc->H, cc->W, cc->Cin, cc->Cout, s->kh, s->kw, s->stride, s->pad_t, s->pad_l, s->pad_b,
+             s->pad_r, OH, OW, wk);
+    check_close(name, y, r, yn, 1e-5);
+#ifdef _OPENMP
+    float *y1 = rand_array(yn, -1, 1);
+    set_threads(1);
+    conv2d(x, cc->N, cc->H, cc->W, cc->Cin, w, cc->Cout, s, y1, work);
+    set_threads(2);
+    conv2d(x, cc->N, cc->H, cc->W, cc->Cin, w, cc->Cout, s, y, work);
+    snprintf(name, sizeof name, "conv2d threads 1 vs 2, %dx%dx%d->%d k=%d s=%d", cc->H, cc->W, cc->Cin, cc->Cout,
+             s->kh, s->stride);
+    check_same(name, y1, y, yn);
+    free_array(y1);
+#endif
+    free(work);
+    free_array(x), free_array(w), free_array(y), free_array(r);
+}
+
+static void test_conv(void)
+{
+    /* conv2d_ref on a hand-computed case: 3x3 image 1..9, 2x2 kernel of ones,
+     * stride 1, pad bottom/right 1 -> 3x3 sums of 2x2 windows (zeros beyond) */
+    float x[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9}, w[4] = {1, 1, 1, 1}, y[9];
+    float want[9] = {12, 16, 9, 24, 28, 15, 15, 17, 9};
+    conv_spec hs = {2, 2, 1, 0, 0, 1, 1};
+    conv2d_ref(x, 1, 3, 3, 1, w, 1, &hs, y);
+    check_same("conv2d_ref hand-computed 3x3, 2x2 kernel, pad b/r", y, want, 9);
+
+    conv_spec s224 = {7, 7, 2, 3, 3, 3, 3}, same = {3, 3, 2, 0, 0, 1, 1};
+    check(conv_out_h(&s224, 224) == 112 && conv_out_w(&s224, 224) == 112 && conv_out_h(&same, 224) == 112 &&
+              conv_out_w(&same, 8) == 4,
+          "conv_out_h/w: 224 k7 s2 p3 -> 112, TF SAME k3 s2 (0,1) -> 112, 8 -> 4");
+    conv_spec plain = {1, 1, 1, 0, 0, 0, 0};
+    check(conv2d_work_size(&plain, 8, 56, 56, 256) == 0, "conv2d_work_size is 0 for a 1x1 stride-1 conv");
+
+    static const conv_case cases[] = {
+        {2, 5, 7, 8, 12, {1, 1, 1, 0, 0, 0, 0}},     /* 1x1: straight GEMM */
+        {2, 9, 8, 6, 10, {1, 1, 2, 0, 0, 0, 0}},     /* 1x1 strided: gather */
+        {1, 6, 6, 5, 3, {1, 1, 1, 1, 1, 1, 1}},      /* 1x1 padded */
+        {2, 7, 9, 5, 11, {3, 3, 1, 1, 1, 1, 1}},     /* 3x3 same */
+        {2, 9, 8, 4, 7, {3, 3, 2, 1, 1, 1, 1}},      /* 3x3 stride 2 */
+        {1, 8, 11, 3, 5, {3, 3, 2, 0, 0, 1, 1}},     /* TF SAME: pad bottom/right only */
+        {1, 10, 9, 3, 4, {3, 3, 2, 1, 0, 0, 2}},     /* every side different */
+        {1, 5, 6, 2, 3, {3, 1, 1, 1, 0, 1, 0}},      /* non-square kernel */
+        {2, 23, 19, 3, 16, {7, 7, 2, 3, 3, 3, 3}},   /* ResNet stem */
+        {1, 32, 48, 3, 8, {16, 16, 16, 0, 0, 0, 0}}, /* ViT patchify */
+        {2, 56, 56, 64, 16, {3, 3, 1, 1, 1, 1, 1}},  /* ResNet stage 1 (tiles, threads) */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) test_conv_case(&cases[i]);
+}
+
+/* ==========================================================================
+ * Elementwise and per-channel ops */
+
+static void test_elementwise(void)
+{
+    const int C = 13;
+    const size_t rows = 37, n = rows * C;
+    float *g = rand_array(C, 0.5f, 2), *b = rand_array(C, -1, 1), *m = rand_array(C, -1, 1);
+    float *v = rand_array(C, 0.1f, 3), *sc = rand_array(C, 0, 1), *sh = rand_array(C, 0, 1);
+    float want_sc[13], want_sh[13];
+    bn_fold(g, b, m, v, 1e-3f, C, sc, sh);
+    for (int c = 0; c < C; c++) {
+        double s = g[c] / sqrt((double)v[c] + 1e-3);
+        want_sc[c] = (float)s;
+        want_sh[c] = (float)(b[c] - m[c] * s);
+    }
+    check_close("bn_fold scale", sc, want_sc, C, 1e-6);
+    check_close("bn_fold shift", sh, want_sh, C, 1e-6);
+
+    float *x = rand_array(n, -2, 2), *y = rand_array(n, 0, 1), *want = rand_array(n, 0, 1);
+    for (int relu_after = 0; relu_after < 2; relu_after++) {
+        memcpy(y, x, n * sizeof(float));
+        scale_shift(y, rows, C, sc, sh, relu_after);
+        for (size_t i = 0; i < n; i++) {
+            double t = (double)x[i] * sc[i % C] + sh[i % C];
+            want[i] = (float)(relu_after && t < 0 ? 0 : t);
+        }
+        check_close(relu_after ? "scale_shift + relu" : "scale_shift", y, want, n, 1e-6);
+    }
+    memcpy(y, x, n * sizeof(float));
+    relu(y, n);
+    for (size_t i = 0; i < n; i++) want[i] = x[i] > 0 ? x[i] : 0.0f;
+    check_same("relu", y, want, n);
+
+    float *z = rand_array(n, -1, 1);
+    memcpy(y, x, n * sizeof(float));
+    add_inplace(y, z, n);
+    for (size_t i = 0; i < n; i++) want[i] = x[i] + z[i];
+    check_same("add_inplace", y, want, n);
+    memcpy(y, x, n * sizeof(float));
+    add_bias(y, rows, C, b);
+    for (size_t i = 0; i < n; i++) want[i] = x[i] + b[i % C];
+    check_same("add_bias", y, want, n);
+    free_array(g), free_array(b), free_array(m), free_array(v), free_array(sc), free_array(sh);
+    free_array(x), free_array(y), free_array(want), free_array(z);
+}
+
+/* ==========================================================================
+ * Pooling */
+
+static void maxpool_naive(const float *x, int N, int H, int W, int C, int k, int s, int pad, float *y)
+{
+    int OH = (H + 2 * pad - k) / s + 1, OW = (W + 2 * pad - k) / s + 1;
+    for (int n = 0; n < N; n++)
+        for (int oy = 0; oy < OH; oy++)
+            for (int ox = 0; ox < OW; ox++)
+                for (int c = 0; c < C; c++) {
+                    float mx = -INFINITY;
+                    for (int iy = oy * s - pad; iy < oy * s - pad + k; iy++)
+                        for (int ix = ox * s - pad; ix < ox * s - pad + k; ix++)
+                            if (iy >= 0 && iy < H && ix >= 0 && ix < W) {
+                                float t = x[(((size_t)n * H + iy) * W + ix) * C + c];
+                                if (t > mx) mx = t;
+                            }
+                    y[(((size_t)n * OH + oy) * OW + ox) * C + c] = mx;
+                }
+}
+
+static void test_pool(void)
+{
+    static const int cases[][7] = {/* N H W C k stride pad */
+                                   {2, 7, 7, 5, 3, 2, 1}, {1, 8, 9, 3, 3, 2, 1}, {2, 6, 5, 4, 2, 2, 0},
+                                   {1, 112, 112, 8, 3, 2, 1}, {1, 5, 5, 2, 3, 1, 1}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const int *c = cases[i];
+        int OH = (c[1] + 2 * c[6] - c[4]) / c[5] + 1, OW = (c[2] + 2 * c[6] - c[4]) / c[5] + 1;
+        size_t xn = (size_t)c[0] * c[1] * c[2] * c[3], yn = (size_t)c[0] * OH * OW * c[3];
+        /* all negative: padding counted as zero would show up as 0 */
+        float *x = rand_array(xn, -3, -0.5f), *y = rand_array(yn, 0, 1), *r = rand_array(yn, 0, 1);
+        maxpool2d(x, c[0], c[1], c[2], c[3], c[4], c[5], c[6], y);
+        maxpool_naive(x, c[0], c[1], c[2], c[3], c[4], c[5], c[6], r);
+        char name[96];
+        snprintf(name, sizeof name, "maxpool2d %dx%dx%d k=%d s=%d pad=%d (negative input)", c[1], c[2], c[3],
+                 c[4], c[5], c[6]);
+        check_same(name, y, r, yn);
+        free_array(x), free_array(y), free_array(r);
+    }
+    const int N = 3, HW = 49, C = 21;
+    float *x = rand_array((size_t)N * HW * C, -1, 3), *y = rand_array((size_t)N * C, 0, 1);
+    float *r = rand_array((size_t)N * C, 0, 1);
+    global_avgpool(x, N, HW, C, y);
+    for (int n = 0; n < N; n++)
+        for (int c = 0; c < C; c++) {
+            double s = 0;
+            for (int p = 0; p < HW; p++) s += x[((size_t)n * HW + p) * C + c];
+            r[n * C + c] = (float)(s / HW);
+        }
+    check_close("global_avgpool", y, r, (size_t)N * C, 1e-6);
+    free_array(x), free_array(y), free_array(r);
+}
+
+/* ==========================================================================
+ * Transformer pieces */
+
+static void test_transformer_pointwise(void)
+{
+    const int C = 77;
+    const size_t rows = 9, n = rows * C;
+    /* LayerNorm: rows with an offset of 3 and different spreads */
+    float *x = rand_array(n, -1, 1), *g = rand_array(C, 0.5f, 1.5f), *b = rand_array(C, -1, 1);
+    float *y = rand_array(n, 0, 1), *r = rand_array(n, 0, 1);
+    for (size_t i = 0; i < n; i++) x[i] = 3.0f + x[i] * (float)(1 + i / C);
+    layernorm(x, rows, C, g, b, 1e-6f, y);
+    for (size_t row = 0; row < rows; row++) {
+        const float *xr = x + row * C;
+        double mean = 0, var = 0;
+        for (int c = 0; c < C; c++) mean += xr[c];
+        mean /= C;
+        for (int c = 0; c < C; c++) var += (xr[c] - mean) * (xr[c] - mean);
+        var /= C;
+        for (int c = 0; c < C; c++) r[row * C + c] = (float)((xr[c] - mean) / sqrt(var + 1e-6) * g[c] + b[c]);
+    }
+    check_close("layernorm (biased variance, eps 1e-6)", y, r, n, 1e-5);
+
+    /* pointwise functions over [-6, 6] */
+    for (size_t i = 0; i < n; i++) x[i] = -6.0f + 12.0f * (float)i / (float)(n - 1);
+    memcpy(y, x, n * sizeof(float));
+    gelu_erf(y, n);
+    for (size_t i = 0; i < n; i++) r[i] = (float)(0.5 * x[i] * (1 + erf(x[i] / sqrt(2.0))));
+    check_close("gelu_erf", y, r, n, 1e-6);
+    memcpy(y, x, n * sizeof(float));
+    gelu_tanh(y, n);
+    for (size_t i = 0; i < n; i++) {
+        double t = x[i];
+        r[i] = (float)(0.5 * t * (1 + tanh(sqrt(2 / 3.14159265358979323846) * (t + 0.044715 * t * t * t))));
+    }
+    check_close("gelu_tanh", y, r, n, 1e-6);
+    memcpy(y, x, n * sizeof(float));
+    tanh_inplace(y, n);
+    for (size_t i = 0; i < n; i++) r[i] = (float)tanh((double)x[i]);
+    check_close("tanh_inplace", y, r, n, 1e-6);
+
+    /* softmax: random rows, one with a huge entry (overflows without the max) */
+    for (size_t i = 0; i < n; i++) x[i] = (float)(rng_uniform(&rng) * 20 - 10);
+    x[3 * C + 5] = 1000.0f;
+    memcpy(y, x, n * sizeof(float));
+    softmax_rows(y, rows, C);
+    for (size_t row = 0; row < rows; row++) {
+        const float *xr = x + row * C;
+        double mx = -INFINITY, s = 0;
+        for (int c = 0; c < C; c++) mx = xr[c] > mx ? xr[c] : mx;
+        for (int c = 0; c < C; c++) s += exp(xr[c] - mx);
+        for (int c = 0; c < C; c++) r[row * C + c] = (float)(exp(xr[c] - mx) / s);
+    }
+    check_close("softmax_rows (one row holds 1000)", y, r, n, 1e-6);
+    check(y[3 * C + 5] == 1.0f, "softmax_rows: the 1000 entry gets probability 1 (got %g)", (double)y[3 * C + 5]);
+    free_array(x), free_array(g), free_array(b), free_array(y), free_array(r);
+}
+
+/* out[n,t,h*dh + d] = sum_s softmax_s(q_t . k_s / sqrt(dh)) v_s[d], in double */
+static void attention_naive(const float *qkv, int N, int T, int C, int heads, float *out)
+{
+    int dh = C / heads;
+    double *p = malloc((size_t)T * sizeof(double));
+    for (int n = 0; n < N; n++)
+        for (int h = 0; h < heads; h++)
+            for (int t = 0; t < T; t++) {
+                const float *q = qkv + ((size_t)n * T + t) * 3 * C + h * dh;
+                double mx = -INFINITY, sum = 0;
+                for (int s = 0; s < T; s++) {
+                    const float *k = qkv + ((size_t)n * T + s) * 3 * C + C + h * dh;
+                    double d = 0;
+                    for (int i = 0; i < dh; i++) d += (double)q[i] * k[i];
+                    p[s] = d / sqrt((double)dh);
+                    if (p[s] > mx) mx = p[s];
+                }
+                for (int s = 0; s < T; s++) sum += (p[s] = exp(p[s] - mx));
+                for (int i = 0; i < dh; i++) {
+                    double o = 0;
+                    for (int s = 0; s < T; s++) o += p[s] / sum * qkv[((size_t)n * T + s) * 3 * C + 2 * C + h * dh + i];
+                    out[((size_t)n * T + t) * C + h * dh + i] = (float)o;
+                }
+            }
+    free(p);
+}
+
+static void test_attention(void)
+{
+    static const int cases[][4] = {{2, 7, 12, 3}, {1, 50, 64, 4}, {2, 65, 96, 6}, {1, 197, 48, 1}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int N = cases[i][0], T = cases[i][1], C = cases[i][2], heads = cases[i][3];
+        size_t on = (size_t)N * T * C, wk = attention_work_size(N, T, heads);
+        float *qkv = rand_array(on * 3, -2, 2), *y = rand_array(on, 0, 1), *r = rand_array(on, 0, 1);
+        float *work = malloc(wk * sizeof(float));
+        attention(qkv, N, T, C, heads, y, work);
+        attention_naive(qkv, N, T, C, heads, r);
+        char name[96];
+        snprintf(name, sizeof name, "attention N=%d T=%d C=%d heads=%d", N, T, C, heads);
+        check_close(name, y, r, on, 1e-5);
+#ifdef _OPENMP
+        float *y1 = rand_array(on, 0, 1);
+        set_threads(1);
+        attention(qkv, N, T, C, heads, y1, work);
+        set_threads(2);
+        attention(qkv, N, T, C, heads, y, work);
+        snprintf(name, sizeof name, "attention threads 1 vs 2, N=%d T=%d heads=%d", N, T, heads);
+        check_same(name, y1, y, on);
+        free_array(y1);
+#endif
+        free(work);
+        free_array(qkv), free_array(y), free_array(r);
+    }
+}
+
+/* ==========================================================================
+ * Resize */
+
+/* TF1 legacy bilinear with the source coordinate in double */
+static void resize_naive(const uint8_t *img, int H, int W, int Cin, int S, float *out)
+{
+    for (int oy = 0; oy < S; oy++)
+        for (int ox = 0; ox < S; ox++)
+            for (int c = 0; c < 3; c++) {
+                double fy = oy * (double)H / S, fx = ox * (double)W / S;
+                int y0 = (int)floor(fy), x0 = (int)floor(fx);
+                int y1 = y0 + 1 < H ? y0 + 1 : H - 1, x1 = x0 + 1 < W ? x0 + 1 : W - 1;
+                double ly = fy - y0, lx = fx - x0;
+                int ci = Cin == 1 ? 0 : c;
+#define PX(yy, xx) ((double)img[((size_t)(yy) * W + (xx)) * Cin + ci])
+                double top = PX(y0, x0) + (PX(y0, x1) - PX(y0, x0)) * lx;
+                double bot = PX(y1, x0) + (PX(y1, x1) - PX(y1, x0)) * lx;
+#undef PX
+                out[((size_t)oy * S + ox) * 3 + c] = (float)(top + (bot - top) * ly);
+            }
+}
+
+static void test_resize(void)
+{
+    /* hand-computed: 2x2 gray [0 30; 60 90] -> 3x3, scale 2/3:
+     * src = 0, 2/3, 4/3 -> (y0, y1, ly) = (0,1,0), (0,1,2/3), (1,1,1/3) */
+    const uint8_t img[4] = {0, 30, 60, 90};
+    float out[27], want[27];
+    const float w9[9] = {0, 20, 30, 40, 60, 70, 60, 80, 90};
+    for (int i = 0; i < 27; i++) want[i] = w9[i / 3];
+    resize_bilinear_tf1(img, 2, 2, 1, 3, out);
+    check_close("resize_bilinear_tf1 2x2 gray -> 3x3 (hand-computed, tiled to 3 channels)", out, want, 27, 1e-6);
+
+    static const int cases[][4] = {{37, 50, 3, 24}, {10, 7, 3, 32}, {224, 224, 3, 224}, {300, 200, 1, 224},
+                                   {5, 9, 1, 5}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int H = cases[i][0], W = cases[i][1], Cin = cases[i][2], S = cases[i][3];
+        size_t in_n = (size_t)H * W * Cin, on = (size_t)S * S * 3;
+        uint8_t *im = malloc(in_n);
+        for (size_t j = 0; j < in_n; j++) im[j] = (uint8_t)(rng_u64(&rng) & 255);
+        float *y = rand_array(on, 0, 1), *r = rand_array(on, 0, 1);
+        resize_bilinear_tf1(im, H, W, Cin, S, y);
+        resize_naive(im, H, W, Cin, S, r);
+        char name[96];
+        snprintf(name, sizeof name, "resize_bilinear_tf1 %dx%dx%d -> %d vs double reference", H, W, Cin, S);
+        check_close(name, y, r, on, 1e-4);
+        if (H == S && W == S) {
+            float *id = rand_array(on, 0, 1);
+            for (size_t j = 0; j < on; j++) id[j] = im[j];
+            check_same("resize_bilinear_tf1 to the same size is the identity", y, id, on);
+            free_array(id);
+        }
+        free(im), free_array(y), free_array(r);
+    }
+}
+
+/* ==========================================================================
+ * Thread invariance of gemm on shapes big enough to be split */
+
+static void test_gemm_threads(void)
+{
+#ifdef _OPENMP
+    static const size_t shapes[][5] = {/* tA tB M N K */
+                                       {0, 0, 301, 257, 300}, {1, 0, 200, 99, 513}, {0, 1, 77, 400, 64},
+                                       {1, 1, 150, 150, 150}, {0, 0, 3000, 64, 64}, {0, 0, 20, 3000, 70}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int ta = (int)shapes[s][0], tb = (int)shapes[s][1];
+        size_t M = shapes[s][2], N = shapes[s][3], K = shapes[s][4];
+        float *A = rand_array(M * K, -1, 1), *B = rand_array(K * N, -1, 1);
+        float *C1 = rand_array(M * N, -1, 1), *C2 = alloc_array(M * N, sizeof(float));
+        memcpy(C2, C1, M * N * sizeof(float));
+        set_threads(1);
+        gemm(ta, tb, M, N, K, A, ta ? M : K, B, tb ? K : N, 1.0f, C1, N);
+        set_threads(2);
+        gemm(ta, tb, M, N, K, A, ta ? M : K, B, tb ? K : N, 1.0f, C2, N);
+        char name[96];
+        snprintf(name, sizeof name, "gemm threads 1 vs 2, tA=%d tB=%d M=%zu N=%zu K=%zu", ta, tb, M, N, K);
+        check_same(name, C1, C2, M * N);
+        free_array(A), free_array(B), free_array(C1), free_array(C2);
+    }
+#endif
+}
+
+int main(void)
+{
+    rng_seed(&rng, 20220101);
+    test_gemm();
+    test_gemm_threads();
+    test_conv();
+    test_elementwise();
+    test_pool();
+    test_transformer_pointwise();
+    test_attention();
+    test_resize();
+    return check_done();
+}
