@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "util.h"
 #include "npy.h"
@@ -178,10 +179,174 @@ bad:
 /* ==========================================================================
  * h2t taps: every location of the backbone as <name>.npy */
 
+/* Where the tap callback writes: one streaming writer per location asked for. */
+typedef struct {
+    npy_writer *w;       /* [nloc]; w[i].f != NULL while open */
+    const int *want;     /* [nloc] 1 = write this location */
+    int failed;          /* a write failed (message in last_error) */
+} taps_ctx;
+
+static void taps_write(void *vctx, int loc, const float *x, int n)
+{
+    taps_ctx *c = vctx;
+    if (c->failed || !c->want[loc]) return;
+    if (npy_writer_rows(&c->w[loc], x, (size_t)n)) c->failed = 1;
+}
+
+/* want[i] = 1 for each location named in the comma list (or all). */
+static int taps_select(const model *m, const char *list, int *want)
+{
+    if (strcmp(list, "all") == 0) {
+        for (int i = 0; i < m->nloc; i++) want[i] = 1;
+        return 0;
+    }
+    for (const char *p = list;;) {
+        size_t len = strcspn(p, ",");
+        char name[LOCATION_NAME_MAX];
+        int i = -1;
+        if (len > 0 && len < sizeof name) {
+            memcpy(name, p, len);
+            name[len] = 0;
+            i = model_find_location(m, name);
+        }
+        if (i < 0) {
+            set_error("--taps: '%.*s' is not a location of %s (first %s, last %s; --taps all writes every one)",
+                      (int)len, p, m->dir, m->loc[0].name, m->loc[m->nloc - 1].name);
+            return -1;
+        }
+        want[i] = 1;
+        p += len;
+        if (!*p) return 0;
+        p++;
+    }
+}
+
 static int cmd_taps(int argc, char **argv)
 {
-    cli_error("taps", "not implemented yet");
-    return 1;
+    const char *cmd = "taps";
+    opt o[] = {
+        {"--model", "DIR", "model directory written by weights/export.py", NULL, 1, NULL},
+        {"--images", "X.npy", "uint8 images [n, H, W, 3], [n, H, W, 1] or [n, H, W] (any H, W)", NULL, 1, NULL},
+        {"--out", "DIR", "writes DIR/<location>.npy: conv maps [n, H, W, C], tokens [n, T, C], vectors [n, C]",
+         NULL, 1, NULL},
+        {"--batch", "N", "images per forward pass", "16", 0, NULL},
+        {"--taps", "LIST", "comma list of location names, or all", "all", 0, NULL},
+        {"--quiet", NULL, "no progress on stderr", NULL, 0, NULL},
+    };
+    const int no = (int)(sizeof o / sizeof o[0]);
+    int rc = opts_parse(cmd, "--model DIR --images X.npy --out DIR [flags]\n\n"
+                        "Runs the backbone on every image (resized and normalized as the model's config says)\n"
+                        "and writes each location (SPEC section 2, depth order) as DIR/<name>.npy, float32.",
+                        o, no, argc, argv);
+    if (rc) return rc > 0 ? 0 : 1;
+    long batch = 16;
+    if (opt_long(cmd, o, no, "--batch", 1, 65536, &batch)) return 1;
+    const char *ipath = opt_str(o, no, "--images"), *out = opt_str(o, no, "--out");
+    const int quiet = opt_flag(o, no, "--quiet");
+
+    model m;
+    memset(&m, 0, sizeof m);
+    npy_reader r;
+    memset(&r, 0, sizeof r);
+    npy_writer w[MODEL_MAX_LOCATIONS];
+    memset(w, 0, sizeof w);
+    int want[MODEL_MAX_LOCATIONS] = {0}, made_dir = 0, ret = 1, nwant = 0, closed = 0;
+    uint8_t *img = NULL;
+    float *x = NULL;
+    struct stat st;
+
+    /* ---- check everything before creating anything */
+    if (npy_open(ipath, &r)) goto fail;
+    if (r.file_dtype != NPY_U8) {
+        set_error("%s: expected uint8 images (|u1), found %s", ipath, npy_dtype_name(r.file_dtype));
+        goto fail;
+    }
+    if (!(r.ndim == 3 || (r.ndim == 4 && (r.shape[3] == 1 || r.shape[3] == 3))) || r.shape[0] < 1 ||
+        r.shape[1] < 1 || r.shape[2] < 1 || r.shape[1] > 65536 || r.shape[2] > 65536) {
+        char got[128] = "";
+        for (int d = 0; d < r.ndim; d++)
+            snprintf(got + strlen(got), sizeof got - strlen(got), "%s%zu", d ? ", " : "", r.shape[d]);
+        set_error("%s: expected images [n, H, W, 3], [n, H, W, 1] or [n, H, W] with n, H, W >= 1, found [%s]",
+                  ipath, got);
+        goto fail;
+    }
+    const size_t n = r.shape[0];
+    const int H = (int)r.shape[1], W = (int)r.shape[2], C = r.ndim == 4 ? (int)r.shape[3] : 1;
+    if (model_load(opt_str(o, no, "--model"), &m)) goto fail;
+    if (taps_select(&m, opt_str(o, no, "--taps"), want)) goto fail;
+    if ((size_t)batch > n) batch = (long)n;
+    if (model_prepare(&m, (int)batch)) goto fail;
+    const size_t S = (size_t)m.input_size;
+    if (!(img = alloc_array((size_t)batch, r.row_count)) ||
+        !(x = alloc_array((size_t)batch * S * S * 3, sizeof(float))))
+        goto fail;
+    if (stat(out, &st) == 0) {
+        if (!S_ISDIR(st.st_mode)) {
+            set_error("--out %s: exists and is not a directory", out);
+            goto fail;
+        }
+    } else if (mkdir(out, 0777) != 0) {
+        set_error("--out %s: cannot create the directory", out);
+        goto fail;
+    } else {
+        made_dir = 1;
+    }
+
+    /* ---- one streaming writer per location, [n, per-example shape] */
+    for (int i = 0; i < m.nloc; i++) {
+        if (!want[i]) continue;
+        char path[700];
+        size_t shape[4] = {n, 0, 0, 0};
+        for (int d = 0; d < m.loc[i].rank; d++) shape[d + 1] = (size_t)m.loc[i].dims[d];
+        snprintf(path, sizeof path, "%s/%s.npy", out, m.loc[i].name);
+        if (npy_writer_open(&w[i], path, NPY_F32, m.loc[i].rank + 1, shape)) goto fail;
+        nwant++;
+    }
+
+    /* ---- batches: read, preprocess, forward (the callback writes) */
+    taps_ctx ctx = {w, want, 0};
+    double t0 = now_seconds(), last = t0;
+    for (size_t i = 0; i < n; i += (size_t)batch) {
+        int b = (int)(n - i < (size_t)batch ? n - i : (size_t)batch);
+        if (npy_read_rows(&r, i, (size_t)b, NPY_U8, img)) goto fail;
+        model_preprocess(&m, img, b, H, W, C, x);
+        model_forward(&m, x, b, taps_write, &ctx);
+        if (ctx.failed) goto fail;
+        double t = now_seconds();
+        if (!quiet && (t - last > 2.0 || i + (size_t)b == n)) {
+            size_t done = i + (size_t)b;
+            fprintf(stderr, "taps: %zu/%zu images, %.1f img/s\n", done, n, (double)done / (t - t0));
+            last = t;
+        }
+    }
+    double secs = now_seconds() - t0;
+    for (int i = 0; i < m.nloc; i++) {
+        if (!want[i]) continue;
+        if (npy_writer_close(&w[i])) goto fail;
+        closed = i + 1;
+    }
+    printf("taps: %d locations of %zu images -> %s (%.2f s, %.1f img/s)\n", nwant, n, out, secs, (double)n / secs);
+    ret = 0;
+fail:
+    if (ret) {
+        cli_error(cmd, "%s", last_error());
+        for (int i = 0; i < m.nloc; i++) {
+            if (!want[i]) continue;
+            if (i < closed) { /* already renamed: take it back */
+                char path[700];
+                snprintf(path, sizeof path, "%s/%s.npy", out, m.loc[i].name);
+                remove(path);
+            } else {
+                npy_writer_abort(&w[i]);
+            }
+        }
+        if (made_dir) remove(out);
+    }
+    npy_close(&r);
+    model_free(&m);
+    free_array(img);
+    free_array(x);
+    return ret;
 }
 
 /* ==========================================================================
@@ -189,8 +354,119 @@ static int cmd_taps(int argc, char **argv)
 
 static int cmd_features(int argc, char **argv)
 {
-    cli_error("features", "not implemented yet");
+    const char *cmd = "features";
+    opt o[] = {
+        {"--model", "DIR", "model directory (config.txt + tensors, from weights/export.py)", NULL, 1, NULL},
+        {"--images", "X.npy", "images, uint8 [n, H, W, 3] (or 1 channel, or [n, H, W])", NULL, 1, NULL},
+        {"--target-size", "T[,T2..]", "target size(s) T of the pooling; several sizes share one backbone pass",
+         NULL, 1, NULL},
+        {"--out", "F.npy", "features float32 [n, D] + F.layout.tsv; several T: F.T<T>.npy + F.T<T>.layout.tsv",
+         NULL, 1, NULL},
+        {"--batch", "N", "images per backbone pass (memory grows with it, never with n)", "16", 0, NULL},
+        {"--taps", "LIST", "locations: a,b,c or 'all' (default: the official set), always in depth order", NULL,
+         0, NULL},
+        {"--select", "sel.npy", "only these features (int64 ascending indices into --layout's D), renormalized "
+         "per location over the selected ones; --out gets [n, k], no layout", NULL, 0, NULL},
+        {"--layout", "F.layout.tsv", "the layout --select refers to", NULL, 0, NULL},
+        {"--shard", "K/N", "only the K-th (0-based) of N contiguous slices of the images", NULL, 0, NULL},
+        {"--quiet", NULL, "no progress on stderr", NULL, 0, NULL},
+    };
+    const int no = (int)(sizeof o / sizeof o[0]);
+    int rc = opts_parse(cmd, "--model DIR --images X.npy --target-size T[,T2,...] --out F.npy [flags]", o, no,
+                        argc, argv);
+    if (rc) return rc > 0 ? 0 : 1;
+    feat_opts fo;
+    memset(&fo, 0, sizeof fo);
+    double ts[FEAT_MAX_TARGETS];
+    long batch = 16;
+    if (opt_list(cmd, o, no, "--target-size", 1, 1e9, ts, FEAT_MAX_TARGETS, &fo.ntarget) ||
+        opt_long(cmd, o, no, "--batch", 1, 4096, &batch))
+        return 1;
+    for (int i = 0; i < fo.ntarget; i++) {
+        if ((double)(long)ts[i] != ts[i]) {
+            cli_error(cmd, "--target-size: expected whole numbers, got %g", ts[i]);
+            return 1;
+        }
+        fo.target[i] = (long)ts[i];
+    }
+    fo.shard_k = 0;
+    fo.shard_n = 1;
+    const char *shard = opt_str(o, no, "--shard");
+    if (shard) {
+        char a[32], b[32];
+        const char *slash = strchr(shard, '/');
+        size_t la = slash ? (size_t)(slash - shard) : 0;
+        if (!slash || la == 0 || la >= sizeof a || strlen(slash + 1) >= sizeof b) goto bad_shard;
+        memcpy(a, shard, la);
+        a[la] = 0;
+        strcpy(b, slash + 1);
+        if (parse_long(a, &fo.shard_k) || parse_long(b, &fo.shard_n) || fo.shard_n < 1 || fo.shard_n > 1000000 ||
+            fo.shard_k < 0 || fo.shard_k >= fo.shard_n)
+            goto bad_shard;
+    }
+    fo.model_dir = opt_str(o, no, "--model");
+    fo.images = opt_str(o, no, "--images");
+    fo.out = opt_str(o, no, "--out");
+    fo.batch = (int)batch;
+    fo.taps = opt_str(o, no, "--taps");
+    fo.select = opt_str(o, no, "--select");
+    fo.layout = opt_str(o, no, "--layout");
+    fo.quiet = opt_flag(o, no, "--quiet");
+    if (features_run(&fo)) {
+        cli_error(cmd, "%s", last_error());
+        return 1;
+    }
+    return 0;
+bad_shard:
+    cli_error(cmd, "--shard: expected K/N with 0 <= K < N (K 0-based), got '%s'", shard);
     return 1;
+}
+
+/* ==========================================================================
+ * h2t join: shards of `h2t features` back into one file (features.c) */
+
+static int cmd_join(int argc, char **argv)
+{
+    const char *cmd = "join";
+    if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        printf("usage: h2t join --out F.npy SHARD0.npy SHARD1.npy ...\n\n"
+               "Concatenates feature files row-wise, in the order given (same dtype and columns required).\n"
+               "If the inputs have layouts (SHARD.layout.tsv beside SHARD.npy) they must be identical;\n"
+               "one is written beside the output as F.layout.tsv. Output via a temporary name + rename.\n");
+        return 0;
+    }
+    const char *out = NULL;
+    char **in = argv + 1;
+    int nin = 0;
+    /* --out anywhere; everything else is an input, in order */
+    for (int a = 1; a < argc; a++) {
+        if (strcmp(argv[a], "--out") == 0 || strncmp(argv[a], "--out=", 6) == 0) {
+            if (out) {
+                cli_error(cmd, "--out given twice");
+                return 1;
+            }
+            if (argv[a][5] == '=') out = argv[a] + 6;
+            else if (a + 1 < argc) out = argv[++a];
+            if (!out || !*out) {
+                cli_error(cmd, "--out needs a value (F.npy)");
+                return 1;
+            }
+        } else if (argv[a][0] == '-' && argv[a][1] == '-') {
+            cli_error(cmd, "unknown flag '%s' (see h2t join --help)", argv[a]);
+            return 1;
+        } else {
+            in[nin++] = argv[a];
+        }
+    }
+    if (!out || nin == 0) {
+        cli_error(cmd, "usage: h2t join --out F.npy SHARD0.npy SHARD1.npy ...");
+        return 1;
+    }
+    if (features_join(out, in, nin)) {
+        cli_error(cmd, "%s", last_error());
+        return 1;
+    }
+    return 0;
 }
 
 /* ==========================================================================
@@ -198,8 +474,86 @@ static int cmd_features(int argc, char **argv)
 
 static int cmd_score(int argc, char **argv)
 {
-    cli_error("score", "not implemented yet");
-    return 1;
+    const char *cmd = "score";
+    opt o[] = {
+        {"--features", "F.npy", "feature matrix [n, D] (float32 or float64 .npy)", NULL, 1, NULL},
+        {"--labels", "y.npy", "labels [n], integers in [0, K)", NULL, 1, NULL},
+        {"--lr", "X", "initial learning rate, cosine decay to 0", "0.01", 0, NULL},
+        {"--steps", "N", "Adam steps", "500", 0, NULL},
+        {"--coef", "X", "group-lasso coefficient", "1e-5", 0, NULL},
+        {"--batch", "N", "batch size (nominal; each pass ends with a partial batch)", "128", 0, NULL},
+        {"--seed", "N", "seed of the Glorot-uniform initial head", "0", 0, NULL},
+        {"--init", "W0.npy", "initial head [D, K] instead of Glorot (to compare runs step by step)", NULL, 0,
+         NULL},
+        {"--classes", "K", "number of classes (default: max label + 1)", NULL, 0, NULL},
+        {"--out", "DIR", "writes DIR/W.npy, b.npy, scores.npy, loss.tsv", NULL, 1, NULL},
+        {"--quiet", NULL, "no progress on stderr", NULL, 0, NULL},
+    };
+    const int no = (int)(sizeof o / sizeof o[0]);
+    int rc = opts_parse(cmd, "--features F.npy --labels y.npy --out DIR [flags]", o, no, argc, argv);
+    if (rc) return rc > 0 ? 0 : 1;
+    lasso_opts lo = {0.01, 500, 1e-5, PENALTY_GROUP, 128};
+    long batch = 128, seed = 0, classes = 0;
+    if (opt_double(cmd, o, no, "--lr", 1e-12, 1e6, &lo.lr) ||
+        opt_long(cmd, o, no, "--steps", 1, 1000000000L, &lo.steps) ||
+        opt_double(cmd, o, no, "--coef", 0, 1e6, &lo.coef) ||
+        opt_long(cmd, o, no, "--batch", 1, 1 << 20, &batch) ||
+        opt_long(cmd, o, no, "--seed", 0, 0x7fffffffL, &seed) ||
+        opt_long(cmd, o, no, "--classes", 1, 65536, &classes))
+        return 1;
+    lo.batch = (int)batch;
+    const char *fpath = opt_str(o, no, "--features"), *ipath = opt_str(o, no, "--init");
+    npy_array X = {0}, W0 = {0};
+    int *y = NULL, k = 0, ret = 1;
+    size_t *rows = NULL;
+    double *losses = NULL;
+    lasso_head h = {0};
+    if (npy_read(fpath, NPY_F32, &X)) goto fail;
+    if (X.ndim != 2 || X.shape[0] < 1 || X.shape[1] < 1) {
+        set_error("%s: expected a feature matrix [n, D], got %d dims", fpath, X.ndim);
+        goto fail;
+    }
+    size_t n = X.shape[0], d = X.shape[1];
+    if (lasso_read_labels(opt_str(o, no, "--labels"), n, &y, &k)) goto fail;
+    if (classes) {
+        if (classes < k) {
+            set_error("--classes %ld: the labels go up to %d", classes, k - 1);
+            goto fail;
+        }
+        k = (int)classes;
+    }
+    if (ipath) {
+        if (npy_read(ipath, NPY_F32, &W0)) goto fail;
+        if (W0.ndim != 2 || W0.shape[0] != d || W0.shape[1] != (size_t)k) {
+            set_error("%s: expected an initial head of shape [%zu, %d], got %d dims [%zu, %zu]", ipath, d, k,
+                      W0.ndim, W0.shape[0], W0.ndim > 1 ? W0.shape[1] : 0);
+            goto fail;
+        }
+    }
+    if (lasso_head_alloc(&h, d, k, lo.batch) || !(rows = alloc_array(n, sizeof(size_t))) ||
+        !(losses = alloc_array((size_t)lo.steps, sizeof(double))))
+        goto fail;
+    if (ipath) lasso_head_init_from(&h, d, W0.data);
+    else lasso_head_init_glorot(&h, d, (uint64_t)seed);
+    for (size_t i = 0; i < n; i++) rows[i] = i;
+    lasso_data data = {X.data, n, d, d, y, k};
+    double t0 = now_seconds();
+    if (lasso_train(&h, &data, rows, n, &lo, losses, opt_flag(o, no, "--quiet") ? NULL : "score")) goto fail;
+    double secs = now_seconds() - t0;
+    const char *out = opt_str(o, no, "--out");
+    if (lasso_write_score(out, &h, &lo, losses)) goto fail;
+    printf("score: n %zu, D %zu, K %d, %ld steps in %.2f s, loss %.6f -> %.6f; wrote %s/{W,b,scores}.npy, "
+           "loss.tsv\n", n, d, k, lo.steps, secs, losses[0], losses[lo.steps - 1], out);
+    ret = 0;
+fail:
+    if (ret) cli_error(cmd, "%s", last_error());
+    npy_free(&X);
+    npy_free(&W0);
+    free_array(y);
+    free_array(rows);
+    free_array(losses);
+    lasso_head_free(&h);
+    return ret;
 }
 
 /* ==========================================================================
@@ -207,8 +561,123 @@ static int cmd_score(int argc, char **argv)
 
 static int cmd_fit(int argc, char **argv)
 {
-    cli_error("fit", "not implemented yet");
-    return 1;
+    const char *cmd = "fit";
+    opt o[] = {
+        {"--features", "F.npy", "feature matrix [n, D] of the training examples", NULL, 1, NULL},
+        {"--labels", "y.npy", "labels [n], integers in [0, K)", NULL, 1, NULL},
+        {"--layout", "F.layout.tsv", "locations of the features (head2toe and linear need it)", NULL, 0,
+         NULL},
+        {"--method", "M", "head2toe | linear | all-l1 | all-l2 | all-l21", "head2toe", 0, NULL},
+        {"--lr", "LIST", "learning rates (comma list)", "0.1,0.01", 0, NULL},
+        {"--steps", "LIST", "Adam steps (comma list)", "500,5000", 0, NULL},
+        {"--coef", "LIST", "penalty coefficients (default 1e-3,1e-5; all-*: 1e-5,1e-4,1e-3)", NULL, 0, NULL},
+        {"--fraction", "LIST", "fractions F of features kept (head2toe)",
+         "0.0005,0.001,0.002,0.005,0.01,0.02,0.05,0.1", 0, NULL},
+        {"--batch", "N", "batch size", "128", 0, NULL},
+        {"--seed", "N", "seed of the initial heads", "0", 0, NULL},
+        {"--classes", "K", "number of classes (default: max label + 1)", NULL, 0, NULL},
+        {"--cv", NULL, "cross-validate even a single grid point", NULL, 0, NULL},
+        {"--out", "DIR", "writes DIR/selected.npy W.npy b.npy cv.tsv report.json layout.tsv", NULL, 1,
+         NULL},
+        {"--quiet", NULL, "no progress on stderr", NULL, 0, NULL},
+    };
+    const int no = (int)(sizeof o / sizeof o[0]);
+    int rc = opts_parse(cmd, "--features F.npy --labels y.npy --layout F.layout.tsv --out DIR [flags]", o, no,
+                        argc, argv);
+    if (rc) return rc > 0 ? 0 : 1;
+
+    lasso_fit_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    const char *mname = opt_str(o, no, "--method");
+    int m;
+    for (m = 0; lasso_method_names[m]; m++)
+        if (strcmp(lasso_method_names[m], mname) == 0) break;
+    if (!lasso_method_names[m]) {
+        cli_error(cmd, "--method: expected head2toe, linear, all-l1, all-l2 or all-l21, got '%s'", mname);
+        return 1;
+    }
+    cfg.method = (lasso_method)m;
+    if (cfg.method == METHOD_LINEAR && opt_str(o, no, "--coef")) {
+        cli_error(cmd, "--coef: --method linear has no penalty");
+        return 1;
+    }
+    /* a --fraction given on the command line no longer points at the default */
+    opt *frac = opt_find(o, no, "--fraction");
+    if (cfg.method != METHOD_HEAD2TOE && frac->value != frac->def) {
+        cli_error(cmd, "--fraction: only --method head2toe selects features");
+        return 1;
+    }
+    if (!opt_str(o, no, "--coef"))
+        opt_find(o, no, "--coef")->value = cfg.method == METHOD_HEAD2TOE ? "1e-3,1e-5" : "1e-5,1e-4,1e-3";
+    double steps[LASSO_GRID_MAX];
+    long batch = 128, seed = 0, classes = 0;
+    if (opt_list(cmd, o, no, "--lr", 1e-12, 1e6, cfg.lr, LASSO_GRID_MAX, &cfg.nlr) ||
+        opt_list(cmd, o, no, "--steps", 1, 1e9, steps, LASSO_GRID_MAX, &cfg.nsteps) ||
+        opt_list(cmd, o, no, "--coef", 0, 1e6, cfg.coef, LASSO_GRID_MAX, &cfg.ncoef) ||
+        opt_list(cmd, o, no, "--fraction", 1e-12, 1, cfg.frac, LASSO_GRID_MAX, &cfg.nfrac) ||
+        opt_long(cmd, o, no, "--batch", 1, 1 << 20, &batch) ||
+        opt_long(cmd, o, no, "--seed", 0, 0x7fffffffL, &seed) ||
+        opt_long(cmd, o, no, "--classes", 1, 65536, &classes))
+        return 1;
+    for (int i = 0; i < cfg.nsteps; i++) {
+        if ((double)(long)steps[i] != steps[i]) {
+            cli_error(cmd, "--steps: expected whole numbers, got %g", steps[i]);
+            return 1;
+        }
+        cfg.steps[i] = (long)steps[i];
+    }
+    cfg.batch = (int)batch;
+    cfg.seed = (uint64_t)seed;
+    cfg.force_cv = opt_flag(o, no, "--cv");
+    cfg.quiet = opt_flag(o, no, "--quiet");
+    const char *fpath = opt_str(o, no, "--features"), *lpath = opt_str(o, no, "--layout");
+    if (!lpath && (cfg.method == METHOD_HEAD2TOE || cfg.method == METHOD_LINEAR)) {
+        cli_error(cmd, "--method %s needs --layout F.layout.tsv (the locations of the features)", mname);
+        return 1;
+    }
+
+    static feat_layout layout;
+    npy_array X = {0};
+    int *y = NULL, k = 0, ret = 1;
+    lasso_fit_result res;
+    memset(&res, 0, sizeof res);
+    if (lpath && layout_read(lpath, &layout)) goto fail;
+    if (npy_read(fpath, NPY_F32, &X)) goto fail;
+    if (X.ndim != 2 || X.shape[0] < 1 || X.shape[1] < 1) {
+        set_error("%s: expected a feature matrix [n, D], got %d dims", fpath, X.ndim);
+        goto fail;
+    }
+    size_t n = X.shape[0], d = X.shape[1];
+    if (lpath && layout.d != d) {
+        set_error("%s describes %zu features but %s has %zu columns", lpath, layout.d, fpath, d);
+        goto fail;
+    }
+    if (lasso_read_labels(opt_str(o, no, "--labels"), n, &y, &k)) goto fail;
+    if (classes) {
+        if (classes < k) {
+            set_error("--classes %ld: the labels go up to %d", classes, k - 1);
+            goto fail;
+        }
+        k = (int)classes;
+    }
+    lasso_data data = {X.data, n, d, d, y, k};
+    if (lasso_fit(&data, lpath ? &layout : NULL, &cfg, &res)) goto fail;
+    const char *out = opt_str(o, no, "--out");
+    if (lasso_write_fit(out, &res, &cfg, lpath ? &layout : NULL, n)) goto fail;
+    const lasso_grid_point *bp = &res.points[res.best];
+    printf("fit: %s kept %zu of %zu features (lr %g, steps %ld", mname, res.nsel, d, bp->lr, bp->steps);
+    if (cfg.method != METHOD_LINEAR) printf(", coef %g", bp->coef);
+    if (cfg.method == METHOD_HEAD2TOE) printf(", F %g", bp->frac);
+    printf(")");
+    if (res.did_cv) printf(", cv accuracy %.4f +- %.4f over %d grid points", bp->mean, bp->std, res.npoints);
+    printf(", train accuracy %.4f, %.1f s -> %s\n", res.train_acc, res.seconds, out);
+    ret = 0;
+fail:
+    if (ret) cli_error(cmd, "%s", last_error());
+    npy_free(&X);
+    free_array(y);
+    lasso_fit_result_free(&res);
+    return ret;
 }
 
 /* ==========================================================================
@@ -216,8 +685,74 @@ static int cmd_fit(int argc, char **argv)
 
 static int cmd_eval(int argc, char **argv)
 {
-    cli_error("eval", "not implemented yet");
-    return 1;
+    const char *cmd = "eval";
+    opt o[] = {
+        {"--head", "DIR", "a head written by h2t fit", NULL, 1, NULL},
+        {"--features", "F.npy", "features [m, D] (all) or [m, selected] (already selected)", NULL, 1, NULL},
+        {"--labels", "y.npy", "labels [m]", NULL, 1, NULL},
+        {"--layout", "F.layout.tsv", "layout of all-D features (default: DIR/layout.tsv)", NULL, 0, NULL},
+        {"--out", "FILE.json", "also write accuracy and per-class accuracy as JSON", NULL, 0, NULL},
+    };
+    const int no = (int)(sizeof o / sizeof o[0]);
+    int rc = opts_parse(cmd, "--head DIR --features F.npy --labels y.npy [flags]", o, no, argc, argv);
+    if (rc) return rc > 0 ? 0 : 1;
+    const char *dir = opt_str(o, no, "--head"), *fpath = opt_str(o, no, "--features");
+    const char *lpath = opt_str(o, no, "--layout"), *ypath = opt_str(o, no, "--labels");
+    static feat_layout layout;
+    lasso_saved_head h;
+    npy_reader r;
+    int *y = NULL, k = 0, ret = 1, have_layout = 0;
+    size_t *correct = NULL, *count = NULL;
+    char dpath[700];
+    if (lasso_read_head(dir, &h)) {
+        cli_error(cmd, "%s", last_error());
+        return 1;
+    }
+    if (npy_open(fpath, &r)) goto fail;
+    size_t m = r.shape[0], c = r.ndim == 2 ? r.shape[1] : 0;
+    npy_close(&r);
+    if (c == 0) {
+        set_error("%s: expected features [m, D] or [m, selected], got %d dims", fpath, r.ndim);
+        goto fail;
+    }
+    if (c != h.nsel) { /* all features: the layout is needed to renormalize */
+        if (!lpath) {
+            snprintf(dpath, sizeof dpath, "%s/layout.tsv", dir);
+            lpath = dpath;
+        }
+        if (layout_read(lpath, &layout)) goto fail;
+        have_layout = 1;
+    }
+    if (lasso_read_labels(ypath, m, &y, &k)) goto fail;
+    if (k > h.k) {
+        set_error("%s: label %d is not a class of the head in %s (K = %d)", ypath, k - 1, dir, h.k);
+        goto fail;
+    }
+    correct = alloc_array((size_t)h.k, sizeof(size_t));
+    count = alloc_array((size_t)h.k, sizeof(size_t));
+    if (!correct || !count) goto fail;
+    if (lasso_eval_file(fpath, y, m, &h, have_layout ? &layout : NULL, correct, count)) goto fail;
+    const char *out = opt_str(o, no, "--out");
+    if (out && lasso_write_eval(out, correct, count, h.k)) goto fail;
+    size_t tc = 0;
+    for (int i = 0; i < h.k; i++) tc += correct[i];
+    printf("accuracy %.4f (%zu of %zu), %zu features%s\n", m ? (double)tc / (double)m : 0.0, tc, m, h.nsel,
+           have_layout ? " gathered and renormalized per location" : " as given");
+    for (int i = 0; i < h.k; i++) {
+        if (count[i])
+            printf("  class %d: %.4f (%zu of %zu)\n", i, (double)correct[i] / (double)count[i], correct[i],
+                   count[i]);
+        else
+            printf("  class %d: no examples\n", i);
+    }
+    ret = 0;
+fail:
+    if (ret) cli_error(cmd, "%s", last_error());
+    lasso_saved_head_free(&h);
+    free_array(y);
+    free_array(correct);
+    free_array(count);
+    return ret;
 }
 
 /* ==========================================================================
@@ -232,6 +767,7 @@ typedef struct {
 static const command commands[] = {
     {"taps", cmd_taps, "run the backbone, write every location as <name>.npy"},
     {"features", cmd_features, "Head2Toe features: pool + normalize every location"},
+    {"join", cmd_join, "concatenate feature shards (h2t features --shard) row-wise"},
     {"score", cmd_score, "group-lasso scoring run: feature scores"},
     {"fit", cmd_fit, "select features and train the head (with cross-validation)"},
     {"eval", cmd_eval, "accuracy of a fitted head on a feature matrix"},

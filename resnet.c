@@ -1,0 +1,607 @@
+/* resnet.c: ResNet-50 written out (stem -> 4 blocks of bottleneck units ->
+ * pooling -> classifier), with a tap at each of the Head2Toe locations of
+ * SPEC section 2. Two variants, chosen by the model directory's config:
+ *
+ *   v1.5 (torchvision, post-activation), unit(x) =
+ *       relu( s + bn3(conv3( relu(bn2(conv2( relu(bn1(conv1(x))) ))) )) )
+ *       s = x, or proj_bn(proj(x)) in the first unit of a block
+ *   v2 (the paper: pre-activation with BatchNorm), with p = relu(bn1(x)):
+ *       unit(x) = s + conv3( relu(bn3(conv2( relu(bn2(conv1(p))) ))) )
+ *       s = x, or proj(p) (the projection takes the pre-activated input)
+ *       and a final relu(final_bn(.)) after the last unit.
+ * In both the stride of a block sits on the unit's 3x3 conv (conv2) and on
+ * the projection. The stem is conv 7x7/2 (+ BN + ReLU in v1.5 only), then
+ * max pool 3x3/2.
+ *
+ * Locations (depth order; per example, conv maps are [H, W, C]):
+ *   after_root                  the stem output after the max pool
+ *   block{i}_unit{k}_layer0     the tensor fed into the unit's conv1:
+ *                                 v1.5: the unit input x;
+ *                                 v2:   p = relu(bn1(x)), the pre-activated
+ *                                       input (also fed to the projection)
+ *   block{i}_unit{k}_layer1     fed into conv2: relu(bn(conv1(.)))
+ *   block{i}_unit{k}_layer2     fed into conv3: relu(bn(conv2(.)))
+ *   pre_logits_pre_pooling      the map that is pooled: v1.5 the last unit's
+ *                               output, v2 relu(final_bn(last unit's output))
+ *   pre_logits                  its global mean [C]
+ *   logits                      pre_logits W + b [K]
+ * Every location is an activation after normalization + activation and before
+ * the next conv (v2's after_root is the raw stem output: v2 has no BN there).
+ * For v2 this is what the official code taps: the paper's backbone (the
+ * TF bottleneck_v2 of the S4L/VTAB ResNet) feeds conv 'a' with
+ * relu(batch_norm(x)), so the tensor "fed into the unit's first conv" is the
+ * pre-activated input, not the raw residual stream.
+ *
+ * Widths are inferred from the tensor shapes (a reduced-width model runs
+ * through the same code); units per block come from the config. BatchNorm
+ * is folded at load into one scale and shift per channel (tensor.h bn_fold).
+ * All activation memory is sized in resnet_prepare; resnet_forward allocates
+ * nothing. Not here: reading config keys common to every backbone
+ * (model.c), preprocessing (model.c), pooling for features (features.c).
+ *
+ * Config keys read here (weights/README):
+ *   variant      = v1.5 | v2                 (required)
+ *   units        = 3,4,6,3                   (units per block; the default)
+ *   bn_eps       = 1e-5                      (required: PyTorch 1e-5, TF 1e-3)
+ *   padding      = symmetric | same          (convs; default symmetric:
+ *                  (k-1)/2 on every side, as PyTorch and the TF code's
+ *                  fixed_padding; same: TF "SAME", asymmetric when strided)
+ *   pool_padding = ignore | zero             (stem max pool, padding 1;
+ *                  ignore: padded cells never win (PyTorch MaxPool2d);
+ *                  zero: padded cells are zeros that take part (the TF
+ *                  code's fixed_padding + VALID pool, timm's 'fixed' stem)) */
+#include "resnet.h"
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "npy.h"
+#include "tensor.h"
+#include "util.h"
+
+#define RESNET_BLOCKS 4
+/* 1 + 3 per unit + 3 locations must fit in MODEL_MAX_LOCATIONS */
+#define RESNET_MAX_UNITS ((MODEL_MAX_LOCATIONS - 4) / 3)
+#define TENSOR_NAME_MAX 96
+
+/* ==========================================================================
+ * The model: weights (BN already folded), geometry and activation buffers */
+
+typedef struct {
+    float *w;                  /* [KH, KW, Cin, Cout] */
+    int cin, cout;
+    conv_spec spec;
+    int h, w_in;               /* input spatial size (fixed by input_size) */
+    int oh, ow;                /* output spatial size */
+} conv_layer;
+
+typedef struct {
+    float *scale, *shift;      /* [C] each: y = x * scale + shift */
+    int c;
+} bn_layer;
+
+typedef struct {
+    int cin, cmid, cout, stride, has_proj;
+    int h, w;                  /* input size */
+    int oh, ow;                /* output size (after the stride) */
+    conv_layer conv1, conv2, conv3, proj;
+    /* v1.5: bnK follows convK; v2: bnK precedes convK (bn1 is the
+     * pre-activation); proj_bn only in v1.5 */
+    bn_layer bn1, bn2, bn3, proj_bn;
+    int loc;                   /* index of block{i}_unit{k}_layer0 */
+} unit;
+
+typedef struct resnet {
+    int v2;                    /* 0: v1.5, 1: v2 */
+    int units[RESNET_BLOCKS];
+    int nunits;
+    float eps;
+    int same_padding, pool_zero_pad;
+
+    conv_layer root;           /* 7x7/2, 3 -> C0 */
+    bn_layer root_bn;          /* v1.5 only */
+    int pool_h, pool_w;        /* after the max pool */
+    unit u[RESNET_MAX_UNITS];
+    bn_layer final_bn;         /* v2 only */
+    int out_h, out_w, out_c;   /* the map that is pooled */
+    float *fc_w;               /* [C4, K] */
+    float *fc_b;               /* [K] */
+    int classes;
+
+    /* activation buffers (resnet_prepare), for up to max_batch images */
+    int max_batch;
+    float *s0, *s1;            /* the residual stream, ping-pong */
+    float *aux;                /* stem conv output; v1.5 projected shortcut;
+                                  v2 pre-activated unit input */
+    float *t1, *t2;            /* inside a unit: conv1 and conv2 outputs */
+    float *work;               /* conv2d scratch */
+    float *pooled;             /* [N, C4] */
+    float *logits;             /* [N, K] */
+} resnet;
+
+/* ==========================================================================
+ * Loading tensors by name, with shape checks */
+
+typedef struct {
+    const char *dir;
+    char (*names)[TENSOR_NAME_MAX];   /* every tensor loaded, for the extra-file check */
+    int n, cap;
+} loader;
+
+static void dims_str(char *buf, size_t cap, int ndim, const long *dims)
+{
+    size_t k = 0;
+    k += (size_t)snprintf(buf + k, cap - k, "[");
+    for (int i = 0; i < ndim && k < cap; i++) {
+        if (dims[i] < 0) k += (size_t)snprintf(buf + k, cap - k, "%s*", i ? ", " : "");
+        else k += (size_t)snprintf(buf + k, cap - k, "%s%ld", i ? ", " : "", dims[i]);
+    }
+    if (k < cap) snprintf(buf + k, cap - k, "]");
+}
+
+static int file_exists(const loader *L, const char *name)
+{
+    char path[700];
+    snprintf(path, sizeof path, "%s/%s.npy", L->dir, name);
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    fclose(f);
+    return 1;
+}
+
+/* DIR/<name>.npy as float32 of shape want[0..ndim); a want[i] of -1 is free
+ * and gets the file's size (which must be >= 1). NULL + error otherwise. */
+static float *load_tensor(loader *L, const char *name, int ndim, int *want)
+{
+    char path[700];
+    snprintf(path, sizeof path, "%s/%s.npy", L->dir, name);
+    if (!file_exists(L, name)) {
+        set_error("%s: missing (this ResNet needs it; see weights/README)", path);
+        return NULL;
+    }
+    npy_array a;
+    if (npy_read(path, NPY_F32, &a)) return NULL;
+    int ok = a.ndim == ndim;
+    for (int i = 0; ok && i < ndim; i++)
+        ok = want[i] < 0 ? a.shape[i] >= 1 && a.shape[i] <= 1000000 : a.shape[i] == (size_t)want[i];
+    if (!ok) {
+        long e[NPY_MAX_DIMS], f[NPY_MAX_DIMS];
+        for (int i = 0; i < ndim; i++) e[i] = want[i];
+        for (int i = 0; i < a.ndim; i++) f[i] = (long)a.shape[i];
+        char es[128], fs[128];
+        dims_str(es, sizeof es, ndim, e);
+        dims_str(fs, sizeof fs, a.ndim, f);
+        set_error("%s: expected shape %s, found %s", path, es, fs);
+        npy_free(&a);
+        return NULL;
+    }
+    for (int i = 0; i < ndim; i++) want[i] = (int)a.shape[i];
+    if (L->n == L->cap) { /* cannot happen: cap covers the largest model */
+        set_error("%s: too many tensors", path);
+        npy_free(&a);
+        return NULL;
+    }
+    snprintf(L->names[L->n++], TENSOR_NAME_MAX, "%s", name);
+    return a.data;
+}
+
+/* A conv weight [k, k, cin, cout] (cout -1: inferred) with its geometry. */
+static int load_conv(loader *L, conv_layer *c, const char *prefix, int k, int stride, int cin, int cout,
+                     int h, int w, int same)
+{
+    char name[TENSOR_NAME_MAX];
+    snprintf(name, sizeof name, "%s.w", prefix);
+    int dims[4] = {k, k, cin, cout};
+    if (!(c->w = load_tensor(L, name, 4, dims))) return -1;
+    c->cin = cin;
+    c->cout = dims[3];
+    c->h = h;
+    c->w_in = w;
+    conv_spec *s = &c->spec;
+    s->kh = s->kw = k;
+    s->stride = stride;
+    if (same) { /* TF "SAME": out = ceil(in / stride), the odd pixel of padding at the end */
+        int ph = ((h + stride - 1) / stride - 1) * stride + k - h;
+        int pw = ((w + stride - 1) / stride - 1) * stride + k - w;
+        if (ph < 0) ph = 0;
+        if (pw < 0) pw = 0;
+        s->pad_t = ph / 2, s->pad_b = ph - ph / 2;
+        s->pad_l = pw / 2, s->pad_r = pw - pw / 2;
+    } else {
+        s->pad_t = s->pad_b = s->pad_l = s->pad_r = (k - 1) / 2;
+    }
+    c->oh = conv_out_h(s, h);
+    c->ow = conv_out_w(s, w);
+    if (c->oh < 1 || c->ow < 1) {
+        set_error("%s/%s: a %dx%d input is too small for this conv", L->dir, name, h, w);
+        return -1;
+    }
+    return 0;
+}
+
+/* prefix.{gamma,beta,mean,var} [c], folded into scale/shift. */
+static int load_bn(loader *L, bn_layer *b, const char *prefix, int c, float eps)
+{
+    static const char *const part[4] = {"gamma", "beta", "mean", "var"};
+    float *t[4] = {NULL, NULL, NULL, NULL};
+    int rc = -1;
+    for (int i = 0; i < 4; i++) {
+        char name[TENSOR_NAME_MAX];
+        snprintf(name, sizeof name, "%s.%s", prefix, part[i]);
+        int dims[1] = {c};
+        if (!(t[i] = load_tensor(L, name, 1, dims))) goto done;
+    }
+    for (int i = 0; i < c; i++)
+        if (!(t[3][i] >= 0)) {
+            set_error("%s/%s.var.npy: element %d is %g; a variance must be >= 0", L->dir, prefix, i, t[3][i]);
+            goto done;
+        }
+    if (!(b->scale = alloc_array((size_t)c * 2, sizeof(float)))) goto done;
+    b->shift = b->scale + c;
+    b->c = c;
+    bn_fold(t[0], t[1], t[2], t[3], eps, c, b->scale, b->shift);
+    rc = 0;
+done:
+    for (int i = 0; i < 4; i++) free_array(t[i]);
+    return rc;
+}
+
+/* Refuse any .npy file in the directory that this model does not use. */
+static int check_no_extra(const loader *L, const char *variant)
+{
+    DIR *d = opendir(L->dir);
+    if (!d) {
+        set_error("%s: cannot list the model directory", L->dir);
+        return -1;
+    }
+    struct dirent *e;
+    int rc = 0;
+    while (rc == 0 && (e = readdir(d))) {
+        size_t len = strlen(e->d_name);
+        if (len < 5 || strcmp(e->d_name + len - 4, ".npy") != 0) continue;
+        int found = 0;
+        for (int i = 0; i < L->n && !found; i++)
+            found = strlen(L->names[i]) == len - 4 && strncmp(L->names[i], e->d_name, len - 4) == 0;
+        if (!found) {
+            set_error("%s/%s: unexpected tensor: a variant = %s ResNet with these units does not use it", L->dir,
+                      e->d_name, variant);
+            rc = -1;
+        }
+    }
+    closedir(d);
+    return rc;
+}
+
+/* ==========================================================================
+ * resnet_load: config, tensors, geometry, locations */
+
+static void add_location(model *m, const char *name, int rank, int d0, int d1, int d2)
+{
+    location *l = &m->loc[m->nloc++];
+    snprintf(l->name, sizeof l->name, "%s", name);
+    l->rank = rank;
+    l->dims[0] = d0, l->dims[1] = d1, l->dims[2] = d2;
+    l->is_default = 1;
+}
+
+static int load_all(model *m, resnet *r, loader *L)
+{
+    const config *cfg = &m->cfg;
+    static const char *const keys[] = {"arch", "input_size", "normalize", "variant", "units",
+                                       "bn_eps", "padding", "pool_padding", NULL};
+    static const char *const variants[] = {"v1.5", "v2", NULL};
+    static const char *const paddings[] = {"symmetric", "same", NULL};
+    static const char *const pool_paddings[] = {"ignore", "zero", NULL};
+    if (config_check_keys(cfg, keys)) return -1;
+    int n = 4, total = 0;
+    double eps = 0;
+    r->units[0] = 3, r->units[1] = 4, r->units[2] = 6, r->units[3] = 3;
+    if (config_choice(cfg, "variant", 1, variants, &r->v2) ||
+        config_int_list(cfg, "units", 0, r->units, RESNET_BLOCKS, &n) ||
+        config_double(cfg, "bn_eps", 1, &eps) ||
+        config_choice(cfg, "padding", 0, paddings, &r->same_padding) ||
+        config_choice(cfg, "pool_padding", 0, pool_paddings, &r->pool_zero_pad))
+        return -1;
+    for (int i = 0; i < RESNET_BLOCKS; i++) total += i < n && r->units[i] >= 1 ? r->units[i] : 1000;
+    if (n != RESNET_BLOCKS || total > RESNET_MAX_UNITS) {
+        set_error("%s: 'units = %s': expected 4 positive counts, at most %d units in all", cfg->path,
+                  config_get(cfg, "units"), RESNET_MAX_UNITS);
+        return -1;
+    }
+    if (!(eps > 0 && eps < 1)) {
+        set_error("%s: 'bn_eps = %s': expected a number in (0, 1)", cfg->path, config_get(cfg, "bn_eps"));
+        return -1;
+    }
+    r->eps = (float)eps;
+    const char *variant = variants[r->v2];
+    const int same = r->same_padding, S = m->input_size;
+
+    /* ---- stem: conv 7x7/2 (+ BN + ReLU in v1.5), max pool 3x3/2 pad 1 */
+    if (load_conv(L, &r->root, "root.conv", 7, 2, 3, -1, S, S, same)) return -1;
+    const int c0 = r->root.cout;
+    if (!r->v2 && load_bn(L, &r->root_bn, "root.bn", c0, r->eps)) return -1;
+    r->pool_h = (r->root.oh + 2 - 3) / 2 + 1;
+    r->pool_w = (r->root.ow + 2 - 3) / 2 + 1;
+    add_location(m, "after_root", 3, r->pool_h, r->pool_w, c0);
+
+    /* ---- 4 blocks of bottleneck units */
+    int cin = c0, h = r->pool_h, w = r->pool_w;
+    for (int b = 0; b < RESNET_BLOCKS; b++) {
+        for (int k = 0; k < r->units[b]; k++) {
+            unit *u = &r->u[r->nunits++];
+            char p[40], q[64];
+            u->cin = cin, u->h = h, u->w = w;
+            u->stride = k == 0 && b > 0 ? 2 : 1;
+#define NAME(part) (snprintf(q, sizeof q, "%s.%s", p, part), q)
+            snprintf(p, sizeof p, "block%d.unit%d", b + 1, k + 1);
+            if (load_conv(L, &u->conv1, NAME("conv1"), 1, 1, cin, -1, h, w, same)) return -1;
+            u->cmid = u->conv1.cout;
+            if (load_conv(L, &u->conv2, NAME("conv2"), 3, u->stride, u->cmid, u->cmid, h, w, same) ||
+                load_conv(L, &u->conv3, NAME("conv3"), 1, 1, u->cmid, -1, u->conv2.oh, u->conv2.ow, same))
+                return -1;
+            u->cout = u->conv3.cout;
+            u->oh = u->conv2.oh, u->ow = u->conv2.ow;
+            /* v1.5: bnJ normalizes convJ's output; v2: convJ's input */
+            const int c1 = r->v2 ? cin : u->cmid, c3 = r->v2 ? u->cmid : u->cout;
+            if (load_bn(L, &u->bn1, NAME("bn1"), c1, r->eps) ||
+                load_bn(L, &u->bn2, NAME("bn2"), u->cmid, r->eps) ||
+                load_bn(L, &u->bn3, NAME("bn3"), c3, r->eps))
+                return -1;
+            /* the projection shortcut: needed where the stride or the width
+             * changes, allowed only in a block's first unit (timm's v2 has
+             * one there even when nothing changes) */
+            int need = u->stride != 1 || cin != u->cout;
+            if (k == 0 && (need || file_exists(L, NAME("proj.w")))) {
+                u->has_proj = 1;
+                if (load_conv(L, &u->proj, NAME("proj"), 1, u->stride, cin, u->cout, h, w, same)) return -1;
+                if (u->proj.oh != u->oh || u->proj.ow != u->ow) {
+                    set_error("%s/%s.proj.w.npy: the projection gives %dx%d, the unit %dx%d", L->dir, p,
+                              u->proj.oh, u->proj.ow, u->oh, u->ow);
+                    return -1;
+                }
+                if (!r->v2 && load_bn(L, &u->proj_bn, NAME("proj_bn"), u->cout, r->eps)) return -1;
+            } else if (need) {
+                set_error("%s/%s.proj.w.npy: missing: unit %d of block %d changes the %s and needs a projection",
+                          L->dir, p, k + 1, b + 1, u->stride != 1 ? "stride" : "width");
+                return -1;
+            }
+#undef NAME
+            u->loc = m->nloc;
+            char ln[LOCATION_NAME_MAX];
+            snprintf(ln, sizeof ln, "block%d_unit%d_layer0", b + 1, k + 1);
+            add_location(m, ln, 3, h, w, cin);
+            snprintf(ln, sizeof ln, "block%d_unit%d_layer1", b + 1, k + 1);
+            add_location(m, ln, 3, h, w, u->cmid);
+            snprintf(ln, sizeof ln, "block%d_unit%d_layer2", b + 1, k + 1);
+            add_location(m, ln, 3, u->oh, u->ow, u->cmid);
+            cin = u->cout, h = u->oh, w = u->ow;
+        }
+    }
+    r->out_h = h, r->out_w = w, r->out_c = cin;
+
+    /* ---- head: (v2: final BN + ReLU), global mean, dense */
+    if (r->v2 && load_bn(L, &r->final_bn, "final_bn", cin, r->eps)) return -1;
+    int dw[2] = {cin, -1};
+    if (!(r->fc_w = load_tensor(L, "logits.w", 2, dw))) return -1;
+    r->classes = dw[1];
+    int db[1] = {r->classes};
+    if (!(r->fc_b = load_tensor(L, "logits.b", 1, db))) return -1;
+    add_location(m, "pre_logits_pre_pooling", 3, h, w, cin);
+    add_location(m, "pre_logits", 1, cin, 0, 0);
+    add_location(m, "logits", 1, r->classes, 0, 0);
+    return check_no_extra(L, variant);
+}
+
+int resnet_load(model *m)
+{
+    resnet *r = calloc(1, sizeof *r);
+    if (!r) {
+        set_error("out of memory loading %s", m->dir);
+        return -1;
+    }
+    m->impl = r;
+    m->nloc = 0;
+    loader L = {m->dir, NULL, 0, 2048};
+    L.names = malloc((size_t)L.cap * sizeof *L.names);
+    int rc = L.names ? load_all(m, r, &L) : (set_error("out of memory loading %s", m->dir), -1);
+    free(L.names);
+    if (rc) {
+        resnet_free(m);
+        m->nloc = 0;
+    }
+    return rc;
+}
+
+/* ==========================================================================
+ * resnet_prepare: every activation buffer, sized for max_batch images */
+
+static void free_buffers(resnet *r)
+{
+    float **b[] = {&r->s0, &r->s1, &r->aux, &r->t1, &r->t2, &r->work, &r->pooled, &r->logits};
+    for (size_t i = 0; i < sizeof b / sizeof b[0]; i++) {
+        free_array(*b[i]);
+        *b[i] = NULL;
+    }
+    r->max_batch = 0;
+}
+
+static size_t max_z(size_t a, size_t b) { return a > b ? a : b; }
+
+static size_t conv_work(const conv_layer *c, int n)
+{
+    return conv2d_work_size(&c->spec, n, c->h, c->w_in, c->cin);
+}
+
+int resnet_prepare(model *m, int max_batch)
+{
+    resnet *r = m->impl;
+    free_buffers(r);
+    /* per-example sizes of each buffer's largest content */
+    size_t stream = (size_t)r->pool_h * r->pool_w * r->root.cout;
+    size_t aux = (size_t)r->root.oh * r->root.ow * r->root.cout, t1 = 1, t2 = 1;
+    for (int i = 0; i < r->nunits; i++) {
+        const unit *u = &r->u[i];
+        stream = max_z(stream, (size_t)u->oh * u->ow * u->cout);
+        aux = max_z(aux, max_z((size_t)u->h * u->w * u->cin, (size_t)u->oh * u->ow * u->cout));
+        t1 = max_z(t1, (size_t)u->h * u->w * u->cmid);
+        t2 = max_z(t2, (size_t)u->oh * u->ow * u->cmid);
+    }
+    /* conv2d scratch for a whole batch (it may not scale linearly) */
+    size_t work = conv_work(&r->root, max_batch);
+    for (int i = 0; i < r->nunits; i++) {
+        const unit *u = &r->u[i];
+        work = max_z(work, max_z(conv_work(&u->conv1, max_batch), conv_work(&u->conv2, max_batch)));
+        work = max_z(work, conv_work(&u->conv3, max_batch));
+        if (u->has_proj) work = max_z(work, conv_work(&u->proj, max_batch));
+    }
+    size_t nb = (size_t)max_batch;
+    if (size_mul(stream, nb, &stream) || size_mul(aux, nb, &aux) || size_mul(t1, nb, &t1) ||
+        size_mul(t2, nb, &t2))
+        return -1;
+    if (!(r->s0 = alloc_array(stream, sizeof(float))) || !(r->s1 = alloc_array(stream, sizeof(float))) ||
+        !(r->aux = alloc_array(aux, sizeof(float))) || !(r->t1 = alloc_array(t1, sizeof(float))) ||
+        !(r->t2 = alloc_array(t2, sizeof(float))) || !(r->work = alloc_array(work ? work : 1, sizeof(float))) ||
+        !(r->pooled = alloc_array(nb * (size_t)r->out_c, sizeof(float))) ||
+        !(r->logits = alloc_array(nb * (size_t)r->classes, sizeof(float)))) {
+        free_buffers(r);
+        return -1;
+    }
+    r->max_batch = max_batch;
+    return 0;
+}
+
+/* ==========================================================================
+ * resnet_forward */
+
+static void conv_run(const conv_layer *c, const float *x, int n, float *y, float *work)
+{
+    conv2d(x, n, c->h, c->w_in, c->cin, c->w, c->cout, &c->spec, y, work);
+}
+
+static void bn_run(const bn_layer *b, float *x, size_t rows, int relu)
+{
+    scale_shift(x, rows, b->c, b->scale, b->shift, relu);
+}
+
+/* After a max pool whose padded cells were ignored, make them count as
+ * zeros (pool_padding = zero): an output whose window reaches into the
+ * padding becomes max(y, 0). Window of output i: rows [i*stride - pad,
+ * i*stride - pad + k). */
+static void pool_zero_padding(float *y, int n, int H, int W, int C, int OH, int OW, int k, int stride, int pad)
+{
+    for (int i = 0; i < n; i++)
+        for (int oy = 0; oy < OH; oy++)
+            for (int ox = 0; ox < OW; ox++) {
+                int y0 = oy * stride - pad, x0 = ox * stride - pad;
+                if (y0 >= 0 && x0 >= 0 && y0 + k <= H && x0 + k <= W) continue;
+                float *p = y + (((size_t)i * OH + oy) * OW + ox) * C;
+                for (int c = 0; c < C; c++)
+                    if (p[c] < 0) p[c] = 0;
+            }
+}
+
+/* v1.5 (post-activation) unit: x [N, h, w, cin] -> y [N, oh, ow, cout]. */
+static void unit_v15(resnet *r, const unit *u, const float *x, float *y, int n, tap_fn cb, void *ctx)
+{
+    const size_t in_rows = (size_t)n * u->h * u->w, out_rows = (size_t)n * u->oh * u->ow;
+    cb(ctx, u->loc, x, n);
+    conv_run(&u->conv1, x, n, r->t1, r->work);
+    bn_run(&u->bn1, r->t1, in_rows, 1);
+    cb(ctx, u->loc + 1, r->t1, n);
+    conv_run(&u->conv2, r->t1, n, r->t2, r->work);
+    bn_run(&u->bn2, r->t2, out_rows, 1);
+    cb(ctx, u->loc + 2, r->t2, n);
+    conv_run(&u->conv3, r->t2, n, y, r->work);
+    bn_run(&u->bn3, y, out_rows, 0);
+    const float *shortcut = x;
+    if (u->has_proj) {
+        conv_run(&u->proj, x, n, r->aux, r->work);
+        bn_run(&u->proj_bn, r->aux, out_rows, 0);
+        shortcut = r->aux;
+    }
+    add_inplace(y, shortcut, out_rows * (size_t)u->cout);
+    relu(y, out_rows * (size_t)u->cout);
+}
+
+/* v2 (pre-activation) unit: x [N, h, w, cin] -> y [N, oh, ow, cout].
+ * x is overwritten by the projected shortcut when the unit has one. */
+static void unit_v2(resnet *r, const unit *u, float *x, float *y, int n, tap_fn cb, void *ctx)
+{
+    const size_t in_rows = (size_t)n * u->h * u->w, out_rows = (size_t)n * u->oh * u->ow;
+    float *p = r->aux; /* p = relu(bn1(x)) [N, h, w, cin] */
+    memcpy(p, x, in_rows * (size_t)u->cin * sizeof(float));
+    bn_run(&u->bn1, p, in_rows, 1);
+    cb(ctx, u->loc, p, n);
+    conv_run(&u->conv1, p, n, r->t1, r->work);
+    bn_run(&u->bn2, r->t1, in_rows, 1);
+    cb(ctx, u->loc + 1, r->t1, n);
+    conv_run(&u->conv2, r->t1, n, r->t2, r->work);
+    bn_run(&u->bn3, r->t2, out_rows, 1);
+    cb(ctx, u->loc + 2, r->t2, n);
+    conv_run(&u->conv3, r->t2, n, y, r->work);
+    if (u->has_proj) conv_run(&u->proj, p, n, x, r->work); /* x is not needed any more */
+    add_inplace(y, x, out_rows * (size_t)u->cout);
+}
+
+void resnet_forward(model *m, const float *x, int n, tap_fn cb, void *ctx)
+{
+    resnet *r = m->impl;
+    if (n < 1 || n > r->max_batch) {
+        fprintf(stderr, "resnet_forward: batch of %d images, prepared for %d (call model_prepare)\n", n,
+                r->max_batch);
+        abort();
+    }
+    /* ---- stem: x [N, S, S, 3] -> aux [N, H1, W1, C0] -> s0 [N, H2, W2, C0] */
+    const int c0 = r->root.cout;
+    conv_run(&r->root, x, n, r->aux, r->work);
+    if (!r->v2) bn_run(&r->root_bn, r->aux, (size_t)n * r->root.oh * r->root.ow, 1);
+    maxpool2d(r->aux, n, r->root.oh, r->root.ow, c0, 3, 2, 1, r->s0);
+    if (r->pool_zero_pad) pool_zero_padding(r->s0, n, r->root.oh, r->root.ow, c0, r->pool_h, r->pool_w, 3, 2, 1);
+    cb(ctx, 0, r->s0, n);
+
+    /* ---- the units */
+    float *cur = r->s0, *next = r->s1;
+    for (int i = 0; i < r->nunits; i++) {
+        if (r->v2) unit_v2(r, &r->u[i], cur, next, n, cb, ctx);
+        else unit_v15(r, &r->u[i], cur, next, n, cb, ctx);
+        float *t = cur;
+        cur = next, next = t;
+    }
+
+    /* ---- head */
+    const int last = m->nloc - 3, hw = r->out_h * r->out_w, c = r->out_c;
+    if (r->v2) bn_run(&r->final_bn, cur, (size_t)n * hw, 1);
+    cb(ctx, last, cur, n);
+    global_avgpool(cur, n, hw, c, r->pooled);
+    cb(ctx, last + 1, r->pooled, n);
+    gemm(0, 0, (size_t)n, (size_t)r->classes, (size_t)c, r->pooled, (size_t)c, r->fc_w, (size_t)r->classes, 0.0f,
+         r->logits, (size_t)r->classes);
+    add_bias(r->logits, (size_t)n, r->classes, r->fc_b);
+    cb(ctx, last + 2, r->logits, n);
+}
+
+/* ==========================================================================
+ * resnet_free */
+
+static void free_bn(bn_layer *b) { free_array(b->scale); b->scale = b->shift = NULL; }
+
+void resnet_free(model *m)
+{
+    resnet *r = m->impl;
+    if (!r) return;
+    free_buffers(r);
+    free_array(r->root.w);
+    free_bn(&r->root_bn);
+    for (int i = 0; i < r->nunits; i++) {
+        unit *u = &r->u[i];
+        free_array(u->conv1.w), free_array(u->conv2.w), free_array(u->conv3.w), free_array(u->proj.w);
+        free_bn(&u->bn1), free_bn(&u->bn2), free_bn(&u->bn3), free_bn(&u->proj_bn);
+    }
+    free_bn(&r->final_bn);
+    free_array(r->fc_w);
+    free_array(r->fc_b);
+    free(r);
+    m->impl = NULL;
+}
