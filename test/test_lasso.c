@@ -1,0 +1,457 @@
+/* test/test_lasso.c: the group-lasso head (lasso.c) against independent
+ * references:
+ *   - the loss and its gradient: a double-precision loss written here from
+ *     SPEC section 6 and central finite differences along random directions
+ *     (group, l1 and l2 penalties, a batch of two runs, a zero row);
+ *   - the first 10 steps of a small problem against values committed from
+ *     test/lasso_ref.py (numpy, float64) with the same initial head;
+ *   - selection (ties to the lower index, int(D*F)), fold boundaries,
+ *     locating features in the layout, the per-location renormalization;
+ *   - a planted problem whose informative features must be selected;
+ *   - bitwise identical results for 1 and 2 threads. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "check.h"
+#include "lasso.h"
+#include "npy.h"
+#include "util.h"
+
+#define FIX "test/fixtures/lasso/"
+
+/* ------------------------------------------------------------------------
+ * A random problem: X [n, d] with unit-normalized locations of `loc` features,
+ * labels uniform in [0, k); `inf` informative features (every d/inf-th,
+ * offset 1) get +-strength depending on the class (classes 0 and 1 always
+ * differ, so every informative feature carries information). */
+typedef struct {
+    size_t n, d;
+    int k;
+    float *x;
+    int *y;
+} problem;
+
+static void make_problem(problem *p, size_t n, size_t d, int k, size_t loc, size_t inf, double strength,
+                         uint64_t seed)
+{
+    rng_t r;
+    rng_seed(&r, seed);
+    p->n = n;
+    p->d = d;
+    p->k = k;
+    p->x = alloc_array(n * d, sizeof(float));
+    p->y = alloc_array(n, sizeof(int));
+    double *sign = alloc_array((size_t)k * (inf ? inf : 1), sizeof(double));
+    for (size_t i = 0; i < (size_t)k * inf; i++) sign[i] = rng_uniform(&r) < 0.5 ? -1.0 : 1.0;
+    for (size_t q = 0; q < inf && k > 1; q++) sign[inf + q] = -sign[q]; /* never the same for all classes */
+    for (size_t i = 0; i < n; i++) {
+        p->y[i] = (int)(rng_u64(&r) % (uint64_t)k);
+        float *xi = p->x + i * d;
+        for (size_t j = 0; j < d; j++) xi[j] = (float)rng_normal(&r);
+        for (size_t q = 0; q < inf; q++) xi[1 + q * (d / inf)] += (float)(strength * sign[p->y[i] * inf + q]);
+        for (size_t o = 0; o < d; o += loc) {
+            size_t e = o + loc < d ? o + loc : d;
+            double ss = 0;
+            for (size_t j = o; j < e; j++) ss += (double)xi[j] * xi[j];
+            for (size_t j = o; j < e; j++) xi[j] = (float)(xi[j] / sqrt(ss));
+        }
+    }
+    free_array(sign);
+}
+
+static void free_problem(problem *p)
+{
+    free_array(p->x);
+    free_array(p->y);
+}
+
+/* ------------------------------------------------------------------------
+ * The loss of SPEC section 6 in double, written independently of lasso.c. */
+static double loss_double(const problem *p, const size_t *rows, size_t B, const double *W, const double *b,
+                          int nominal, double coef, lasso_penalty pen)
+{
+    int k = p->k;
+    double ce = 0;
+    double z[64];
+    for (size_t i = 0; i < B; i++) {
+        const float *x = p->x + rows[i] * p->d;
+        double mx = -INFINITY, s = 0;
+        for (int c = 0; c < k; c++) {
+            z[c] = b[c];
+            for (size_t j = 0; j < p->d; j++) z[c] += (double)x[j] * W[j * k + c];
+            if (z[c] > mx) mx = z[c];
+        }
+        for (int c = 0; c < k; c++) s += exp(z[c] - mx);
+        ce += mx + log(s) - z[p->y[rows[i]]];
+    }
+    double P = 0;
+    for (size_t j = 0; j < p->d; j++) {
+        double g = 0;
+        for (int c = 0; c < k; c++) {
+            double w = W[j * k + c];
+            if (pen == PENALTY_GROUP || pen == PENALTY_L2) g += w * w;
+            else if (pen == PENALTY_L1) g += fabs(w);
+        }
+        P += pen == PENALTY_GROUP ? sqrt(g) : g;
+    }
+    return ce / nominal + (double)B / nominal * coef * P;
+}
+
+static void test_gradient(void)
+{
+    problem p;
+    make_problem(&p, 60, 30, 5, 10, 3, 1.0, 11);
+    /* a batch of 37 examples in two runs: 0..19 and 35..51 */
+    size_t rows[37];
+    for (size_t i = 0; i < 20; i++) rows[i] = i;
+    for (size_t i = 20; i < 37; i++) rows[i] = 15 + i;
+    lasso_data data = {p.x, p.n, p.d, p.d, p.y, p.k};
+    lasso_head h;
+    check(lasso_head_alloc(&h, p.d, p.k, 128) == 0, "grad: head alloc");
+    size_t dk = p.d * (size_t)p.k;
+    float *gw = alloc_array(dk, sizeof(float)), gb[5];
+    double *W = alloc_array(dk, sizeof(double)), *dW = alloc_array(dk, sizeof(double));
+    double *Wp = alloc_array(dk, sizeof(double)), b[5], db[5], bp[5];
+    const char *names[] = {"none", "group", "l1", "l2"};
+    rng_t r;
+    rng_seed(&r, 5);
+    for (int pen = PENALTY_NONE; pen <= PENALTY_L2; pen++) {
+        lasso_head_init_glorot(&h, p.d, 100 + (uint64_t)pen);
+        for (int c = 0; c < p.k; c++) h.b[c] = (float)(0.1 * rng_normal(&r));
+        if (pen == PENALTY_GROUP)   /* a zero row: its penalty gradient is defined as 0 */
+            for (int c = 0; c < p.k; c++) h.w[7 * p.k + c] = 0.0f;
+        lasso_opts o = {0.01, 1, 0.05, (lasso_penalty)pen, 128};
+        double L = lasso_loss_grad(&h, &data, rows, 37, &o, gw, gb);
+        for (size_t i = 0; i < dk; i++) W[i] = h.w[i];
+        for (int c = 0; c < p.k; c++) b[c] = h.b[c];
+        double Lref = loss_double(&p, rows, 37, W, b, 128, o.coef, (lasso_penalty)pen);
+        check(fabs(L - Lref) <= 1e-6 * fabs(Lref), "grad: loss (%s penalty) %.9f vs double %.9f", names[pen],
+              L, Lref);
+        for (int trial = 0; trial < 3; trial++) {
+            double an = 0;
+            for (size_t i = 0; i < dk; i++) {
+                /* the zero row is not differentiable: keep it out of the direction */
+                dW[i] = (pen == PENALTY_GROUP && i / (size_t)p.k == 7) ? 0.0 : rng_normal(&r);
+                an += dW[i] * gw[i];
+            }
+            for (int c = 0; c < p.k; c++) {
+                db[c] = rng_normal(&r);
+                an += db[c] * gb[c];
+            }
+            const double eps = 1e-5;
+            for (size_t i = 0; i < dk; i++) Wp[i] = W[i] + eps * dW[i];
+            for (int c = 0; c < p.k; c++) bp[c] = b[c] + eps * db[c];
+            double Lp = loss_double(&p, rows, 37, Wp, bp, 128, o.coef, (lasso_penalty)pen);
+            for (size_t i = 0; i < dk; i++) Wp[i] = W[i] - eps * dW[i];
+            for (int c = 0; c < p.k; c++) bp[c] = b[c] - eps * db[c];
+            double Lm = loss_double(&p, rows, 37, Wp, bp, 128, o.coef, (lasso_penalty)pen);
+            double fd = (Lp - Lm) / (2 * eps), err = fabs(fd - an) / fmax(fabs(fd), 1e-3);
+            check(err <= 1e-4,
+                  "grad: directional derivative (%s penalty, direction %d) fd %.8f analytic %.8f "
+                  "rel err %.2g tol 1e-4", names[pen], trial, fd, an, err);
+        }
+        if (pen == PENALTY_GROUP) {
+            /* the zero row's gradient is the cross-entropy part alone */
+            lasso_opts o0 = o;
+            o0.coef = 0.0;
+            float g0[5 * 30], gb0[5];
+            lasso_loss_grad(&h, &data, rows, 37, &o0, g0, gb0);
+            int same = 1;
+            for (int c = 0; c < p.k; c++) same &= g0[7 * p.k + c] == gw[7 * p.k + c];
+            check(same, "grad: a zero row gets no penalty gradient");
+        }
+    }
+    free_array(gw);
+    free_array(W);
+    free_array(dW);
+    free_array(Wp);
+    lasso_head_free(&h);
+    free_problem(&p);
+}
+
+/* ------------------------------------------------------------------------
+ * 10 steps against test/lasso_ref.py */
+static void test_reference_steps(void)
+{
+    npy_array X, W0, rl, rW, rb;
+    int *y = NULL, k = 0;
+    if (npy_read(FIX "X.npy", NPY_F32, &X) || npy_read(FIX "W0.npy", NPY_F32, &W0) ||
+        npy_read(FIX "ref_losses.npy", NPY_F64, &rl) || npy_read(FIX "ref_W10.npy", NPY_F32, &rW) ||
+        npy_read(FIX "ref_b10.npy", NPY_F32, &rb) || lasso_read_labels(FIX "y.npy", 300, &y, &k)) {
+        check(0, "ref: read fixtures: %s", last_error());
+        return;
+    }
+    size_t n = X.shape[0], d = X.shape[1];
+    lasso_data data = {X.data, n, d, d, y, k};
+    lasso_head h;
+    lasso_head_alloc(&h, d, k, 128);
+    lasso_head_init_from(&h, d, W0.data);
+    size_t *rows = alloc_array(n, sizeof(size_t));
+    for (size_t i = 0; i < n; i++) rows[i] = i;
+    lasso_opts o = {0.05, 10, 0.01, PENALTY_GROUP, 128};
+    double losses[10];
+    int rc = lasso_train(&h, &data, rows, n, &o, losses, NULL);
+    const double *ref = rl.data;
+    double worst = 0;
+    for (int s = 0; s < 10; s++) worst = fmax(worst, fabs(losses[s] - ref[s]) / fabs(ref[s]));
+    check(rc == 0 && worst <= 1e-5,
+          "ref: first 10 losses vs numpy (batches 128,128,44 cycling) max rel err %.2g tol 1e-5 "
+          "(loss[0] %.7f vs %.7f, loss[2] %.7f vs %.7f)", worst, losses[0], ref[0], losses[2], ref[2]);
+    check_close("ref: W after 10 steps vs numpy", h.w, rW.data, d * (size_t)k, 1e-4);
+    check_close("ref: b after 10 steps vs numpy", h.b, rb.data, (size_t)k, 1e-4);
+    free_array(rows);
+    free_array(y);
+    lasso_head_free(&h);
+    npy_free(&X);
+    npy_free(&W0);
+    npy_free(&rl);
+    npy_free(&rW);
+    npy_free(&rb);
+}
+
+/* ------------------------------------------------------------------------
+ * selection, folds, layout, gather */
+static void test_selection(void)
+{
+    double s[8] = {1, 3, 3, 2, 3, 0, NAN, 3};
+    int64_t sel[8];
+    lasso_select(s, 8, 2, sel);
+    check(sel[0] == 1 && sel[1] == 2, "select: ties go to the lower index (keep 2 of 4 tied: %lld %lld)",
+          (long long)sel[0], (long long)sel[1]);
+    lasso_select(s, 8, 5, sel);
+    check(sel[0] == 1 && sel[1] == 2 && sel[2] == 3 && sel[3] == 4 && sel[4] == 7,
+          "select: keep 5 -> 1 2 3 4 7 ascending (got %lld %lld %lld %lld %lld)", (long long)sel[0],
+          (long long)sel[1], (long long)sel[2], (long long)sel[3], (long long)sel[4]);
+    lasso_select(s, 8, 8, sel);
+    check(sel[7] == 7 && sel[6] == 6, "select: NaN ranks last but is kept when everything is");
+    check(lasso_keep_count(3000, 0.02) == 60 && lasso_keep_count(30440, 0.001) == 30 &&
+              lasso_keep_count(1000, 0.0005) == 1 && lasso_keep_count(10, 1.0) == 10 &&
+              lasso_keep_count(2048, 0.1) == 204,
+          "select: keep = int(D*F), at least 1");
+}
+
+static void test_folds(void)
+{
+    size_t a, b;
+    int ok = 1;
+    for (int f = 0; f < 5; f++) {
+        lasso_fold_bounds(1000, 5, f, &a, &b);
+        ok &= a == (size_t)200 * f && b == a + 200;
+    }
+    check(ok, "folds: n=1000 -> [200k, 200k+200)");
+    size_t want[6] = {0, 200, 401, 601, 802, 1003};
+    ok = 1;
+    for (int f = 0; f < 5; f++) {
+        lasso_fold_bounds(1003, 5, f, &a, &b);
+        ok &= a == want[f] && b == want[f + 1];
+    }
+    check(ok, "folds: n=1003 -> 0 200 401 601 802 1003 (sizes differ by at most one, all covered)");
+    lasso_fold_bounds(7, 5, 0, &a, &b);
+    ok = a == 0 && b == 1;
+    lasso_fold_bounds(7, 5, 4, &a, &b);
+    ok &= a == 5 && b == 7;
+    check(ok, "folds: n=7 -> first [0,1), last [5,7)");
+}
+
+static void test_layout_and_gather(void)
+{
+    static feat_layout l;
+    int rc = layout_read(FIX "X.layout.tsv", &l);
+    check(rc == 0 && l.n == 3 && l.d == 40 && l.e[2].offset == 30 && l.e[1].dim == 20 &&
+              lasso_location_of(&l, 0) == 0 && lasso_location_of(&l, 9) == 0 && lasso_location_of(&l, 10) == 1 &&
+              lasso_location_of(&l, 29) == 1 && lasso_location_of(&l, 39) == 2 && lasso_location_of(&l, 40) == -1,
+          "layout: the fixture's layout read, features located %s", rc ? last_error() : "");
+
+    /* gather: 2 examples, locations [0,10) [10,30) [30,40); select 3, 12, 13, 35 */
+    float x[80];
+    for (int i = 0; i < 80; i++) x[i] = (float)(i % 7) - 2.5f;
+    int64_t sel[4] = {3, 12, 13, 35};
+    float out[8];
+    lasso_gather(x, 2, 40, &l, sel, 4, out);
+    int ok = 1;
+    for (int i = 0; i < 2; i++) {
+        const float *xi = x + i * 40, *oi = out + i * 4;
+        double n1 = fabs(xi[3]), n3 = fabs(xi[35]);
+        double n2 = sqrt((double)xi[12] * xi[12] + (double)xi[13] * xi[13]);
+        ok &= fabs(oi[0] - xi[3] / n1) < 1e-6 && fabs(oi[1] - xi[12] / n2) < 1e-6 &&
+              fabs(oi[2] - xi[13] / n2) < 1e-6 && fabs(oi[3] - xi[35] / n3) < 1e-6;
+    }
+    check(ok, "gather: selected columns renormalized per location");
+    float xz[40] = {0};
+    xz[12] = 3.0f;
+    lasso_gather(xz, 1, 40, &l, sel, 4, out);
+    check(out[0] == 0.0f && out[1] == 1.0f && out[2] == 0.0f && out[3] == 0.0f,
+          "gather: a zero group stays zero (no epsilon)");
+}
+
+/* ------------------------------------------------------------------------
+ * planted features must be selected */
+static void test_planted(void)
+{
+    problem p;
+    make_problem(&p, 500, 400, 4, 100, 8, 1.0, 3);
+    lasso_data data = {p.x, p.n, p.d, p.d, p.y, p.k};
+    lasso_head h;
+    lasso_head_alloc(&h, p.d, p.k, 128);
+    lasso_head_init_glorot(&h, p.d, 1);
+    size_t *rows = alloc_array(p.n, sizeof(size_t));
+    for (size_t i = 0; i < p.n; i++) rows[i] = i;
+    lasso_opts o = {0.01, 200, 1e-3, PENALTY_GROUP, 128};
+    lasso_train(&h, &data, rows, p.n, &o, NULL, NULL);
+    double s[400];
+    int64_t sel[8];
+    lasso_scores(h.w, p.d, p.k, s);
+    lasso_select(s, p.d, 8, sel);
+    int hit = 0;
+    for (int q = 0; q < 8; q++) hit += sel[q] == (int64_t)(1 + q * 50);
+    check(hit == 8, "planted: %d of 8 informative features selected as the top 8 of 400", hit);
+    free_array(rows);
+    lasso_head_free(&h);
+    free_problem(&p);
+}
+
+/* ------------------------------------------------------------------------
+ * cross-validated fit on the committed fixture */
+static void test_fit(void)
+{
+    npy_array X;
+    int *y = NULL, k = 0;
+    static feat_layout l;
+    if (npy_read(FIX "X.npy", NPY_F32, &X) || lasso_read_labels(FIX "y.npy", 300, &y, &k) ||
+        layout_read(FIX "X.layout.tsv", &l)) {
+        check(0, "fit: read fixtures: %s", last_error());
+        return;
+    }
+    lasso_data data = {X.data, 300, 40, 40, y, k};
+    lasso_fit_config cfg = {0};
+    cfg.method = METHOD_HEAD2TOE;
+    cfg.nlr = 1, cfg.lr[0] = 0.05;
+    cfg.nsteps = 1, cfg.steps[0] = 60;
+    cfg.ncoef = 2, cfg.coef[0] = 1e-2, cfg.coef[1] = 1e-4;
+    cfg.nfrac = 2, cfg.frac[0] = 0.1, cfg.frac[1] = 0.5;
+    cfg.batch = 128;
+    cfg.quiet = 1;
+    lasso_fit_result r;
+    int rc = lasso_fit(&data, &l, &cfg, &r);
+    check(rc == 0 && r.did_cv && r.npoints == 4, "fit: 4-point grid cross-validated %s",
+          rc ? last_error() : "");
+    if (rc) return;
+    int ok = 1;
+    for (int p = 0; p < 4; p++) {
+        double m = 0;
+        for (int f = 0; f < 5; f++) m += r.points[p].fold_acc[f];
+        ok &= fabs(m / 5 - r.points[p].mean) < 1e-12 && r.points[p].mean > 0.5;
+        ok &= r.points[p].mean <= r.points[r.best].mean;
+    }
+    check(ok, "fit: mean over folds, best point has the highest mean (best %d: %.3f)", r.best,
+          r.points[r.best].mean);
+    int hit = 0;
+    for (size_t j = 0; j < r.nsel; j++) {
+        int64_t q = r.selected[j];
+        hit += q == 3 || q == 17 || q == 25 || q == 38;
+    }
+    check(hit == 4 && r.train_acc > 0.8, "fit: final head keeps the 4 informative features (%d of %zu kept), "
+          "train acc %.3f", hit, r.nsel, r.train_acc);
+
+    /* the head directory round trip, and eval on all-D and on already-selected features */
+    mkdir("test/out", 0777);
+    const char *dir = "test/out/lasso_head", *selpath = "test/out/lasso_selected.npy";
+    size_t correct[4], count[4], correct2[4], count2[4], tc = 0, tc2 = 0, m = 0;
+    lasso_saved_head sh = {0};
+    float *xs = alloc_array(300 * r.nsel, sizeof(float));
+    size_t shape[2] = {300, r.nsel};
+    lasso_gather(X.data, 300, 40, &l, r.selected, r.nsel, xs);
+    rc = lasso_write_fit(dir, &r, &cfg, &l, 300) || lasso_read_head(dir, &sh) ||
+         npy_write(selpath, NPY_F32, 2, shape, xs) ||
+         lasso_eval_file(FIX "X.npy", y, 300, &sh, &l, correct, count) ||
+         lasso_eval_file(selpath, y, 300, &sh, NULL, correct2, count2);
+    for (int c = 0; c < 4 && !rc; c++) tc += correct[c], tc2 += correct2[c], m += count[c];
+    check(rc == 0 && sh.nsel == r.nsel && sh.k == 4 && memcmp(sh.w, r.w, r.nsel * 4 * sizeof(float)) == 0 &&
+              tc == tc2 && m == 300 && fabs((double)tc / 300 - r.train_acc) < 1e-12,
+          "eval: head read back; all-D features (gathered) and selected features give %zu = %zu correct, "
+          "= train acc %.4f %s", tc, tc2, r.train_acc, rc ? last_error() : "");
+    rc = lasso_eval_file(FIX "X.npy", y, 300, &sh, NULL, correct, count);
+    check(rc != 0 && strstr(last_error(), "layout"), "eval: all-D features without a layout are refused");
+    remove(selpath);
+    free_array(xs);
+    lasso_saved_head_free(&sh);
+    lasso_fit_result_free(&r);
+
+    cfg.method = METHOD_LINEAR;
+    rc = lasso_fit(&data, &l, &cfg, &r);
+    check(rc == 0 && r.npoints == 1 && !r.did_cv && r.nsel == 10 && r.selected[0] == 30 &&
+              r.selected[9] == 39,
+          "fit: linear uses exactly the pre_logits columns 30..39");
+    lasso_fit_result_free(&r);
+    cfg.method = METHOD_ALL_L1;
+    cfg.force_cv = 1;
+    cfg.ncoef = 1;
+    rc = lasso_fit(&data, &l, &cfg, &r);
+    check(rc == 0 && r.npoints == 1 && r.did_cv && r.nsel == 40 && r.points[0].mean > 0.5,
+          "fit: all-l1 on all 40 features, forced CV mean acc %.3f", rc ? 0 : r.points[0].mean);
+    lasso_fit_result_free(&r);
+    free_array(y);
+    npy_free(&X);
+}
+
+/* ------------------------------------------------------------------------
+ * thread invariance */
+#ifdef _OPENMP
+static void train_once(const problem *p, const size_t *rows, size_t nrows, float *w_out)
+{
+    lasso_data data = {p->x, p->n, p->d, p->d, p->y, p->k};
+    lasso_head h;
+    lasso_head_alloc(&h, p->d, p->k, 128);
+    lasso_head_init_glorot(&h, p->d, 9);
+    lasso_opts o = {0.01, 6, 1e-3, PENALTY_GROUP, 128};
+    lasso_train(&h, &data, rows, nrows, &o, NULL, NULL);
+    memcpy(w_out, h.w, p->d * (size_t)p->k * sizeof(float));
+    lasso_head_free(&h);
+}
+#endif
+
+static void test_threads(void)
+{
+#ifdef _OPENMP
+    problem p;
+    make_problem(&p, 300, 20000, 5, 1000, 10, 1.0, 4);  /* two blocks of W rows */
+    size_t rows[240], nr = 0;                           /* a fold: two runs */
+    for (size_t i = 0; i < 300; i++)
+        if (i < 60 || i >= 120) rows[nr++] = i;
+    size_t dk = p.d * (size_t)p.k;
+    float *w1 = alloc_array(dk, sizeof(float)), *w2 = alloc_array(dk, sizeof(float));
+    int saved = omp_get_max_threads();
+    omp_set_num_threads(1);
+    train_once(&p, rows, nr, w1);
+    omp_set_num_threads(2);
+    train_once(&p, rows, nr, w2);
+    omp_set_num_threads(saved);
+    check_same("threads: W after 6 steps, 1 vs 2 threads", w1, w2, dk);
+    free_array(w1);
+    free_array(w2);
+    free_problem(&p);
+#else
+    printf("SKIP threads: built without OpenMP\n");
+#endif
+}
+
+int main(void)
+{
+    double t0 = now_seconds();
+    test_gradient();
+    test_reference_steps();
+    test_selection();
+    test_folds();
+    test_layout_and_gather();
+    test_planted();
+    test_fit();
+    test_threads();
+    printf("test_lasso: %.1f s\n", now_seconds() - t0);
+    return check_done();
+}
