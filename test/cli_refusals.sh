@@ -1,0 +1,135 @@
+#!/bin/sh
+# test/cli_refusals.sh: every command refuses bad input cleanly -- exit
+# status 1, exactly one line on stderr (naming the file or flag), and nothing
+# left at the output path (no file, no directory, no "*.tmp.*").
+#
+# Inputs: the malformed .npy corpus test/bad/*.npy (test/bad/EXPECT.tsv gives
+# a word each refusal must contain; regenerate with test/bad/make_bad.py) fed
+# to every command that reads a .npy, plus flag refusals per command.
+# A case only runs when its command is listed by `h2t --help`, so the script
+# grows with the CLI: to cover a new command, add a section below that calls
+# `refuse` (and `has_cmd NAME || skip ...` at its top).
+H2T=${H2T_BIN:-./h2t}
+FX=test/fixtures/lasso
+BAD=test/bad
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+
+ok() { echo "PASS cli_refusals: $1"; }
+bad() { echo "FAIL cli_refusals: $1"; }
+skip() { echo "SKIP cli_refusals: $1"; }
+
+if ! "$H2T" --help >"$T/help" 2>&1; then
+    bad "$H2T --help failed (rc $?): $(head -c 200 "$T/help")"
+    exit 1
+fi
+has_cmd() { grep -q "^  $1 " "$T/help"; }
+
+# refuse NAME OUT WORD1 WORD2 -- COMMAND...: runs COMMAND; passes if it exits
+# 1 with exactly one stderr line containing WORD1 and WORD2 (either may be
+# ""), and neither OUT nor any temporary file exists afterwards. OUT is the
+# path the command was told to write ("-" when it writes nothing).
+refuse() {
+    name=$1 out=$2 w1=$3 w2=$4
+    shift 5
+    "$@" >"$T/stdout" 2>"$T/err"
+    rc=$?
+    n=$(wc -l <"$T/err")
+    left=""
+    [ "$out" != - ] && [ -e "$out" ] && left="$out exists"
+    tmps=$(find "$T" -name '*.tmp.*' | head -3)
+    [ -n "$tmps" ] && left="$left temporary files: $tmps"
+    if [ "$rc" = 1 ] && [ "$n" = 1 ] && grep -qF -- "$w1" "$T/err" && grep -qF -- "$w2" "$T/err" &&
+        [ -z "$left" ]; then
+        ok "$name: $(cat "$T/err")"
+    else
+        bad "$name: rc $rc (want 1), $n stderr lines (want 1), want '$w1' and '$w2'${left:+, $left}: $(head -c 300 "$T/err")"
+    fi
+    [ "$out" != - ] && rm -rf "$out"
+    find "$T" -name '*.tmp.*' -exec rm -f {} +
+}
+
+# for_each_bad: reads "file word" lines of the corpus (call as: for_each_bad | while read -r f word; do ...)
+for_each_bad() { grep -v '^#' "$BAD/EXPECT.tsv"; }
+TAB=$(printf '\t')
+
+# ---- h2t itself
+refuse "unknown command" - "unknown command 'frobnicate'" "" -- "$H2T" frobnicate
+
+# ---- h2t join: --out F.npy SHARD.npy...
+if has_cmd join; then
+    for_each_bad | while IFS=$TAB read -r f word; do
+        refuse "join $f" "$T/j.npy" "$BAD/$f" "$word" -- "$H2T" join --out "$T/j.npy" "$BAD/$f"
+        refuse "join X.npy $f" "$T/j.npy" "$BAD/$f" "$word" -- "$H2T" join --out "$T/j.npy" "$FX/X.npy" "$BAD/$f"
+    done
+    refuse "join without --out" - "--out" "" -- "$H2T" join "$FX/X.npy"
+    refuse "join unknown flag" "$T/j.npy" "--frob" "" -- "$H2T" join --frob --out "$T/j.npy" "$FX/X.npy"
+    refuse "join missing input" "$T/j.npy" "nothere.npy" "" -- "$H2T" join --out "$T/j.npy" "$T/nothere.npy"
+else
+    skip "join: not in h2t --help"
+fi
+
+# ---- h2t score: --features F.npy --labels y.npy --out DIR
+if has_cmd score; then
+    for_each_bad | while IFS=$TAB read -r f word; do
+        refuse "score --features $f" "$T/s" "$BAD/$f" "$word" -- \
+            "$H2T" score --features "$BAD/$f" --labels "$FX/y.npy" --out "$T/s" --quiet
+        refuse "score --labels $f" "$T/s" "$BAD/$f" "" -- \
+            "$H2T" score --features "$FX/X.npy" --labels "$BAD/$f" --out "$T/s" --quiet
+    done
+    refuse "score unknown flag" "$T/s" "--frob" "" -- "$H2T" score --frob 1 --features "$FX/X.npy" --out "$T/s"
+    refuse "score missing --labels" "$T/s" "--labels" "" -- "$H2T" score --features "$FX/X.npy" --out "$T/s"
+    refuse "score --steps abc" "$T/s" "--steps" "abc" -- \
+        "$H2T" score --features "$FX/X.npy" --labels "$FX/y.npy" --steps abc --out "$T/s"
+else
+    skip "score: not in h2t --help"
+fi
+
+# ---- h2t fit: --features F.npy --labels y.npy --out DIR
+if has_cmd fit; then
+    for_each_bad | while IFS=$TAB read -r f word; do
+        refuse "fit --features $f" "$T/f" "$BAD/$f" "$word" -- "$H2T" fit --features "$BAD/$f" --labels "$FX/y.npy" \
+            --layout "$FX/X.layout.tsv" --out "$T/f" --quiet
+    done
+    refuse "fit unknown --method" "$T/f" "--method" "frob" -- "$H2T" fit --method frob --features "$FX/X.npy" \
+        --labels "$FX/y.npy" --out "$T/f"
+else
+    skip "fit: not in h2t --help"
+fi
+
+# ---- h2t eval: --head DIR --features F.npy --labels y.npy (needs a fitted head)
+if has_cmd eval && has_cmd fit; then
+    if "$H2T" fit --method linear --features "$FX/X.npy" --labels "$FX/y.npy" --layout "$FX/X.layout.tsv" \
+        --lr 0.05 --steps 5 --out "$T/head" --quiet >/dev/null 2>&1; then
+        for_each_bad | while IFS=$TAB read -r f word; do
+            refuse "eval --features $f" "$T/e.json" "$BAD/$f" "$word" -- "$H2T" eval --head "$T/head" \
+                --features "$BAD/$f" --labels "$FX/y.npy" --out "$T/e.json"
+        done
+    else
+        bad "eval: could not fit a head to evaluate (h2t fit --method linear failed)"
+    fi
+else
+    skip "eval: not in h2t --help (or fit missing)"
+fi
+
+# ---- h2t features / h2t taps: need a model directory (add cases when a
+# small model fixture exists; set MODEL below to it).
+MODEL=${H2T_TEST_MODEL:-test/fixtures/model_tiny}
+for c in features taps; do
+    if ! has_cmd $c; then
+        skip "$c: not in h2t --help"
+    elif [ ! -f "$MODEL/config.txt" ]; then
+        skip "$c: no model fixture at $MODEL"
+    else
+        for_each_bad | while IFS=$TAB read -r f word; do
+            if [ $c = features ]; then
+                refuse "features --images $f" "$T/F.npy" "$BAD/$f" "$word" -- "$H2T" features --model "$MODEL" \
+                    --images "$BAD/$f" --target-size 64 --out "$T/F.npy" --quiet
+            else
+                refuse "taps --images $f" "$T/taps" "$BAD/$f" "$word" -- "$H2T" taps --model "$MODEL" \
+                    --images "$BAD/$f" --out "$T/taps" --quiet
+            fi
+        done
+    fi
+done
+exit 0
