@@ -21,6 +21,8 @@ ifneq ($(NO_OMP),1)
 endif
 ifneq ($(OMPFLAGS),)
   FLAVOUR := $(FLAVOUR)-omp
+else
+  OMPFLAGS := -Wno-unknown-pragmas
 endif
 
 WARN := -Wall -Wextra -Wno-unused-parameter -Wshadow -Wvla
