@@ -5,7 +5,8 @@
 #
 # Inputs: the malformed .npy corpus test/bad/*.npy (test/bad/EXPECT.tsv gives
 # a word each refusal must contain; regenerate with test/bad/make_bad.py) fed
-# to every command that reads a .npy, plus flag refusals per command.
+# to every command that reads a .npy, flag refusals per command, and the
+# well-formed files of wrong content in test/bad/semantic/ (labels, images).
 # A case only runs when its command is listed by `h2t --help`, so the script
 # grows with the CLI: to cover a new command, add a section below that calls
 # `refuse` (and `has_cmd NAME || skip ...` at its top).
@@ -113,8 +114,8 @@ else
 fi
 
 # ---- h2t features / h2t taps: need a model directory (add cases when a
-# small model fixture exists; set MODEL below to it).
-MODEL=${H2T_TEST_MODEL:-test/fixtures/model_tiny}
+# model fixture exists: the tiny ResNet of test/fixtures/resnet_v15).
+MODEL=${H2T_TEST_MODEL:-test/fixtures/resnet_v15/model}
 for c in features taps; do
     if ! has_cmd $c; then
         skip "$c: not in h2t --help"
@@ -132,4 +133,38 @@ for c in features taps; do
         done
     fi
 done
+# ---- well-formed .npy files with the wrong content (test/bad/semantic/)
+SEM=$BAD/semantic
+for c in score fit; do
+    has_cmd $c || { skip "$c: not in h2t --help"; continue; }
+    extra=""
+    [ $c = fit ] && extra="--layout $FX/X.layout.tsv"
+    while IFS=$TAB read -r f word; do
+        refuse "$c --labels semantic/$f" "$T/o" "$SEM/$f" "$word" -- \
+            "$H2T" $c --features "$FX/X.npy" --labels "$SEM/$f" $extra --out "$T/o" --quiet
+    done <<EOF
+labels_2d.npy${TAB}expected labels
+labels_negative.npy${TAB}-1 at index 3
+labels_fraction.npy${TAB}without loss
+labels_short.npy${TAB}299
+EOF
+done
+if [ -f "$MODEL/config.txt" ]; then
+    # features: images_empty.npy is not refused yet (writes an empty matrix); add it when it is
+    has_cmd features && while IFS=$TAB read -r f word; do
+        refuse "features --images semantic/$f" "$T/F.npy" "$SEM/$f" "$word" -- \
+            "$H2T" features --model "$MODEL" --images "$SEM/$f" --target-size 64 --out "$T/F.npy" --quiet
+    done <<EOF
+images_2ch.npy${TAB}expected images
+images_f4.npy${TAB}without loss
+EOF
+    has_cmd taps && while IFS=$TAB read -r f word; do
+        refuse "taps --images semantic/$f" "$T/taps" "$SEM/$f" "$word" -- \
+            "$H2T" taps --model "$MODEL" --images "$SEM/$f" --out "$T/taps" --quiet
+    done <<EOF
+images_2ch.npy${TAB}expected images
+images_f4.npy${TAB}|u1
+images_empty.npy${TAB}>= 1
+EOF
+fi
 exit 0

@@ -2,7 +2,10 @@
 """test/bad/make_bad.py: writes the malformed .npy corpus in test/bad/ and
 EXPECT.tsv (file <TAB> a word the one-line refusal must contain). Every file
 here must be refused by every command that reads a .npy (test/cli_refusals.sh)
-and by npy_read. Plain Python, no numpy:  python3 test/bad/make_bad.py"""
+and by npy_read (test/test_npy.c). Also test/bad/semantic/: valid .npy files
+with the wrong content for their role (labels, images), each refused by the
+commands test/cli_refusals.sh names. Plain Python, no numpy:
+    python3 test/bad/make_bad.py"""
 import os
 import struct
 
@@ -64,3 +67,21 @@ with open(os.path.join(here, "EXPECT.tsv"), "w") as f:
     for name, _, word in cases:
         f.write(f"{name}\t{word}\n")
 print(f"{here}: {len(cases)} malformed .npy files + EXPECT.tsv")
+
+# well-formed .npy files with the wrong content for a role (labels, images);
+# test/cli_refusals.sh names each one with the command that must refuse it
+sem = os.path.join(here, "semantic")
+os.makedirs(sem, exist_ok=True)
+semantic = [
+    ("labels_2d.npy", npy(d("<i8", "(300, 1)"), b"\0" * 8 * 300)),
+    ("labels_negative.npy", npy(d("<i8", "(300,)"), struct.pack("<300q", *([0, 1, 2, -1] + [0] * 296)))),
+    ("labels_fraction.npy", npy(d("<f4", "(300,)"), struct.pack("<300f", *([0.5] + [1.0] * 299)))),
+    ("labels_short.npy", npy(d("<i8", "(299,)"), b"\0" * 8 * 299)),
+    ("images_2ch.npy", npy(d("|u1", "(2, 8, 8, 2)"), b"\0" * 256)),
+    ("images_f4.npy", npy(d("<f4", "(2, 8, 8, 3)"), struct.pack("<384f", *([0.5] * 384)))),
+    ("images_empty.npy", npy(d("|u1", "(0, 8, 8, 3)"))),
+]
+for name, content in semantic:
+    with open(os.path.join(sem, name), "wb") as f:
+        f.write(content)
+print(f"{sem}: {len(semantic)} well-formed files with wrong content")
