@@ -115,8 +115,10 @@ void gemm_ref(int transA, int transB, size_t M, size_t N, size_t K,
 #endif
 #if defined(__GNUC__)
 #define ALWAYS_INLINE inline __attribute__((always_inline))
+#define PREFETCH(p) __builtin_prefetch(p)
 #else
 #define ALWAYS_INLINE inline
+#define PREFETCH(p) ((void)0)
 #endif
 
 /* The micro-kernel: acc[i][j] = sum_p a[i*rsa + p*csa] * b[p*NR + j] over
@@ -173,6 +175,7 @@ typedef struct {
     float beta;
     float *C;
     size_t ldc;
+    int c_trans;               /* the product is C^T: element (i, j) goes to C[j*ldc + i] */
 } gemm_args;
 
 /* Where the sliver op(A)[i .. i+MR, p0 .. p0+kc) is: returns a pointer and
@@ -186,7 +189,12 @@ static const float *a_sliver(const gemm_args *g, size_t i, size_t mr, size_t p0,
     if (!cv) {
         if (mr == GEMM_MR) {
             *ld = g->lda, *rows = !g->transA;
-            return g->transA ? g->A + p0 * g->lda + i : g->A + i * g->lda + p0;
+            if (!g->transA) return g->A + i * g->lda + p0;
+            /* A^T: each p is another row of A, often another page: too many
+             * streams for the hardware prefetcher, so fetch the next
+             * sliver's floats ahead (2.5x faster on the lasso's X^T G) */
+            for (size_t p = 0; p < kc; p++) PREFETCH(g->A + (p0 + p) * g->lda + i + GEMM_MR);
+            return g->A + p0 * g->lda + i;
         }
         for (size_t p = 0; p < kc; p++)
             for (size_t r = 0; r < GEMM_MR; r++)
@@ -273,19 +281,21 @@ static void gemm_tile(const gemm_args *g, size_t i0, size_t mc, size_t j0, size_
             for (size_t jr = 0; jr < nc; jr += GEMM_NR) {
                 const size_t nr = nc - jr < GEMM_NR ? nc - jr : GEMM_NR;
                 const float *b = Bp + jr * kc;
-                float *c = g->C + i * g->ldc + j0 + jr;
-                const int full = mr == GEMM_MR && nr == GEMM_NR;
-                float *ct = full ? c : tile; /* where the kernel writes */
-                const size_t ldt = full ? g->ldc : GEMM_NR;
-                const int acc_t = full ? accumulate : 0;
-                if (rows) gemm_kernel_arows(kc, a, la, b, ct, ldt, acc_t);
-                else gemm_kernel_acols(kc, a, la, b, ct, ldt, acc_t);
-                if (!full) /* C (+)= the tile's valid mr x nr part */
-                    for (size_t r = 0; r < mr; r++)
-                        for (size_t u = 0; u < nr; u++) {
-                            float *cc = c + r * g->ldc + u;
-                            *cc = accumulate ? *cc + tile[r * GEMM_NR + u] : tile[r * GEMM_NR + u];
-                        }
+                /* element (r, u) of the tile is at c + r*rs + u*cs */
+                const size_t j = j0 + jr, rs = g->c_trans ? 1 : g->ldc, cs = g->c_trans ? g->ldc : 1;
+                float *c = g->C + (g->c_trans ? j * g->ldc + i : i * g->ldc + j);
+                if (mr == GEMM_MR && nr == GEMM_NR && !g->c_trans) { /* straight into C */
+                    if (rows) gemm_kernel_arows(kc, a, la, b, c, g->ldc, accumulate);
+                    else gemm_kernel_acols(kc, a, la, b, c, g->ldc, accumulate);
+                    continue;
+                }
+                if (rows) gemm_kernel_arows(kc, a, la, b, tile, GEMM_NR, 0);
+                else gemm_kernel_acols(kc, a, la, b, tile, GEMM_NR, 0);
+                for (size_t r = 0; r < mr; r++) /* C (+)= the tile's valid mr x nr part */
+                    for (size_t u = 0; u < nr; u++) {
+                        float *cc = c + r * rs + u * cs;
+                        *cc = accumulate ? *cc + tile[r * GEMM_NR + u] : tile[r * GEMM_NR + u];
+                    }
             }
         }
         p0 += kc;
@@ -300,21 +310,22 @@ static size_t ceil_div(size_t x, size_t m) { return (x + m - 1) / m; }
 static int gemm_blocked(const gemm_args *g)
 {
     const size_t M = g->M, N = g->N;
-    /* Tile sizes: GEMM_MC x GEMM_NC, made smaller (keeping multiples of
-     * MR and NR) until there are a few tiles per thread to balance. */
+    /* Tiles: tm x tn of them, at most GEMM_MC x GEMM_NC each. With several
+     * threads, cut more (at least 3 per thread for balance) while a tile
+     * keeps at least 4 slivers each way: every tile packs its own B panel. */
     int threads = 1;
 #ifdef _OPENMP
     if (!omp_in_parallel()) threads = omp_get_max_threads();
 #endif
-    size_t mc = GEMM_MC < round_up(M, GEMM_MR) ? GEMM_MC : round_up(M, GEMM_MR);
-    size_t nc = GEMM_NC < round_up(N, GEMM_NR) ? GEMM_NC : round_up(N, GEMM_NR);
-    while (threads > 1 && ceil_div(M, mc) * ceil_div(N, nc) < (size_t)threads * 3) {
-        if (nc >= 4 * GEMM_NR && nc >= mc) nc = round_up(nc / 2, GEMM_NR);
-        else if (mc >= 4 * GEMM_MR) mc = round_up(mc / 2, GEMM_MR);
+    size_t tm = ceil_div(M, GEMM_MC), tn = ceil_div(N, GEMM_NC);
+    while (threads > 1 && tm * tn < (size_t)threads * 3) {
+        if (ceil_div(N, tn + 1) >= 4 * GEMM_NR && ceil_div(N, tn) >= ceil_div(M, tm)) tn++;
+        else if (ceil_div(M, tm + 1) >= 4 * GEMM_MR) tm++;
         else break;
     }
-    const size_t tn = ceil_div(N, nc);
-    const long tiles = (long)(ceil_div(M, mc) * tn);
+    const size_t mc = round_up(ceil_div(M, tm), GEMM_MR), nc = round_up(ceil_div(N, tn), GEMM_NR);
+    tm = ceil_div(M, mc), tn = ceil_div(N, nc);
+    const long tiles = (long)(tm * tn);
     int failed = 0;
     /* (threads only for more than ~0.4 MFLOP) */
 #pragma omp parallel if (threads > 1 && tiles > 1 && (double)M * N * g->K > 2e5) reduction(| : failed)
@@ -340,7 +351,18 @@ void gemm(int transA, int transB, size_t M, size_t N, size_t K,
             for (size_t i = 0; i < M; i++) memset(C + i * ldc, 0, N * sizeof(float));
         return;
     }
-    gemm_args g = {M, N, K, K, transA, transB, A, B, lda, ldb, NULL, beta, C, ldc};
+    gemm_args g = {.M = M, .N = N, .K = K, .run = K, .transA = transA, .transB = transB, .A = A, .B = B,
+                   .lda = lda, .ldb = ldb, .beta = beta, .C = C, .ldc = ldc};
+    /* A few columns and many rows of A^T (the lasso's X^T G with few
+     * classes): padding N up to NR would waste most of the work, so compute
+     * C^T = op(B)^T A instead, where A's rows become the packed, contiguous
+     * B side. Each element gets the very same sum (same products, same
+     * order), so the result is bitwise the same either way. */
+    if (transA && N <= GEMM_NR / 2 && M >= 4 * GEMM_NR) {
+        gemm_args t = {.M = N, .N = M, .K = K, .run = K, .transA = !transB, .transB = 0, .A = B, .B = A,
+                       .lda = ldb, .ldb = lda, .beta = beta, .C = C, .ldc = ldc, .c_trans = 1};
+        g = t;
+    }
     if (gemm_blocked(&g)) gemm_ref(transA, transB, M, N, K, A, lda, B, ldb, beta, C, ldc);
 }
 
@@ -393,6 +415,10 @@ void conv2d(const float *x, int N, int H, int W, int Cin,
     const int OH = conv_out_h(s, H), OW = conv_out_w(s, W);
     const size_t M = (size_t)N * OH * OW, K = (size_t)s->kh * s->kw * Cin;
     if (M == 0 || Cout == 0) return;
+    if (K == 0) {
+        memset(y, 0, M * (size_t)Cout * sizeof(float));
+        return;
+    }
     if (s->kh == 1 && s->kw == 1 && s->stride == 1 && !conv_is_padded(s)) {
         gemm(0, 0, M, (size_t)Cout, (size_t)Cin, x, (size_t)Cin, w, (size_t)Cout, 0.0f, y, (size_t)Cout);
         return;
@@ -403,8 +429,8 @@ void conv2d(const float *x, int N, int H, int W, int Cin,
         xp = work;
     }
     conv_geom cv = {xp, H + s->pad_t + s->pad_b, W + s->pad_l + s->pad_r, Cin, s->kw, s->stride, OH, OW};
-    gemm_args g = {M, (size_t)Cout, K, (size_t)s->kw * Cin, 0, 0, NULL, w, 0, (size_t)Cout, &cv, 0.0f, y,
-                   (size_t)Cout};
+    gemm_args g = {.M = M, .N = (size_t)Cout, .K = K, .run = (size_t)s->kw * Cin, .B = w, .ldb = (size_t)Cout,
+                   .conv = &cv, .beta = 0.0f, .C = y, .ldc = (size_t)Cout};
     if (gemm_blocked(&g)) conv2d_ref(x, N, H, W, Cin, w, Cout, s, y);
 }
 
@@ -519,16 +545,19 @@ void maxpool2d(const float *x, int N, int H, int W, int C, int k, int stride, in
 }
 
 /* Mean over positions: per channel, a double sum over p = 0..HW-1 in order,
- * divided by HW, rounded once to float. */
+ * divided by HW, rounded once to float. (Channels go in groups of 256 so
+ * that x is read row by row.) */
 void global_avgpool(const float *x, int N, int HW, int C, float *y)
 {
 #pragma omp parallel for schedule(static) if ((size_t)N * HW * C >= PAR_MIN)
     for (int n = 0; n < N; n++) {
         const float *xn = x + (size_t)n * HW * C;
-        for (int c = 0; c < C; c++) {
-            double s = 0.0;
-            for (int p = 0; p < HW; p++) s += xn[(size_t)p * C + c];
-            y[(size_t)n * C + c] = (float)(s / HW);
+        for (int c0 = 0; c0 < C; c0 += 256) {
+            const int cn = C - c0 < 256 ? C - c0 : 256;
+            double s[256] = {0};
+            for (int p = 0; p < HW; p++)
+                for (int c = 0; c < cn; c++) s[c] += xn[(size_t)p * C + c0 + c];
+            for (int c = 0; c < cn; c++) y[(size_t)n * C + c0 + c] = (float)(s[c] / HW);
         }
     }
 }
@@ -536,7 +565,107 @@ void global_avgpool(const float *x, int N, int HW, int C, float *y)
 /* ==========================================================================
  * Transformer pieces */
 
-/* Per row: mean and biased variance (two passes, in double), then
+/* ---- sums, exp and GELU that vectorize ------------------------------------
+ * A double sum over a row is a chain of dependent adds (4 cycles each);
+ * sum8 keeps 8 partial sums, element j going to sum j % 8, and adds them in
+ * a fixed tree: the same order on every run and thread count, and the
+ * compiler can do the 8 lanes at once.
+ *
+ * libm's expf, erff and tanhf are scalar calls (10-40 ns each here) and a
+ * ViT forward makes ~10^8 of them per batch, more time than its matrix
+ * products take. exp_f and the GELUs below are branch-free (selects, no
+ * calls), so gcc vectorizes the loops that use them. They agree with the
+ * double-precision functions to a few units in the last place (tested in
+ * test_tensor.c). The polynomial coefficients are near-minimax
+ * least-squares fits made in double precision (numpy):
+ *   exp:  e^r on |r| <= ln2/2, degree 6          (relative error 3e-9)
+ *   erf:  erf(z)/z in z^2 on |z| <= 1, degree 6  (relative error 1.2e-8)
+ *   erfc: log erfc(a) on 1 <= a <= 4 in t = (a - 2.5) / 1.5, degree 9
+ *         (absolute error 1.5e-8) */
+
+static double sum8(const float *x, size_t n)
+{
+    double s[8] = {0};
+    size_t j = 0;
+    for (; j + 8 <= n; j += 8)
+        for (int k = 0; k < 8; k++) s[k] += x[j + k];
+    for (int k = 0; j < n; j++, k++) s[k] += x[j];
+    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+}
+
+/* sum of (x_j - m)^2, same order as sum8 */
+static double sum8_sq_dev(const float *x, size_t n, double m)
+{
+    double s[8] = {0};
+    size_t j = 0;
+    for (; j + 8 <= n; j += 8)
+        for (int k = 0; k < 8; k++) s[k] += (x[j + k] - m) * (x[j + k] - m);
+    for (int k = 0; j < n; j++, k++) s[k] += (x[j] - m) * (x[j] - m);
+    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+}
+
+/* e^x: x = n ln2 + r, |r| <= ln2/2 (ln2 in two parts, so n*ln2_hi is
+ * exact), e^x = 2^n p(r). Below -87 the result is 0 (true value < 1.7e-38),
+ * above 88 it is e^88; NaN stays NaN. */
+static inline float exp_f(float x)
+{
+    float xc = x > -87.0f ? x : -87.0f; /* (NaN goes to -87 here, see the end) */
+    xc = xc < 88.0f ? xc : 88.0f;
+    const float n = (xc * 1.44269504f + 12582912.0f) - 12582912.0f; /* round to nearest: 1.5 * 2^23 */
+    const float r = (xc - n * 0.693145751953125f) - n * 1.428606765330187e-06f;
+    float p = 1.39804623933778e-03f;
+    p = MADD(p, r, 8.37460908911345e-03f);
+    p = MADD(p, r, 4.166548665192091e-02f);
+    p = MADD(p, r, 1.6666422727168365e-01f);
+    p = MADD(p, r, 5.000000586102799e-01f);
+    p = MADD(p, r, 1.0000000357800687f);
+    p = MADD(p, r, 9.999999993671758e-01f);
+    const uint32_t bits = (uint32_t)((int32_t)n + 127) << 23; /* 2^n, n in [-126, 127] */
+    float two_n;
+    memcpy(&two_n, &bits, sizeof two_n);
+    return x == x ? (x < -87.0f ? 0.0f : p * two_n) : x;
+}
+
+/* 0.5 x (1 + erf(x / sqrt 2)). With z = x / sqrt 2, 1 + erf(z) is
+ *   1 + z P(z^2)            |z| < 1
+ *   2 - erfc(z)             z >= 1   (erfc(z) = e^Q(t), z capped at 4)
+ *   erfc(-z)                z <= -1  (no cancellation; 0 below -4)  */
+static inline float gelu_erf_one(float x)
+{
+    const float z = x * 0.70710678118654752f, a = fabsf(z), s = z * z;
+    float p = 7.5057904737760306e-05f;
+    p = MADD(p, s, -7.8961427313196941e-04f);
+    p = MADD(p, s, 5.1739228546674731e-03f);
+    p = MADD(p, s, -2.6845050885694791e-02f);
+    p = MADD(p, s, 1.1283324876106141e-01f);
+    p = MADD(p, s, -3.7612592439453663e-01f);
+    p = MADD(p, s, 1.1283791533061507f);
+    const float t = ((a < 4.0f ? a : 4.0f) - 2.5f) * 0.66666667f;
+    float q = -1.2885247584470960e-06f;
+    q = MADD(q, t, 4.1688987545640543e-05f);
+    q = MADD(q, t, -2.2445624872968750e-04f);
+    q = MADD(q, t, 8.8094775198621633e-04f);
+    q = MADD(q, t, -3.1927251660739397e-03f);
+    q = MADD(q, t, 1.0961500577824523e-02f);
+    q = MADD(q, t, -3.6646854711009258e-02f);
+    q = MADD(q, t, -2.1237607633665863f);
+    q = MADD(q, t, -8.0290210712463743f);
+    q = MADD(q, t, -7.8068152748954311f);
+    const float ec = exp_f(q);
+    const float one_plus_erf = a < 1.0f ? 1.0f + z * p : z > 0.0f ? 2.0f - ec : z < -4.0f ? 0.0f : ec;
+    return 0.5f * x * one_plus_erf;
+}
+
+/* 0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3), written as the
+ * identical x / (1 + e^(-2u)) (1 + tanh u = 2 / (1 + e^(-2u))), which has no
+ * cancellation for negative x. */
+static inline float gelu_tanh_one(float x)
+{
+    const float u = 0.79788456080286536f * (x + 0.044715f * x * x * x);
+    return x / (1.0f + exp_f(-2.0f * u));
+}
+
+/* Per row: mean and biased variance (two passes, in double, sum8), then
  * y = (x - mean) * rstd * gamma + beta in float, rstd = 1 / sqrt(var + eps). */
 void layernorm(const float *x, size_t rows, int C, const float *gamma, const float *beta,
                float eps, float *y)
@@ -546,15 +675,9 @@ void layernorm(const float *x, size_t rows, int C, const float *gamma, const flo
     for (long r = 0; r < rl; r++) {
         const float *xr = x + (size_t)r * C;
         float *yr = y + (size_t)r * C;
-        double s = 0.0;
-        for (int c = 0; c < C; c++) s += xr[c];
-        const double mean = s / C;
-        double v = 0.0;
-        for (int c = 0; c < C; c++) {
-            double d = xr[c] - mean;
-            v += d * d;
-        }
-        const float m = (float)mean, rstd = (float)(1.0 / sqrt(v / C + (double)eps));
+        const double mean = sum8(xr, (size_t)C) / C;
+        const double var = sum8_sq_dev(xr, (size_t)C, mean) / C;
+        const float m = (float)mean, rstd = (float)(1.0 / sqrt(var + (double)eps));
         for (int c = 0; c < C; c++) yr[c] = (xr[c] - m) * rstd * gamma[c] + beta[c];
     }
 }
@@ -562,19 +685,15 @@ void layernorm(const float *x, size_t rows, int C, const float *gamma, const flo
 void gelu_erf(float *x, size_t n)
 {
     const long nl = (long)n;
-#pragma omp parallel for schedule(static) if (n >= PAR_MIN / 8)
-    for (long i = 0; i < nl; i++) x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
+#pragma omp parallel for schedule(static) if (n >= PAR_MIN / 4)
+    for (long i = 0; i < nl; i++) x[i] = gelu_erf_one(x[i]);
 }
 
 void gelu_tanh(float *x, size_t n)
 {
-    const float k0 = 0.79788456080286536f; /* sqrt(2 / pi) */
     const long nl = (long)n;
-#pragma omp parallel for schedule(static) if (n >= PAR_MIN / 8)
-    for (long i = 0; i < nl; i++) {
-        const float v = x[i];
-        x[i] = 0.5f * v * (1.0f + tanhf(k0 * (v + 0.044715f * v * v * v)));
-    }
+#pragma omp parallel for schedule(static) if (n >= PAR_MIN / 4)
+    for (long i = 0; i < nl; i++) x[i] = gelu_tanh_one(x[i]);
 }
 
 void tanh_inplace(float *x, size_t n)
@@ -584,18 +703,19 @@ void tanh_inplace(float *x, size_t n)
     for (long i = 0; i < nl; i++) x[i] = tanhf(x[i]);
 }
 
-/* One row: e_j = exp(x_j - max x), sum in double in order, x_j = e_j / sum. */
+/* One row: e_j = exp(x_j - max x), their sum in double (sum8), x_j = e_j * (1 / sum). */
 static void softmax_row(float *x, size_t cols)
 {
-    float mx = -INFINITY;
-    for (size_t j = 0; j < cols; j++) mx = x[j] > mx ? x[j] : mx;
-    double s = 0.0;
-    for (size_t j = 0; j < cols; j++) {
-        x[j] = expf(x[j] - mx);
-        s += x[j];
-    }
-    const float inv = (float)(1.0 / s);
-    for (size_t j = 0; j < cols; j++) x[j] *= inv;
+    float m8[8] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY};
+    size_t j = 0;
+    for (; j + 8 <= cols; j += 8)
+        for (int k = 0; k < 8; k++) m8[k] = x[j + k] > m8[k] ? x[j + k] : m8[k];
+    for (; j < cols; j++) m8[0] = x[j] > m8[0] ? x[j] : m8[0];
+    float mx = m8[0];
+    for (int k = 1; k < 8; k++) mx = m8[k] > mx ? m8[k] : mx;
+    for (j = 0; j < cols; j++) x[j] = exp_f(x[j] - mx);
+    const float inv = (float)(1.0 / sum8(x, cols));
+    for (j = 0; j < cols; j++) x[j] *= inv;
 }
 
 void softmax_rows(float *x, size_t rows, size_t cols)
@@ -655,6 +775,7 @@ void attention(const float *qkv, int N, int T, int C, int heads, float *out, flo
 void resize_bilinear_tf1(const uint8_t *img, int H, int W, int Cin, int S, float *out)
 {
     const float sy = (float)H / (float)S, sx = (float)W / (float)S;
+#pragma omp parallel for schedule(static) if ((size_t)S * S >= 16384)
     for (int oy = 0; oy < S; oy++) {
         const float fy = (float)oy * sy;
         int y0 = (int)floorf(fy);

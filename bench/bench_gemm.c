@@ -1,16 +1,21 @@
-/* bench/bench_gemm.c: GFLOP/s of gemm() (tensor.c) on square sizes and on
- * the shapes the backbones and the lasso produce. Not part of `make test`.
+/* bench/bench_gemm.c: GFLOP/s of gemm() and conv2d() (tensor.c) on square
+ * sizes and on the shapes the backbones and the lasso produce. Not part of
+ * `make test`.
  *
  *   make build/native-omp/tensor.o build/native-omp/util.o
- *   cc -std=c11 -O3 -march=native -fopenmp -iquote . bench/bench_gemm.c \
- *      build/native-omp/tensor.o build/native-omp/util.o -lm -o /tmp/bench_gemm
- *   OMP_NUM_THREADS=2 /tmp/bench_gemm [seconds per shape, default 0.3]
+ *   cc -std=c11 -D_POSIX_C_SOURCE=200809L -O3 -march=native -fopenmp -iquote . \
+ *      bench/bench_gemm.c build/native-omp/tensor.o build/native-omp/util.o -lm -o /tmp/bench_gemm
+ *   OMP_NUM_THREADS=2 /tmp/bench_gemm [seconds per shape, default 0.3] [set]
+ *
+ * set: s (square), r (ResNet-50 GEMMs), v (ViT-B/16), l (lasso), c (conv2d);
+ * all of them when left out.
  *
  * Each shape runs repeatedly for the given time; the best run is reported
  * (the machine is shared, so the best is the least disturbed). Also shown:
- * GFLOP/s from the process CPU time divided by the thread count, which
- * leaves out the time other processes held the cores (it counts OpenMP
- * spin-waiting, so it is a lower bound on the undisturbed speed). */
+ * GFLOP/s from the process CPU time divided by the thread count. With one
+ * thread it leaves out the time other processes held the core, a steadier
+ * figure on a busy machine; with several it reads high whenever a thread
+ * sat idle, so trust the wall-clock figure there. */
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -143,6 +148,7 @@ int main(int argc, char **argv)
         bench_conv("conv s1 3x3", 16, 56, 64, 64, 3, 1, s);
         bench_conv("conv s2 3x3 stride 2", 16, 56, 128, 128, 3, 2, s);
         bench_conv("conv s2 1x1 stride 2", 16, 56, 256, 512, 1, 2, s);
+        bench_conv("conv s3 1x1 1024->256", 16, 14, 1024, 256, 1, 1, s);
         bench_conv("conv s4 3x3", 16, 7, 512, 512, 3, 1, s);
     }
     return 0;
