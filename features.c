@@ -595,6 +595,16 @@ int features_run(const feat_opts *o)
         set_error("%s: image size %zux%zu, expected 1..65536 on each side", o->images, r.shape[1], r.shape[2]);
         goto done;
     }
+    /* the same rules as h2t taps: uint8 pixels, at least one image in the
+     * file (a shard of it may still be empty, e.g. shard 0/11 of 10 images) */
+    if (r.file_dtype != NPY_U8) {
+        set_error("%s: expected uint8 images (|u1), found %s", o->images, npy_dtype_name(r.file_dtype));
+        goto done;
+    }
+    if (r.shape[0] < 1) {
+        set_error("%s: 0 images; expected images [n, H, W(, C)] with n >= 1", o->images);
+        goto done;
+    }
     const int H = (int)r.shape[1], W = (int)r.shape[2], Cin = r.ndim == 4 ? (int)r.shape[3] : 1;
     size_t start, end;
     shard_bounds(r.shape[0], o->shard_k, o->shard_n, &start, &end);

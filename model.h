@@ -13,7 +13,9 @@
 #include <stdint.h>
 #include "util.h"
 
-#define MODEL_MAX_LOCATIONS 64
+/* 128: ViT-L/16 (24 blocks: 4 * 24 + 6 = 102 locations) and ResNet-101 (33
+ * units: 3 * 33 + 4 = 103) fit; vit.c and resnet.c derive their caps from it */
+#define MODEL_MAX_LOCATIONS 128
 #define LOCATION_NAME_MAX 48
 
 /* One tap. Per-example shape: rank 3 = conv map [H,W,C], rank 2 = token map
@@ -56,5 +58,29 @@ void model_preprocess(const model *m, const uint8_t *imgs, int n, int H, int W, 
 /* Run the backbone on x[n,S,S,3] (n <= max_batch), calling cb at every
  * location (default and extra), in depth order. */
 void model_forward(model *m, const float *x, int n, tap_fn cb, void *ctx);
+
+/* ---- Loading a model directory's tensors by name (resnet.c, vit.c) */
+
+#define TENSOR_NAME_MAX 96
+
+typedef struct {
+    const char *dir;
+    const char *arch;                 /* "ResNet", "ViT": in the missing-file error */
+    char (*names)[TENSOR_NAME_MAX];   /* every tensor loaded, for loader_check_extra */
+    int n, cap;
+} tensor_loader;
+
+/* Room for cap tensor names; loader_free releases it. */
+int loader_init(tensor_loader *L, const char *dir, const char *arch, int cap);
+void loader_free(tensor_loader *L);
+/* Whether DIR/<name>.npy exists (and can be opened). */
+int loader_has(const tensor_loader *L, const char *name);
+/* DIR/<name>.npy as float32 of shape want[0..ndim) (ndim <= 4); a want[i]
+ * of -1 is free: the file's size (1..1000000) is stored there. Returns the
+ * data (free_array) or NULL + an error naming the file, expected vs found. */
+float *loader_load(tensor_loader *L, const char *name, int ndim, long *want);
+/* Refuse any .npy in DIR that was not loaded: "DIR/x.npy: unexpected
+ * tensor: <what> does not use it". */
+int loader_check_extra(const tensor_loader *L, const char *what);
 
 #endif

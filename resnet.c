@@ -52,19 +52,16 @@
  *                  code's fixed_padding + VALID pool, timm's 'fixed' stem)) */
 #include "resnet.h"
 
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "npy.h"
 #include "tensor.h"
 #include "util.h"
 
 #define RESNET_BLOCKS 4
 /* 1 + 3 per unit + 3 locations must fit in MODEL_MAX_LOCATIONS */
 #define RESNET_MAX_UNITS ((MODEL_MAX_LOCATIONS - 4) / 3)
-#define TENSOR_NAME_MAX 96
 
 /* ==========================================================================
  * The model: weights (BN already folded), geometry and activation buffers */
@@ -122,81 +119,18 @@ typedef struct resnet {
 } resnet;
 
 /* ==========================================================================
- * Loading tensors by name, with shape checks */
-
-typedef struct {
-    const char *dir;
-    char (*names)[TENSOR_NAME_MAX];   /* every tensor loaded, for the extra-file check */
-    int n, cap;
-} loader;
-
-static void dims_str(char *buf, size_t cap, int ndim, const long *dims)
-{
-    size_t k = 0;
-    k += (size_t)snprintf(buf + k, cap - k, "[");
-    for (int i = 0; i < ndim && k < cap; i++) {
-        if (dims[i] < 0) k += (size_t)snprintf(buf + k, cap - k, "%s*", i ? ", " : "");
-        else k += (size_t)snprintf(buf + k, cap - k, "%s%ld", i ? ", " : "", dims[i]);
-    }
-    if (k < cap) snprintf(buf + k, cap - k, "]");
-}
-
-static int file_exists(const loader *L, const char *name)
-{
-    char path[700];
-    snprintf(path, sizeof path, "%s/%s.npy", L->dir, name);
-    FILE *f = fopen(path, "rb");
-    if (!f) return 0;
-    fclose(f);
-    return 1;
-}
-
-/* DIR/<name>.npy as float32 of shape want[0..ndim); a want[i] of -1 is free
- * and gets the file's size (which must be >= 1). NULL + error otherwise. */
-static float *load_tensor(loader *L, const char *name, int ndim, int *want)
-{
-    char path[700];
-    snprintf(path, sizeof path, "%s/%s.npy", L->dir, name);
-    if (!file_exists(L, name)) {
-        set_error("%s: missing (this ResNet needs it; see weights/README)", path);
-        return NULL;
-    }
-    npy_array a;
-    if (npy_read(path, NPY_F32, &a)) return NULL;
-    int ok = a.ndim == ndim;
-    for (int i = 0; ok && i < ndim; i++)
-        ok = want[i] < 0 ? a.shape[i] >= 1 && a.shape[i] <= 1000000 : a.shape[i] == (size_t)want[i];
-    if (!ok) {
-        long e[NPY_MAX_DIMS], f[NPY_MAX_DIMS];
-        for (int i = 0; i < ndim; i++) e[i] = want[i];
-        for (int i = 0; i < a.ndim; i++) f[i] = (long)a.shape[i];
-        char es[128], fs[128];
-        dims_str(es, sizeof es, ndim, e);
-        dims_str(fs, sizeof fs, a.ndim, f);
-        set_error("%s: expected shape %s, found %s", path, es, fs);
-        npy_free(&a);
-        return NULL;
-    }
-    for (int i = 0; i < ndim; i++) want[i] = (int)a.shape[i];
-    if (L->n == L->cap) { /* cannot happen: cap covers the largest model */
-        set_error("%s: too many tensors", path);
-        npy_free(&a);
-        return NULL;
-    }
-    snprintf(L->names[L->n++], TENSOR_NAME_MAX, "%s", name);
-    return a.data;
-}
+ * Loading layers (tensors by name and shape: model.c loader_load) */
 
 /* A conv weight [k, k, cin, cout] (cout -1: inferred) with its geometry. */
-static int load_conv(loader *L, conv_layer *c, const char *prefix, int k, int stride, int cin, int cout,
+static int load_conv(tensor_loader *L, conv_layer *c, const char *prefix, int k, int stride, int cin, int cout,
                      int h, int w, int same)
 {
     char name[TENSOR_NAME_MAX];
     snprintf(name, sizeof name, "%s.w", prefix);
-    int dims[4] = {k, k, cin, cout};
-    if (!(c->w = load_tensor(L, name, 4, dims))) return -1;
+    long dims[4] = {k, k, cin, cout};
+    if (!(c->w = loader_load(L, name, 4, dims))) return -1;
     c->cin = cin;
-    c->cout = dims[3];
+    c->cout = (int)dims[3];
     c->h = h;
     c->w_in = w;
     conv_spec *s = &c->spec;
@@ -222,7 +156,7 @@ static int load_conv(loader *L, conv_layer *c, const char *prefix, int k, int st
 }
 
 /* prefix.{gamma,beta,mean,var} [c], folded into scale/shift. */
-static int load_bn(loader *L, bn_layer *b, const char *prefix, int c, float eps)
+static int load_bn(tensor_loader *L, bn_layer *b, const char *prefix, int c, float eps)
 {
     static const char *const part[4] = {"gamma", "beta", "mean", "var"};
     float *t[4] = {NULL, NULL, NULL, NULL};
@@ -230,8 +164,8 @@ static int load_bn(loader *L, bn_layer *b, const char *prefix, int c, float eps)
     for (int i = 0; i < 4; i++) {
         char name[TENSOR_NAME_MAX];
         snprintf(name, sizeof name, "%s.%s", prefix, part[i]);
-        int dims[1] = {c};
-        if (!(t[i] = load_tensor(L, name, 1, dims))) goto done;
+        long dims[1] = {c};
+        if (!(t[i] = loader_load(L, name, 1, dims))) goto done;
     }
     for (int i = 0; i < c; i++)
         if (!(t[3][i] >= 0)) {
@@ -248,32 +182,6 @@ done:
     return rc;
 }
 
-/* Refuse any .npy file in the directory that this model does not use. */
-static int check_no_extra(const loader *L, const char *variant)
-{
-    DIR *d = opendir(L->dir);
-    if (!d) {
-        set_error("%s: cannot list the model directory", L->dir);
-        return -1;
-    }
-    struct dirent *e;
-    int rc = 0;
-    while (rc == 0 && (e = readdir(d))) {
-        size_t len = strlen(e->d_name);
-        if (len < 5 || strcmp(e->d_name + len - 4, ".npy") != 0) continue;
-        int found = 0;
-        for (int i = 0; i < L->n && !found; i++)
-            found = strlen(L->names[i]) == len - 4 && strncmp(L->names[i], e->d_name, len - 4) == 0;
-        if (!found) {
-            set_error("%s/%s: unexpected tensor: a variant = %s ResNet with these units does not use it", L->dir,
-                      e->d_name, variant);
-            rc = -1;
-        }
-    }
-    closedir(d);
-    return rc;
-}
-
 /* ==========================================================================
  * resnet_load: config, tensors, geometry, locations */
 
@@ -286,7 +194,7 @@ static void add_location(model *m, const char *name, int rank, int d0, int d1, i
     l->is_default = 1;
 }
 
-static int load_all(model *m, resnet *r, loader *L)
+static int load_all(model *m, resnet *r, tensor_loader *L)
 {
     const config *cfg = &m->cfg;
     static const char *const keys[] = {"arch", "input_size", "normalize", "variant", "units",
@@ -353,7 +261,7 @@ static int load_all(model *m, resnet *r, loader *L)
              * changes, allowed only in a block's first unit (timm's v2 has
              * one there even when nothing changes) */
             int need = u->stride != 1 || cin != u->cout;
-            if (k == 0 && (need || file_exists(L, NAME("proj.w")))) {
+            if (k == 0 && (need || loader_has(L, NAME("proj.w")))) {
                 u->has_proj = 1;
                 if (load_conv(L, &u->proj, NAME("proj"), 1, u->stride, cin, u->cout, h, w, same)) return -1;
                 if (u->proj.oh != u->oh || u->proj.ow != u->ow) {
@@ -383,15 +291,17 @@ static int load_all(model *m, resnet *r, loader *L)
 
     /* ---- head: (v2: final BN + ReLU), global mean, dense */
     if (r->v2 && load_bn(L, &r->final_bn, "final_bn", cin, r->eps)) return -1;
-    int dw[2] = {cin, -1};
-    if (!(r->fc_w = load_tensor(L, "logits.w", 2, dw))) return -1;
-    r->classes = dw[1];
-    int db[1] = {r->classes};
-    if (!(r->fc_b = load_tensor(L, "logits.b", 1, db))) return -1;
+    long dw[2] = {cin, -1};
+    if (!(r->fc_w = loader_load(L, "logits.w", 2, dw))) return -1;
+    r->classes = (int)dw[1];
+    long db[1] = {r->classes};
+    if (!(r->fc_b = loader_load(L, "logits.b", 1, db))) return -1;
     add_location(m, "pre_logits_pre_pooling", 3, h, w, cin);
     add_location(m, "pre_logits", 1, cin, 0, 0);
     add_location(m, "logits", 1, r->classes, 0, 0);
-    return check_no_extra(L, variant);
+    char what[64];
+    snprintf(what, sizeof what, "a variant = %s ResNet with these units", variant);
+    return loader_check_extra(L, what);
 }
 
 int resnet_load(model *m)
@@ -403,10 +313,9 @@ int resnet_load(model *m)
     }
     m->impl = r;
     m->nloc = 0;
-    loader L = {m->dir, NULL, 0, 2048};
-    L.names = malloc((size_t)L.cap * sizeof *L.names);
-    int rc = L.names ? load_all(m, r, &L) : (set_error("out of memory loading %s", m->dir), -1);
-    free(L.names);
+    tensor_loader L;
+    int rc = loader_init(&L, m->dir, "ResNet", 2048) ? -1 : load_all(m, r, &L);
+    loader_free(&L);
     if (rc) {
         resnet_free(m);
         m->nloc = 0;

@@ -50,7 +50,6 @@
  * (model.c), pooling for features (features.c), the kernels (tensor.c). */
 #include "vit.h"
 
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,7 +60,6 @@
 
 /* 2 + 4 per block + 3 default locations and logits must fit in MODEL_MAX_LOCATIONS */
 #define VIT_MAX_DEPTH ((MODEL_MAX_LOCATIONS - 6) / 4)
-#define TENSOR_NAME_MAX 96
 
 /* ==========================================================================
  * The model: weights, geometry and activation buffers */
@@ -109,67 +107,18 @@ typedef struct vit {
 } vit;
 
 /* ==========================================================================
- * Loading tensors by name, with shape checks */
-
-typedef struct {
-    const char *dir;
-    char (*names)[TENSOR_NAME_MAX];   /* every tensor loaded, for the extra-file check */
-    int n, cap;
-} loader;
-
-static void dims_str(char *buf, size_t cap, int ndim, const size_t *dims)
-{
-    size_t k = (size_t)snprintf(buf, cap, "[");
-    for (int i = 0; i < ndim && k < cap; i++) k += (size_t)snprintf(buf + k, cap - k, "%s%zu", i ? ", " : "", dims[i]);
-    if (k < cap) snprintf(buf + k, cap - k, "]");
-}
-
-static int file_exists(const loader *L, const char *name)
-{
-    char path[700];
-    snprintf(path, sizeof path, "%s/%s.npy", L->dir, name);
-    FILE *f = fopen(path, "rb");
-    if (!f) return 0;
-    fclose(f);
-    return 1;
-}
+ * Loading tensors by name, with shape checks (model.c loader_load) */
 
 /* DIR/<name>.npy as float32 of exactly shape d0 (, d1 (, d2, d3)); ndim
  * dims are used. NULL + an error naming the file otherwise. */
-static float *load_tensor(loader *L, const char *name, int ndim, size_t d0, size_t d1, size_t d2, size_t d3)
+static float *load_tensor(tensor_loader *L, const char *name, int ndim, size_t d0, size_t d1, size_t d2, size_t d3)
 {
-    const size_t want[4] = {d0, d1, d2, d3};
-    char path[700];
-    snprintf(path, sizeof path, "%s/%s.npy", L->dir, name);
-    if (!file_exists(L, name)) {
-        char es[96];
-        dims_str(es, sizeof es, ndim, want);
-        set_error("%s: missing (this ViT needs it, shape %s; see weights/README)", path, es);
-        return NULL;
-    }
-    npy_array t;
-    if (npy_read(path, NPY_F32, &t)) return NULL;
-    int ok = t.ndim == ndim;
-    for (int i = 0; ok && i < ndim; i++) ok = t.shape[i] == want[i];
-    if (!ok) {
-        char es[96], fs[160];
-        dims_str(es, sizeof es, ndim, want);
-        dims_str(fs, sizeof fs, t.ndim, t.shape);
-        set_error("%s: expected shape %s, found %s", path, es, fs);
-        npy_free(&t);
-        return NULL;
-    }
-    if (L->n == L->cap) { /* cannot happen: cap covers the deepest model */
-        set_error("%s: too many tensors", path);
-        npy_free(&t);
-        return NULL;
-    }
-    snprintf(L->names[L->n++], TENSOR_NAME_MAX, "%s", name);
-    return t.data;
+    long want[4] = {(long)d0, (long)d1, (long)d2, (long)d3};
+    return loader_load(L, name, ndim, want);
 }
 
 /* The size of dimension dim of DIR/<name>.npy (header only), or -1. */
-static long tensor_dim(const loader *L, const char *name, int ndim, int dim)
+static long tensor_dim(const tensor_loader *L, const char *name, int ndim, int dim)
 {
     char path[700];
     snprintf(path, sizeof path, "%s/%s.npy", L->dir, name);
@@ -179,31 +128,6 @@ static long tensor_dim(const loader *L, const char *name, int ndim, int dim)
     npy_close(&rd);
     if (d < 0) set_error("%s: expected %d dimensions, found %d", path, ndim, rd.ndim);
     return d;
-}
-
-/* Refuse any .npy file in the directory that this model does not use. */
-static int check_no_extra(const loader *L)
-{
-    DIR *d = opendir(L->dir);
-    if (!d) {
-        set_error("%s: cannot list the model directory", L->dir);
-        return -1;
-    }
-    struct dirent *e;
-    int rc = 0;
-    while (rc == 0 && (e = readdir(d))) {
-        size_t len = strlen(e->d_name);
-        if (len < 5 || strcmp(e->d_name + len - 4, ".npy") != 0) continue;
-        int found = 0;
-        for (int i = 0; i < L->n && !found; i++)
-            found = strlen(L->names[i]) == len - 4 && strncmp(L->names[i], e->d_name, len - 4) == 0;
-        if (!found) {
-            set_error("%s/%s: unexpected tensor: a ViT with this config does not use it", L->dir, e->d_name);
-            rc = -1;
-        }
-    }
-    closedir(d);
-    return rc;
 }
 
 /* ==========================================================================
@@ -218,7 +142,7 @@ static void add_location(model *m, const char *name, int rank, int d0, int d1, i
     l->is_default = is_default;
 }
 
-static int load_all(model *m, vit *v, loader *L)
+static int load_all(model *m, vit *v, tensor_loader *L)
 {
     const config *cfg = &m->cfg;
     static const char *const keys[] = {"arch", "input_size", "normalize", "patch", "width", "depth", "heads",
@@ -288,7 +212,7 @@ static int load_all(model *m, vit *v, loader *L)
             !(b->mlp2_b = load_tensor(L, NAME("mlp2.b"), 1, C, 0, 0, 0)))
             return -1;
 #undef NAME
-        if (i + 1 == v->depth && file_exists(L, (snprintf(q, sizeof q, "encoder_%d.ln1.gamma", i + 1), q))) {
+        if (i + 1 == v->depth && loader_has(L, (snprintf(q, sizeof q, "encoder_%d.ln1.gamma", i + 1), q))) {
             set_error("%s/%s.npy: a block beyond depth = %d (config and tensors disagree)", L->dir, q, v->depth);
             return -1;
         }
@@ -311,7 +235,7 @@ static int load_all(model *m, vit *v, loader *L)
         if (!(v->rep_w = load_tensor(L, "pre_logits.w", 2, C, R, 0, 0)) ||
             !(v->rep_b = load_tensor(L, "pre_logits.b", 1, R, 0, 0, 0)))
             return -1;
-    } else if (file_exists(L, "pre_logits.w")) {
+    } else if (loader_has(L, "pre_logits.w")) {
         set_error("%s/pre_logits.w.npy: present, but config says representation = 0", L->dir);
         return -1;
     }
@@ -322,7 +246,7 @@ static int load_all(model *m, vit *v, loader *L)
     add_location(m, "cls_embedded", 1, C, 0, 1);
     add_location(m, "pre_logits", 1, Cr, 0, 1);
     add_location(m, "logits", 1, K, 0, 0);
-    return check_no_extra(L);
+    return loader_check_extra(L, "a ViT with this config");
 }
 
 int vit_load(model *m)
@@ -334,10 +258,9 @@ int vit_load(model *m)
     }
     m->impl = v;
     m->nloc = 0;
-    loader L = {m->dir, NULL, 0, 16 + 12 * VIT_MAX_DEPTH};
-    L.names = malloc((size_t)L.cap * sizeof *L.names);
-    int rc = L.names ? load_all(m, v, &L) : (set_error("out of memory loading %s", m->dir), -1);
-    free(L.names);
+    tensor_loader L;
+    int rc = loader_init(&L, m->dir, "ViT", 16 + 12 * VIT_MAX_DEPTH) ? -1 : load_all(m, v, &L);
+    loader_free(&L);
     if (rc) {
         vit_free(m);
         m->nloc = 0;

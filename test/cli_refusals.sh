@@ -150,13 +150,15 @@ labels_short.npy${TAB}299
 EOF
 done
 if [ -f "$MODEL/config.txt" ]; then
-    # features: images_empty.npy is not refused yet (writes an empty matrix); add it when it is
+    # features and taps take the same images: uint8, n >= 1 (a shard may be empty)
     has_cmd features && while IFS=$TAB read -r f word; do
         refuse "features --images semantic/$f" "$T/F.npy" "$SEM/$f" "$word" -- \
             "$H2T" features --model "$MODEL" --images "$SEM/$f" --target-size 64 --out "$T/F.npy" --quiet
     done <<EOF
 images_2ch.npy${TAB}expected images
-images_f4.npy${TAB}without loss
+images_f4.npy${TAB}|u1
+images_f4_whole.npy${TAB}|u1
+images_empty.npy${TAB}>= 1
 EOF
     has_cmd taps && while IFS=$TAB read -r f word; do
         refuse "taps --images semantic/$f" "$T/taps" "$SEM/$f" "$word" -- \
@@ -164,6 +166,7 @@ EOF
     done <<EOF
 images_2ch.npy${TAB}expected images
 images_f4.npy${TAB}|u1
+images_f4_whole.npy${TAB}|u1
 images_empty.npy${TAB}>= 1
 EOF
 fi

@@ -303,9 +303,9 @@ static void test_refusals(const char *tmp)
     expect_refusal("a block the directory lacks", tmp, "encoder_2.ln1.gamma.npy: missing");
     edit_config(tmp, "depth = 3", "depth = 1");
     expect_refusal("a block beyond depth", tmp, "encoder_1.ln1.gamma.npy: a block beyond depth = 1");
-    edit_config(tmp, "depth = 1", "depth = 15");
-    expect_refusal("more blocks than locations allow", tmp, "depth");
-    edit_config(tmp, "depth = 15", "depth = 2");
+    edit_config(tmp, "depth = 1", "depth = 31");   /* (MODEL_MAX_LOCATIONS - 6) / 4 = 30 */
+    expect_refusal("more blocks than locations allow", tmp, "'depth = 31': expected an integer in [1, 30]");
+    edit_config(tmp, "depth = 31", "depth = 2");
     edit_config(tmp, "heads = 4", "heads = 3");
     expect_refusal("heads not dividing the width", tmp, "width 64 is not a multiple of heads 3");
     edit_config(tmp, "heads = 3", "heads = 4");

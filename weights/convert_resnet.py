@@ -59,8 +59,11 @@ def load_checkpoint(path):
     try:
         try:    # tensors and plain containers only (torch >= 1.13)
             obj = torch.load(path, map_location='cpu', weights_only=True)
-        except (pickle.UnpicklingError, RuntimeError, TypeError):
-            # a whole pickled nn.Module: unpickling runs code from the file (trusted files only)
+        except TypeError:   # torch < 1.13 has no weights_only (and unpickles anything)
+            obj = torch.load(path, map_location='cpu')
+        except (pickle.UnpicklingError, RuntimeError):
+            # a whole pickled nn.Module, which torch >= 2.6 refuses by default:
+            # weights_only=False unpickles it, running code from the file (trusted files only)
             obj = torch.load(path, map_location='cpu', weights_only=False)
     except Exception as e:  # noqa: BLE001 - any unpickling problem is the file's
         fail(f'{path}: cannot load with torch.load: {e}')

@@ -48,8 +48,8 @@ import numpy as np
 # torchvision's ViTs: (heads, width, patch); heads are the one knob the shapes do not tell
 TORCHVISION_ARCHES = {'vit_b_16': (12, 768, 16), 'vit_b_32': (12, 768, 32), 'vit_l_16': (16, 1024, 16),
                       'vit_l_32': (16, 1024, 32), 'vit_h_14': (16, 1280, 14)}
-# model.h holds 64 locations: 2 + 4 per block + 4
-MAX_DEPTH = 14
+# model.h holds 128 locations: 2 + 4 per block + 4 (ViT-L: 24 blocks; ViT-H: 32 do not fit)
+MAX_DEPTH = 30
 
 
 def fail(msg):

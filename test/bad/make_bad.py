@@ -80,6 +80,7 @@ semantic = [
     ("images_2ch.npy", npy(d("|u1", "(2, 8, 8, 2)"), b"\0" * 256)),
     ("images_f4.npy", npy(d("<f4", "(2, 8, 8, 3)"), struct.pack("<384f", *([0.5] * 384)))),
     ("images_empty.npy", npy(d("|u1", "(0, 8, 8, 3)"))),
+    ("images_f4_whole.npy", npy(d("<f4", "(2, 8, 8, 3)"), struct.pack("<384f", *([7.0] * 384)))),
 ]
 for name, content in semantic:
     with open(os.path.join(sem, name), "wb") as f:
