@@ -208,29 +208,6 @@ int layout_make(const model *m, const int *use, long T, feat_layout *l)
     return 0;
 }
 
-/* Write text[0..len) to path through "<path>.tmp.<pid>" and a rename. */
-static int write_file_atomic(const char *path, const char *text, size_t len)
-{
-    char tmp[700];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp) {
-        set_error("%s: path too long", path);
-        return -1;
-    }
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        set_error("%s: cannot create: %s", tmp, strerror(errno));
-        return -1;
-    }
-    int ok = fwrite(text, 1, len, f) == len;
-    ok = (fclose(f) == 0) && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        set_error("%s: write failed: %s", path, strerror(errno));
-        remove(tmp);
-        return -1;
-    }
-    return 0;
-}
-
 int layout_write(const char *path, const feat_layout *l)
 {
     /* at most MODEL_MAX_LOCATIONS lines of < 200 characters */

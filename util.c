@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 /* ------------------------------------------------------------------------
  * errors */
@@ -75,6 +76,32 @@ void *alloc_zeros(size_t count, size_t elem)
 }
 
 void free_array(void *p) { free(p); }
+
+/* ------------------------------------------------------------------------
+ * files */
+
+/* Write text[0..len) to path through "<path>.tmp.<pid>" and a rename. */
+int write_file_atomic(const char *path, const char *text, size_t len)
+{
+    char tmp[700];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp) {
+        set_error("%s: path too long", path);
+        return -1;
+    }
+    FILE *f = fopen(tmp, "wb");
+    if (!f) {
+        set_error("%s: cannot create: %s", tmp, strerror(errno));
+        return -1;
+    }
+    int ok = fwrite(text, 1, len, f) == len;
+    ok = (fclose(f) == 0) && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        set_error("%s: write failed: %s", path, strerror(errno));
+        remove(tmp);
+        return -1;
+    }
+    return 0;
+}
 
 /* ------------------------------------------------------------------------
  * RNG: splitmix64 expands the seed, xoshiro256** generates. */

@@ -31,6 +31,11 @@ void *alloc_array(size_t count, size_t elem);
 void *alloc_zeros(size_t count, size_t elem);
 void free_array(void *p);
 
+/* ---- files ------------------------------------------------------------ */
+/* Write text[0..len) to path through "<path>.tmp.<pid>" and a rename, so
+ * an interrupted run never leaves a half-written file. */
+int write_file_atomic(const char *path, const char *text, size_t len);
+
 /* ---- RNG: splitmix64 seeding + xoshiro256** ---------------------------- */
 typedef struct { uint64_t s[4]; } rng_t;
 void rng_seed(rng_t *r, uint64_t seed);
