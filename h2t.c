@@ -18,6 +18,7 @@
 #include "model.h"
 #include "features.h"
 #include "lasso.h"
+#include "run.h"
 
 /* ==========================================================================
  * Option parsing: every command declares a table of opt; `--name value`
@@ -756,6 +757,146 @@ fail:
 }
 
 /* ==========================================================================
+ * h2t run: one task end to end (run.c) */
+
+static int cmd_run(int argc, char **argv)
+{
+    const char *cmd = "run";
+    opt o[] = {
+        {"--model", "DIR", "model directory (from weights/export.py)", NULL, 1, NULL},
+        {"--train-images", "X.npy", "training images, uint8 [n, H, W(, C)]", NULL, 1, NULL},
+        {"--train-labels", "y.npy", "training labels [n]", NULL, 1, NULL},
+        {"--test-images", "X.npy", "test images, uint8 [m, H, W(, C)]", NULL, 1, NULL},
+        {"--test-labels", "y.npy", "test labels [m]", NULL, 1, NULL},
+        {"--target-size", "LIST", "target sizes T (comma list; one backbone pass, CV picks one)", "1024", 0, NULL},
+        {"--method", "LIST", "head2toe, linear, all-l1, all-l2, all-l21 (comma list)", "head2toe", 0, NULL},
+        {"--lr", "LIST", "learning rates", "0.1,0.01", 0, NULL},
+        {"--steps", "LIST", "Adam steps", "500,5000", 0, NULL},
+        {"--coef", "LIST", "penalty coefficients (default 1e-3,1e-5; all-*: 1e-5,1e-4,1e-3)", NULL, 0, NULL},
+        {"--fraction", "LIST", "fractions F of features kept (head2toe)",
+         "0.0005,0.001,0.002,0.005,0.01,0.02,0.05,0.1", 0, NULL},
+        {"--batch", "N", "batch size of the heads", "128", 0, NULL},
+        {"--seed", "N", "seed of the initial heads", "0", 0, NULL},
+        {"--cv", NULL, "cross-validate even a single grid point", NULL, 0, NULL},
+        {"--taps", "LIST", "locations: a,b,c or 'all' (default: the official set)", NULL, 0, NULL},
+        {"--image-batch", "N", "images per backbone pass", "64", 0, NULL},
+        {"--task", "NAME", "task name for the report (default: the --out directory)", NULL, 0, NULL},
+        {"--keep-features", NULL, "keep the training feature files in DIR", NULL, 0, NULL},
+        {"--no-figures", NULL, "do not write the SVG figures", NULL, 0, NULL},
+        {"--out", "DIR", "writes DIR/report.json and DIR/<method>/ (head, test.json, figures)", NULL, 1, NULL},
+        {"--quiet", NULL, "no progress on stderr", NULL, 0, NULL},
+    };
+    const int no = (int)(sizeof o / sizeof o[0]);
+    int rc = opts_parse(cmd, "--model DIR --train-images X --train-labels y --test-images X --test-labels y "
+                        "--out DIR [flags]", o, no, argc, argv);
+    if (rc) return rc > 0 ? 0 : 1;
+    static run_opts ro;
+    static run_result res;
+    memset(&ro, 0, sizeof ro);
+    /* methods */
+    const char *ms = opt_str(o, no, "--method");
+    for (const char *p = ms; *p;) {
+        size_t len = strcspn(p, ",");
+        int m;
+        for (m = 0; lasso_method_names[m]; m++)
+            if (strlen(lasso_method_names[m]) == len && strncmp(lasso_method_names[m], p, len) == 0) break;
+        if (!lasso_method_names[m] || ro.nmethods == RUN_MAX_METHODS) {
+            cli_error(cmd, "--method: expected a comma list of head2toe, linear, all-l1, all-l2, all-l21, got '%s'",
+                      ms);
+            return 1;
+        }
+        for (int i = 0; i < ro.nmethods; i++)
+            if (ro.methods[i] == (lasso_method)m) {
+                cli_error(cmd, "--method: %s given twice", lasso_method_names[m]);
+                return 1;
+            }
+        ro.methods[ro.nmethods++] = (lasso_method)m;
+        p += len;
+        if (*p) p++;
+    }
+    double ts[FEAT_MAX_TARGETS], steps[LASSO_GRID_MAX];
+    long batch = 128, seed = 0, ibatch = 64;
+    lasso_fit_config *g = &ro.grid[0];
+    if (opt_list(cmd, o, no, "--target-size", 1, 1e9, ts, FEAT_MAX_TARGETS, &ro.ntarget) ||
+        opt_list(cmd, o, no, "--lr", 1e-12, 1e6, g->lr, LASSO_GRID_MAX, &g->nlr) ||
+        opt_list(cmd, o, no, "--steps", 1, 1e9, steps, LASSO_GRID_MAX, &g->nsteps) ||
+        opt_list(cmd, o, no, "--coef", 0, 1e6, g->coef, LASSO_GRID_MAX, &g->ncoef) ||
+        opt_list(cmd, o, no, "--fraction", 1e-12, 1, g->frac, LASSO_GRID_MAX, &g->nfrac) ||
+        opt_long(cmd, o, no, "--batch", 1, 1 << 20, &batch) || opt_long(cmd, o, no, "--seed", 0, 0x7fffffffL, &seed) ||
+        opt_long(cmd, o, no, "--image-batch", 1, 4096, &ibatch))
+        return 1;
+    for (int i = 0; i < ro.ntarget; i++) {
+        if ((double)(long)ts[i] != ts[i]) {
+            cli_error(cmd, "--target-size: expected whole numbers, got %g", ts[i]);
+            return 1;
+        }
+        ro.target[i] = (long)ts[i];
+    }
+    for (int i = 0; i < g->nsteps; i++) {
+        if ((double)(long)steps[i] != steps[i]) {
+            cli_error(cmd, "--steps: expected whole numbers, got %g", steps[i]);
+            return 1;
+        }
+        g->steps[i] = (long)steps[i];
+    }
+    g->batch = (int)batch;
+    g->seed = (uint64_t)seed;
+    g->force_cv = opt_flag(o, no, "--cv");
+    g->quiet = opt_flag(o, no, "--quiet");
+    for (int i = 1; i < ro.nmethods; i++) ro.grid[i] = ro.grid[0];   /* the same grid for every method */
+    ro.model_dir = opt_str(o, no, "--model");
+    ro.train_images = opt_str(o, no, "--train-images");
+    ro.train_labels = opt_str(o, no, "--train-labels");
+    ro.test_images = opt_str(o, no, "--test-images");
+    ro.test_labels = opt_str(o, no, "--test-labels");
+    ro.out = opt_str(o, no, "--out");
+    ro.task = opt_str(o, no, "--task") ? opt_str(o, no, "--task") : ro.out;
+    ro.taps = opt_str(o, no, "--taps");
+    ro.image_batch = (int)ibatch;
+    ro.keep_features = opt_flag(o, no, "--keep-features");
+    ro.figures = !opt_flag(o, no, "--no-figures");
+    if (run_task(&ro, &res)) {
+        cli_error(cmd, "%s", last_error());
+        return 1;
+    }
+    for (int i = 0; i < ro.nmethods; i++) {
+        const run_method_result *m = &res.m[i];
+        printf("run: %-8s T %ld, %zu of %zu features, validation %.4f, test accuracy %.4f (%zu/%zu)\n",
+               lasso_method_names[m->method], m->target, m->nsel, m->d, m->chosen.mean, m->test_acc,
+               m->test_correct, m->test_n);
+    }
+    printf("run: %.1f s -> %s/report.json\n", res.t_total, ro.out);
+    return 0;
+}
+
+/* ==========================================================================
+ * h2t demo: the bundled backbone and tasks, Linear vs Head2Toe (run.c) */
+
+static int cmd_demo(int argc, char **argv)
+{
+    const char *cmd = "demo";
+    opt o[] = {
+        {"--report", "FILE.json", "also write the results as JSON (accuracies as fractions)", NULL, 0, NULL},
+        {"--dir", "DIR", "the demo directory: demo.cfg (backbone, tasks, grid), backbone/, tasks/", "demo", 0,
+         NULL},
+        {"--out", "DIR", "per-task runs (report.json, heads, figures) and the summary figures", "demo_out", 0,
+         NULL},
+        {"--tasks", "LIST", "only these tasks (comma list of names in the task list)", NULL, 0, NULL},
+        {"--quiet", NULL, "no progress on stderr", NULL, 0, NULL},
+    };
+    const int no = (int)(sizeof o / sizeof o[0]);
+    int rc = opts_parse(cmd, "[--report FILE.json] [flags]", o, no, argc, argv);
+    if (rc) return rc > 0 ? 0 : 1;
+    demo_opts d = {opt_str(o, no, "--dir"), opt_str(o, no, "--out"), opt_str(o, no, "--report"),
+                   opt_str(o, no, "--tasks"), opt_flag(o, no, "--quiet")};
+    if (demo_run(&d)) {
+        cli_error(cmd, "%s", last_error());
+        return 1;
+    }
+    return 0;
+}
+
+/* ==========================================================================
  * main */
 
 typedef struct {
@@ -771,6 +912,8 @@ static const command commands[] = {
     {"score", cmd_score, "group-lasso scoring run: feature scores"},
     {"fit", cmd_fit, "select features and train the head (with cross-validation)"},
     {"eval", cmd_eval, "accuracy of a fitted head on a feature matrix"},
+    {"run", cmd_run, "one task end to end: features, CV fit, test accuracy, report and figures"},
+    {"demo", cmd_demo, "the bundled backbone and tasks: Linear vs Head2Toe in a table"},
 };
 static const int ncommands = (int)(sizeof commands / sizeof commands[0]);
 

@@ -44,6 +44,10 @@
 #include "tensor.h"
 #include "util.h"
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 #define PI 3.14159265358979323846
 
 /* ==========================================================================
@@ -162,6 +166,10 @@ int lasso_head_alloc(lasso_head *h, size_t cap_d, int k, int batch)
     /* a block of W rows whose gradient (blk x k floats, 256 KiB) stays in cache */
     h->blk = 65536 / (size_t)k;
     if (h->blk < 16) h->blk = 16;
+    h->nthreads = 1;
+#ifdef _OPENMP
+    h->nthreads = omp_get_max_threads();
+#endif
     h->w = alloc_array(dk, sizeof(float));
     h->mw = alloc_array(dk, sizeof(float));
     h->vw = alloc_array(dk, sizeof(float));
@@ -170,12 +178,12 @@ int lasso_head_alloc(lasso_head *h, size_t cap_d, int k, int batch)
     h->vb = alloc_array((size_t)k, sizeof(float));
     h->gb = alloc_array((size_t)k, sizeof(float));
     h->z = alloc_array((size_t)batch * (size_t)k, sizeof(float));
-    h->gblk = alloc_array(h->blk * (size_t)k, sizeof(float));
-    h->rowpen = alloc_array(h->blk, sizeof(double));
+    h->gblk = alloc_array((size_t)h->nthreads * h->blk * (size_t)k, sizeof(float));
+    h->blkpen = alloc_array(cap_d / h->blk + 1, sizeof(double));
     h->run0 = alloc_array((size_t)batch, sizeof(size_t));
     h->runlen = alloc_array((size_t)batch, sizeof(size_t));
     if (!h->w || !h->mw || !h->vw || !h->b || !h->mb || !h->vb || !h->gb || !h->z || !h->gblk ||
-        !h->rowpen || !h->run0 || !h->runlen) {
+        !h->blkpen || !h->run0 || !h->runlen) {
         char msg[256];
         snprintf(msg, sizeof msg, "%s", last_error());
         lasso_head_free(h);
@@ -196,7 +204,7 @@ void lasso_head_free(lasso_head *h)
     free_array(h->gb);
     free_array(h->z);
     free_array(h->gblk);
-    free_array(h->rowpen);
+    free_array(h->blkpen);
     free_array(h->run0);
     free_array(h->runlen);
     memset(h, 0, sizeof *h);
@@ -234,15 +242,15 @@ void lasso_head_init_from(lasso_head *h, size_t d, const float *w0)
 #define ADAM_B2 0.999
 #define ADAM_EPS 1e-7f
 
-/* Split the batch rows[0..B) into runs of consecutive examples, so that each
- * run is one strided block of X for gemm (a fold's training rows are two
- * ranges, so a batch has one or two runs). Returns the number of runs. */
-static size_t batch_runs(lasso_head *h, const size_t *rows, size_t B)
+/* Split the batch rows[0..B) into pieces of consecutive examples, each at
+ * most `chunk` long, so that each piece is one strided block of X for gemm
+ * (a fold's training rows are two ranges). Returns the number of pieces. */
+static size_t batch_runs(lasso_head *h, const size_t *rows, size_t B, size_t chunk)
 {
     size_t nr = 0;
     for (size_t i = 0; i < B;) {
         size_t j = i + 1;
-        while (j < B && rows[j] == rows[j - 1] + 1) j++;
+        while (j < B && j - i < chunk && rows[j] == rows[j - 1] + 1) j++;
         h->run0[nr] = i;
         h->runlen[nr] = j - i;
         nr++;
@@ -251,14 +259,35 @@ static size_t batch_runs(lasso_head *h, const size_t *rows, size_t B)
     return nr;
 }
 
-/* z[B, k] = X[rows] W + b for the runs of the batch. */
+/* Pieces for the backward pass: whole runs (the gemm sums over them). For
+ * the forward pass: pieces of at most B / nthreads rows, computed in
+ * parallel (rows of z are independent; gemm gives a row the same bits
+ * whatever rows are computed with it). */
+#define WHOLE_RUNS ((size_t)-1)
+static size_t forward_chunk(const lasso_head *h, size_t B)
+{
+    size_t c = (B + (size_t)h->nthreads - 1) / (size_t)h->nthreads;
+    return c < 8 ? 8 : c;
+}
+
+/* z[B, k] = X[rows] W + b over the pieces of the batch (batch_runs). With
+ * one piece, gemm itself may use the threads; with several, each thread
+ * computes whole pieces (and a gemm inside a parallel loop runs on one
+ * thread). */
+static void forward_piece(lasso_head *h, const lasso_data *data, const size_t *rows, size_t r)
+{
+    size_t i = h->run0[r], k = (size_t)h->k;
+    gemm(0, 0, h->runlen[r], k, h->d, data->x + rows[i] * data->ld, data->ld, h->w, k, 0.0f, h->z + i * k, k);
+}
+
 static void forward(lasso_head *h, const lasso_data *data, const size_t *rows, size_t B, size_t nruns)
 {
-    size_t k = (size_t)h->k;
-    for (size_t r = 0; r < nruns; r++) {
-        size_t i = h->run0[r];
-        gemm(0, 0, h->runlen[r], k, h->d, data->x + rows[i] * data->ld, data->ld, h->w, k, 0.0f, h->z + i * k,
-             k);
+    if (nruns == 1) {
+        forward_piece(h, data, rows, 0);
+    } else {
+        long nr = (long)nruns;
+#pragma omp parallel for schedule(static) num_threads(h->nthreads)
+        for (long r = 0; r < nr; r++) forward_piece(h, data, rows, (size_t)r);
     }
     add_bias(h->z, B, h->k, h->b);
 }
@@ -355,41 +384,54 @@ static inline void adam_row(float *w, float *m, float *v, const float *g, int k,
 }
 
 /* The fused pass over W: for each block of rows, the cross-entropy gradient
- * X_b[:, block]^T G (gemm into a cache-sized buffer), plus the penalty, then
- * Adam, row by row in parallel. Returns the penalty value P(W) before the
- * update. */
+ * X_b[:, block]^T G (gemm into the thread's cache-sized buffer), plus the
+ * penalty, then Adam, row by row. Blocks are independent and go to the
+ * threads (a gemm inside a parallel loop runs on one thread; a single block
+ * lets gemm use them); the blocks' penalty values are summed afterwards in
+ * block order. Returns the penalty P(W) before the update. */
+static void update_block(lasso_head *h, const lasso_data *data, const size_t *rows, size_t nruns,
+                         lasso_penalty p, double pen, float lr_t, size_t bi, float *g)
+{
+    size_t k = (size_t)h->k, d0 = bi * h->blk, nb = h->d - d0 < h->blk ? h->d - d0 : h->blk;
+    for (size_t r = 0; r < nruns; r++) {
+        size_t i = h->run0[r];
+        gemm(1, 0, nb, k, h->runlen[r], data->x + rows[i] * data->ld + d0, data->ld, h->z + i * k, k,
+             r ? 1.0f : 0.0f, g, k);
+    }
+    double sum = 0.0;
+    for (size_t j = 0; j < nb; j++) {
+        size_t o = (d0 + j) * k;
+        sum += penalty_row(p, h->w + o, g + j * k, (int)k, pen);
+        adam_row(h->w + o, h->mw + o, h->vw + o, g + j * k, (int)k, lr_t);
+    }
+    h->blkpen[bi] = sum;
+}
+
 static double update_w(lasso_head *h, const lasso_data *data, const size_t *rows, size_t nruns,
                        lasso_penalty p, double pen, float lr_t)
 {
-    size_t k = (size_t)h->k, d = h->d;
-    double total = 0.0;
-    for (size_t d0 = 0; d0 < d; d0 += h->blk) {
-        size_t nb = d - d0 < h->blk ? d - d0 : h->blk;
-        for (size_t r = 0; r < nruns; r++) {
-            size_t i = h->run0[r];
-            gemm(1, 0, nb, k, h->runlen[r], data->x + rows[i] * data->ld + d0, data->ld, h->z + i * k, k,
-                 r ? 1.0f : 0.0f, h->gblk, k);
+    long nblocks = (long)((h->d + h->blk - 1) / h->blk);
+    if (nblocks == 1) {
+        update_block(h, data, rows, nruns, p, pen, lr_t, 0, h->gblk);
+    } else {
+#pragma omp parallel for schedule(dynamic, 1) num_threads(h->nthreads)
+        for (long bi = 0; bi < nblocks; bi++) {
+            int t = 0;
+#ifdef _OPENMP
+            t = omp_get_thread_num();
+#endif
+            update_block(h, data, rows, nruns, p, pen, lr_t, (size_t)bi, h->gblk + (size_t)t * h->blk * h->k);
         }
-        float *w = h->w + d0 * k, *m = h->mw + d0 * k, *v = h->vw + d0 * k;
-        float *g0 = h->gblk;
-        double *rp = h->rowpen;
-        long nbl = (long)nb;
-#pragma omp parallel for schedule(static) if (nb * k >= 8192)
-        for (long j = 0; j < nbl; j++) {
-            size_t o = (size_t)j * k;
-            float *g = g0 + o;
-            rp[j] = penalty_row(p, w + o, g, (int)k, pen);
-            adam_row(w + o, m + o, v + o, g, (int)k, lr_t);
-        }
-        for (size_t j = 0; j < nb; j++) total += rp[j];
     }
+    double total = 0.0;
+    for (long bi = 0; bi < nblocks; bi++) total += h->blkpen[bi];
     return total;
 }
 
 /* ==========================================================================
  * Head: training, loss and gradient, prediction */
 
-int lasso_train(lasso_head *h, const lasso_data *data, const size_t *rows, size_t nrows,
+static int train_steps(lasso_head *h, const lasso_data *data, const size_t *rows, size_t nrows,
                 const lasso_opts *o, double *losses, const char *progress)
 {
     if (o->batch < 1 || o->batch > h->batch || nrows == 0 || o->steps < 1 || h->d > data->d ||
@@ -403,10 +445,10 @@ int lasso_train(lasso_head *h, const lasso_data *data, const size_t *rows, size_
     for (long s = 0; s < o->steps; s++) {
         size_t B = nrows - pos < NB ? nrows - pos : NB;
         const size_t *br = rows + pos;
-        size_t nruns = batch_runs(h, br, B);
-        forward(h, data, br, B, nruns);
+        forward(h, data, br, B, batch_runs(h, br, B, forward_chunk(h, B)));
         double ce = softmax_xent(h->z, B, h->k, data->y, br, 1.0 / (double)NB);
         bias_grad(h->z, B, h->k, h->gb);
+        size_t nruns = batch_runs(h, br, B, WHOLE_RUNS);
 
         double lr_s = o->lr * 0.5 * (1.0 + cos(PI * (double)s / (double)o->steps));
         double t = (double)(s + 1);
@@ -435,14 +477,36 @@ int lasso_train(lasso_head *h, const lasso_data *data, const size_t *rows, size_
     return 0;
 }
 
+/* Below this many multiply-adds per step, a run uses one thread: the time of
+ * a parallel region (and, on a busy machine, of threads waiting for a core)
+ * would exceed the work. The results are the same either way. */
+#define LASSO_PARALLEL_MIN ((size_t)1 << 24)
+
+int lasso_train(lasso_head *h, const lasso_data *data, const size_t *rows, size_t nrows,
+                const lasso_opts *o, double *losses, const char *progress)
+{
+#ifdef _OPENMP
+    if ((size_t)h->batch * h->d * (size_t)h->k < LASSO_PARALLEL_MIN && h->nthreads > 1) {
+        int nt = h->nthreads, saved = omp_get_max_threads();
+        h->nthreads = 1;
+        omp_set_num_threads(1);
+        int rc = train_steps(h, data, rows, nrows, o, losses, progress);
+        omp_set_num_threads(saved);
+        h->nthreads = nt;
+        return rc;
+    }
+#endif
+    return train_steps(h, data, rows, nrows, o, losses, progress);
+}
+
 double lasso_loss_grad(lasso_head *h, const lasso_data *data, const size_t *rows, size_t B,
                        const lasso_opts *o, float *gw, float *gb)
 {
     size_t k = (size_t)h->k, NB = (size_t)o->batch;
-    size_t nruns = batch_runs(h, rows, B);
-    forward(h, data, rows, B, nruns);
+    forward(h, data, rows, B, batch_runs(h, rows, B, forward_chunk(h, B)));
     double ce = softmax_xent(h->z, B, h->k, data->y, rows, 1.0 / (double)NB);
     bias_grad(h->z, B, h->k, gb);
+    size_t nruns = batch_runs(h, rows, B, WHOLE_RUNS);
     for (size_t r = 0; r < nruns; r++) {
         size_t i = h->run0[r];
         gemm(1, 0, h->d, k, h->runlen[r], data->x + rows[i] * data->ld, data->ld, h->z + i * k, k,
@@ -458,8 +522,7 @@ size_t lasso_predict(lasso_head *h, const lasso_data *data, const size_t *rows, 
     size_t correct = 0, k = (size_t)h->k;
     for (size_t pos = 0; pos < nrows; pos += (size_t)h->batch) {
         size_t B = nrows - pos < (size_t)h->batch ? nrows - pos : (size_t)h->batch;
-        size_t nruns = batch_runs(h, rows + pos, B);
-        forward(h, data, rows + pos, B, nruns);
+        forward(h, data, rows + pos, B, batch_runs(h, rows + pos, B, forward_chunk(h, B)));
         for (size_t b = 0; b < B; b++) {
             const float *zb = h->z + b * k;
             int best = 0;
@@ -609,8 +672,10 @@ static int run_point(fit_ctx *c, double lr, long steps, double coef, const doubl
     const lasso_fit_config *cfg = c->cfg;
     const lasso_opts plain = {lr, steps, 0.0, PENALTY_NONE, cfg->batch};
     char label[96];
-    if (fold < LASSO_FOLDS) snprintf(label, sizeof label, "fit: fold %d lr %g steps %ld", fold + 1, lr, steps);
-    else snprintf(label, sizeof label, "fit: final head lr %g steps %ld", lr, steps);
+    if (fold < LASSO_FOLDS)
+        snprintf(label, sizeof label, "fit: fold %d lr %g steps %ld", fold + 1, lr, steps);
+    else
+        snprintf(label, sizeof label, "fit: final head lr %g steps %ld", lr, steps);
     const char *progress = cfg->quiet ? NULL : label;
     uint64_t head_seed = seed_mix(cfg->seed, 2, (uint64_t)fold);
 

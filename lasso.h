@@ -53,14 +53,15 @@ typedef struct {
     size_t cap_d, d;     /* capacity and current number of features */
     int k, batch;
     size_t blk;          /* rows of W per block of the fused gradient + update pass */
+    int nthreads;        /* OpenMP threads the buffers are sized for */
     float *w, *b;        /* [d, k], [k]: the head */
     float *mw, *vw;      /* [d, k] Adam moments of W */
     float *mb, *vb, *gb; /* [k] Adam moments and gradient of b */
     float *z;            /* [batch, k] logits, then dLoss/dlogits */
-    float *gblk;         /* [blk, k] gradient of one block of W rows */
-    double *rowpen;      /* [blk] penalty value of each row of a block */
-    size_t *run0;        /* [batch] the current batch as runs of consecutive */
-    size_t *runlen;      /*         examples: start (in the batch) and length */
+    float *gblk;         /* [nthreads, blk, k] each thread's gradient of one block of rows */
+    double *blkpen;      /* [cap_d / blk + 1] penalty value of each block */
+    size_t *run0;        /* [batch] the current batch as pieces of consecutive examples */
+    size_t *runlen;      /*         (at most `chunk` long): start in the batch, length */
 } lasso_head;
 
 int lasso_head_alloc(lasso_head *h, size_t cap_d, int k, int batch);

@@ -12,7 +12,8 @@
 #include "util.h"
 
 #define FONT 11
-#define CHAR_W 6.6          /* estimated advance of one character at FONT px */
+#define CHAR_W 6.6          /* estimated advance of one character at FONT px (generous) */
+#define LABEL_W 6.0         /* the same for the room reserved below rotated labels */
 #define PLOT_H 260.0        /* height of the plotting area */
 
 /* Tableau 10: distinguishable, and readable on white. */
@@ -199,7 +200,7 @@ int svg_bars(const char *path, const svg_chart *c, int n, const char *const *lab
     if (rotated) slot = nseries * 9 + 6 > 14 ? nseries * 9 + 6 : 14;
     double legend_w = nseries > 1 ? 40 + max_len(nseries, series_names) : 0;
     frame fr = {70, c->title ? 40 : 16, n * slot, PLOT_H, lo, hi};
-    double bottom = (rotated ? lab + 14 : 22) + (c->xlabel ? 26 : 6);
+    double bottom = (rotated ? lab * LABEL_W / CHAR_W + 14 : 22) + (c->xlabel ? 26 : 6);
     double W = fr.x0 + fr.w + 20 + legend_w, H = fr.y0 + fr.h + bottom;
 
     svg_file s;
@@ -272,9 +273,12 @@ int svg_lines(const char *path, const svg_chart *c, int log_x, int nseries, cons
     if (isfinite(c->ymax)) yhi = c->ymax;
     if (!isfinite(c->ymin) || !isfinite(c->ymax)) {     /* round outwards to ticks */
         if (yhi - ylo < 1e-12) ylo -= 0.5, yhi += 0.5;
-        double st = nice_step(yhi - ylo, 6);
-        if (!isfinite(c->ymin)) ylo = floor(ylo / st) * st;
-        if (!isfinite(c->ymax)) yhi = ceil(yhi / st) * st;
+        /* twice: rounding widens the range, which may coarsen y_axis's step */
+        for (int pass = 0; pass < 2; pass++) {
+            double st = nice_step(yhi - ylo, 6);
+            if (!isfinite(c->ymin)) ylo = floor(ylo / st + 1e-9) * st;
+            if (!isfinite(c->ymax)) yhi = ceil(yhi / st - 1e-9) * st;
+        }
     }
     if (!(yhi > ylo)) yhi = ylo + 1;
 
@@ -368,10 +372,10 @@ int svg_heatmap(const char *path, const svg_chart *c, int rows, const char *cons
     for (size_t i = 0; i < (size_t)rows * cols; i++)
         if (isfinite(v[i]) && v[i] > vmax) vmax = v[i];
     if (!(vmax > 0)) vmax = 1;
-    const double cw = 13, ch = 20;
+    const double cw = 15, ch = 20;
     double left = 14 + max_len(rows, row_labels), lab = max_len(cols, col_labels);
     double x0 = left, y0 = c->title ? 40 : 16;
-    double W = x0 + cols * cw + 110, H = y0 + rows * ch + lab + 14 + (c->xlabel ? 26 : 6);
+    double W = x0 + cols * cw + 110, H = y0 + rows * ch + lab * LABEL_W / CHAR_W + 14 + (c->xlabel ? 26 : 6);
     if (H < y0 + 130) H = y0 + 130;
 
     svg_file s;

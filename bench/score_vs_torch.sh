@@ -14,7 +14,7 @@ T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(nproc) cores; threads $THREADS"
 $PY bench/score_torch.py make --out "$T" --n 1000 --d 100000 --k 50
-ARGS="--lr 0.01 --coef 1e-3 --steps 200"
+ARGS="--lr 0.01 --coef 1e-5 --steps 200"
 start=$(date +%s.%N)
 OMP_NUM_THREADS=$THREADS $H2T score --features "$T/X.npy" --labels "$T/y.npy" --init "$T/W0.npy" $ARGS \
     --out "$T/h2t" --quiet | sed 's/^score:/h2t:/'

@@ -263,9 +263,10 @@ static void test_layout_and_gather(void)
 {
     static feat_layout l;
     int rc = layout_read(FIX "X.layout.tsv", &l);
-    check(rc == 0 && l.n == 3 && l.d == 40 && l.e[2].offset == 30 && l.e[1].dim == 20 &&
-              lasso_location_of(&l, 0) == 0 && lasso_location_of(&l, 9) == 0 && lasso_location_of(&l, 10) == 1 &&
-              lasso_location_of(&l, 29) == 1 && lasso_location_of(&l, 39) == 2 && lasso_location_of(&l, 40) == -1,
+    int loc_ok = lasso_location_of(&l, 0) == 0 && lasso_location_of(&l, 9) == 0 &&
+                 lasso_location_of(&l, 10) == 1 && lasso_location_of(&l, 29) == 1 &&
+                 lasso_location_of(&l, 39) == 2 && lasso_location_of(&l, 40) == -1;
+    check(rc == 0 && l.n == 3 && l.d == 40 && l.e[2].offset == 30 && l.e[1].dim == 20 && loc_ok,
           "layout: the fixture's layout read, features located %s", rc ? last_error() : "");
 
     /* gather: 2 examples, locations [0,10) [10,30) [30,40); select 3, 12, 13, 35 */
@@ -420,7 +421,7 @@ static void test_threads(void)
 {
 #ifdef _OPENMP
     problem p;
-    make_problem(&p, 300, 20000, 5, 1000, 10, 1.0, 4);  /* two blocks of W rows */
+    make_problem(&p, 300, 30000, 5, 1000, 10, 1.0, 4); /* 3 blocks of W rows, big enough to run parallel */
     size_t rows[240], nr = 0;                           /* a fold: two runs */
     for (size_t i = 0; i < 300; i++)
         if (i < 60 || i >= 120) rows[nr++] = i;
