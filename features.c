@@ -653,6 +653,8 @@ int features_run(const feat_opts *o)
     }
     for (int t = 0; t < o->ntarget; t++) {
         if (!c.selecting && layout_write(ts[t].tsv, &ts[t].lay)) goto done;
+        if (o->quiet)
+            continue;
         if (c.selecting)
             printf("features: wrote %s [%zu, %zu]: %zu selected features of %s (D %zu, T %ld) in %.1f s\n", ts[t].npy,
                    n, ts[t].d, ts[t].d, o->layout, ts[t].lay.d, o->target[t], now_seconds() - t0);
