@@ -38,7 +38,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "npy.h"
 #include "tensor.h"
@@ -73,26 +72,7 @@ static int layout_index(const feat_layout *l, const char *name)
 }
 
 /* ==========================================================================
- * Small file helpers: text through a temporary name and a rename. */
-
-static int write_text(const char *path, const char *text, size_t len)
-{
-    char tmp[700];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        set_error("%s: cannot create: %s", tmp, strerror(errno));
-        return -1;
-    }
-    int ok = fwrite(text, 1, len, f) == len;
-    ok = (fclose(f) == 0) && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        set_error("%s: write failed: %s", path, strerror(errno));
-        remove(tmp);
-        return -1;
-    }
-    return 0;
-}
+ * Small text outputs (written with util.c's write_file_atomic). */
 
 /* A growing text buffer for the small text outputs. */
 typedef struct {
@@ -140,7 +120,7 @@ static int tb_write(textbuf *t, const char *path)
         set_error("%s: out of memory while formatting", path);
         r = -1;
     } else {
-        r = write_text(path, t->s ? t->s : "", t->len);
+        r = write_file_atomic(path, t->s ? t->s : "", t->len);
     }
     free(t->s);
     memset(t, 0, sizeof *t);
