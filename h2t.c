@@ -6,6 +6,7 @@
  * Exit status: 0 success, 1 any refusal (bad flag, bad input file, failed
  * write). Progress goes to stderr, results to files (and a summary line to
  * stdout where a command has one). */
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -471,6 +472,27 @@ static int cmd_join(int argc, char **argv)
 }
 
 /* ==========================================================================
+ * Feature matrices for score and fit: float32 [n, D], n, D >= 1, every value
+ * finite (the first NaN or Inf is reported by row and column). */
+
+static int read_features(const char *path, npy_array *X)
+{
+    if (npy_read(path, NPY_F32, X)) return -1;
+    if (X->ndim != 2 || X->shape[0] < 1 || X->shape[1] < 1) {
+        set_error("%s: expected a feature matrix [n, D] with n, D >= 1, got %d dims", path, X->ndim);
+        return -1;
+    }
+    const float *x = X->data;
+    for (size_t i = 0; i < X->count; i++)
+        if (!isfinite(x[i])) {
+            set_error("%s: expected finite features, found %s at row %zu, column %zu", path,
+                      isnan(x[i]) ? "NaN" : "Inf", i / X->shape[1], i % X->shape[1]);
+            return -1;
+        }
+    return 0;
+}
+
+/* ==========================================================================
  * h2t score: the group-lasso scoring run (lasso.c) */
 
 static int cmd_score(int argc, char **argv)
@@ -509,11 +531,7 @@ static int cmd_score(int argc, char **argv)
     size_t *rows = NULL;
     double *losses = NULL;
     lasso_head h = {0};
-    if (npy_read(fpath, NPY_F32, &X)) goto fail;
-    if (X.ndim != 2 || X.shape[0] < 1 || X.shape[1] < 1) {
-        set_error("%s: expected a feature matrix [n, D], got %d dims", fpath, X.ndim);
-        goto fail;
-    }
+    if (read_features(fpath, &X)) goto fail;
     size_t n = X.shape[0], d = X.shape[1];
     if (lasso_read_labels(opt_str(o, no, "--labels"), n, &y, &k)) goto fail;
     if (classes) {
@@ -643,11 +661,7 @@ static int cmd_fit(int argc, char **argv)
     lasso_fit_result res;
     memset(&res, 0, sizeof res);
     if (lpath && layout_read(lpath, &layout)) goto fail;
-    if (npy_read(fpath, NPY_F32, &X)) goto fail;
-    if (X.ndim != 2 || X.shape[0] < 1 || X.shape[1] < 1) {
-        set_error("%s: expected a feature matrix [n, D], got %d dims", fpath, X.ndim);
-        goto fail;
-    }
+    if (read_features(fpath, &X)) goto fail;
     size_t n = X.shape[0], d = X.shape[1];
     if (lpath && layout.d != d) {
         set_error("%s describes %zu features but %s has %zu columns", lpath, layout.d, fpath, d);

@@ -78,6 +78,8 @@ if has_cmd score; then
         refuse "score --labels $f" "$T/s" "$BAD/$f" "" -- \
             "$H2T" score --features "$FX/X.npy" --labels "$BAD/$f" --out "$T/s" --quiet
     done
+    refuse "score NaN feature" "$T/s" "features_nan.npy" "row 7, column 3" -- \
+        "$H2T" score --features test/bad/semantic/features_nan.npy --labels "$FX/y.npy" --out "$T/s" --quiet
     refuse "score unknown flag" "$T/s" "--frob" "" -- "$H2T" score --frob 1 --features "$FX/X.npy" --out "$T/s"
     refuse "score missing --labels" "$T/s" "--labels" "" -- "$H2T" score --features "$FX/X.npy" --out "$T/s"
     refuse "score --steps abc" "$T/s" "--steps" "abc" -- \

@@ -81,6 +81,8 @@ semantic = [
     ("images_f4.npy", npy(d("<f4", "(2, 8, 8, 3)"), struct.pack("<384f", *([0.5] * 384)))),
     ("images_empty.npy", npy(d("|u1", "(0, 8, 8, 3)"))),
     ("images_f4_whole.npy", npy(d("<f4", "(2, 8, 8, 3)"), struct.pack("<384f", *([7.0] * 384)))),
+    # features [300, 40] (the size of test/fixtures/lasso) with a NaN at row 7, column 3
+    ("features_nan.npy", npy(d("<f4", "(300, 40)"), struct.pack("<12000f", *([0.5] * 283 + [float("nan")] + [0.5] * 11716)))),
 ]
 for name, content in semantic:
     with open(os.path.join(sem, name), "wb") as f:
