@@ -48,7 +48,7 @@ $(B)/%.o: %.c $(HDRS) | $(B)
 $(B)/h2t: $(B)/h2t.o $(LIB_OBJ)
 	$(CC) $(CFLAGS_ALL) $^ -o $@ $(LDLIBS)
 
-$(B)/test_%: test/test_%.c test/check.h $(LIB_OBJ) $(HDRS)
+$(B)/test_%: test/test_%.c $(wildcard test/*.h) $(LIB_OBJ) $(HDRS)
 	$(CC) $(CFLAGS_ALL) -iquote . $< $(LIB_OBJ) -o $@ $(LDLIBS)
 
 $(B):

@@ -29,57 +29,7 @@
 
 /* ---- capturing every location of n images ------------------------------ */
 
-typedef struct {
-    const model *m;
-    float *buf[MODEL_MAX_LOCATIONS];   /* [n, location shape] */
-    size_t done;                       /* images of earlier batches */
-} capture;
-
-static void capture_cb(void *vctx, int loc, const float *x, int n)
-{
-    capture *c = vctx;
-    size_t sz = location_size(&c->m->loc[loc]);
-    memcpy(c->buf[loc] + c->done * sz, x, (size_t)n * sz * sizeof(float));
-}
-
-static int capture_alloc(capture *c, const model *m, size_t n)
-{
-    memset(c, 0, sizeof *c);
-    c->m = m;
-    for (int i = 0; i < m->nloc; i++)
-        if (!(c->buf[i] = alloc_array(n * location_size(&m->loc[i]), sizeof(float)))) return -1;
-    return 0;
-}
-
-static void capture_free(capture *c)
-{
-    for (int i = 0; i < MODEL_MAX_LOCATIONS; i++) free_array(c->buf[i]);
-}
-
-/* Preprocess + forward all images in batches of `batch`. */
-static void run_all(model *m, const npy_array *img, int batch, capture *c)
-{
-    const int n = (int)img->shape[0], H = (int)img->shape[1], W = (int)img->shape[2];
-    const int C = img->ndim == 4 ? (int)img->shape[3] : 1;
-    const size_t S = (size_t)m->input_size, per = (size_t)H * W * C;
-    float *x = alloc_array((size_t)batch * S * S * 3, sizeof(float));
-    c->done = 0;
-    for (int i = 0; i < n; i += batch) {
-        int b = n - i < batch ? n - i : batch;
-        model_preprocess(m, (const uint8_t *)img->data + (size_t)i * per, b, H, W, C, x);
-        model_forward(m, x, b, capture_cb, c);
-        c->done += (size_t)b;
-    }
-    free_array(x);
-}
-
-static void set_threads(int t)
-{
-#ifdef _OPENMP
-    omp_set_num_threads(t);
-#else
-    (void)t;
-#endif
+#include "capture.h"
 }
 
 /* ---- one fixture ----------------------------------------------------------- */
