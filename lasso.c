@@ -944,22 +944,6 @@ int lasso_read_labels(const char *path, size_t n, int **y, int *k)
     return 0;
 }
 
-/* Create dir if it does not exist. */
-static int make_dir(const char *dir)
-{
-    struct stat st;
-    if (stat(dir, &st) == 0) {
-        if (S_ISDIR(st.st_mode)) return 0;
-        set_error("%s: exists and is not a directory", dir);
-        return -1;
-    }
-    if (mkdir(dir, 0777) != 0) {
-        set_error("%s: cannot create directory: %s", dir, strerror(errno));
-        return -1;
-    }
-    return 0;
-}
-
 static void json_number(textbuf *t, double x)
 {
     if (isfinite(x)) tb_printf(t, "%.10g", x);

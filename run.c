@@ -40,21 +40,6 @@ static int join_path(char *out, size_t cap, const char *a, const char *b)
     return 0;
 }
 
-static int make_dir(const char *dir)
-{
-    struct stat st;
-    if (stat(dir, &st) == 0) {
-        if (S_ISDIR(st.st_mode)) return 0;
-        set_error("%s: exists and is not a directory", dir);
-        return -1;
-    }
-    if (mkdir(dir, 0777) != 0) {
-        set_error("%s: cannot create directory: %s", dir, strerror(errno));
-        return -1;
-    }
-    return 0;
-}
-
 /* A comma list of numbers in [lo, hi] into out[max]. */
 static int parse_list(const char *what, const char *s, double lo, double hi, double *out, int max, int *n)
 {

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 /* ------------------------------------------------------------------------
  * errors */
@@ -98,6 +99,22 @@ int write_file_atomic(const char *path, const char *text, size_t len)
     if (!ok || rename(tmp, path) != 0) {
         set_error("%s: write failed: %s", path, strerror(errno));
         remove(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+/* Create dir if it does not exist. */
+int make_dir(const char *dir)
+{
+    struct stat st;
+    if (stat(dir, &st) == 0) {
+        if (S_ISDIR(st.st_mode)) return 0;
+        set_error("%s: exists and is not a directory", dir);
+        return -1;
+    }
+    if (mkdir(dir, 0777) != 0) {
+        set_error("%s: cannot create directory: %s", dir, strerror(errno));
         return -1;
     }
     return 0;

@@ -35,6 +35,8 @@ void free_array(void *p);
 /* Write text[0..len) to path through "<path>.tmp.<pid>" and a rename, so
  * an interrupted run never leaves a half-written file. */
 int write_file_atomic(const char *path, const char *text, size_t len);
+/* Create directory dir unless it already exists (-1 if it is a file). */
+int make_dir(const char *dir);
 
 /* ---- RNG: splitmix64 seeding + xoshiro256** ---------------------------- */
 typedef struct { uint64_t s[4]; } rng_t;
