@@ -6,12 +6,17 @@
  * Exit status: 0 success, 1 any refusal (bad flag, bad input file, failed
  * write). Progress goes to stderr, results to files (and a summary line to
  * stdout where a command has one). */
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "util.h"
 #include "npy.h"
@@ -911,6 +916,141 @@ static int cmd_demo(int argc, char **argv)
 }
 
 /* ==========================================================================
+ * h2t bench: forward throughput (random weights made here, or a model
+ * directory) and GEMM GFLOP/s. Nothing is read or written. */
+
+static int bench_threads(void)
+{
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+static void bench_tap(void *ctx, int loc, const float *x, int n) { (void)ctx, (void)loc, (void)x, (void)n; }
+
+/* Batches of random inputs until `seconds` have passed (at least 2 after a
+ * warm-up batch). Every location is computed, as in h2t taps/features; the
+ * input resize is not timed (the comparison scripts time tensors too). */
+static int bench_forward(const char *cmd, const char *arch, const char *dir, int batch, double seconds,
+                         uint64_t seed, int quiet)
+{
+    model m;
+    double t0 = now_seconds();
+    if ((dir ? model_load(dir, &m) : model_init_random(arch, seed, &m)) || model_prepare(&m, batch)) {
+        cli_error(cmd, "%s", last_error());
+        model_free(&m);
+        return 1;
+    }
+    const size_t xn = (size_t)batch * m.input_size * m.input_size * 3;
+    float *x = alloc_array(xn, sizeof(float));
+    if (!x) {
+        cli_error(cmd, "%s", last_error());
+        model_free(&m);
+        return 1;
+    }
+    rng_t r;
+    rng_seed(&r, seed ^ 0x5eedu);
+    for (size_t i = 0; i < xn; i++) x[i] = (float)(4.0 * rng_uniform(&r) - 2.0);
+    const char *name = dir ? dir : arch;
+    if (!quiet)
+        fprintf(stderr, "bench: %s (%s, %.2f M values), %d locations, input %dx%d, set up in %.1f s; warm-up batch\n",
+                name, dir ? "weights from files" : "random weights", m.params * 1e-6, m.nloc, m.input_size,
+                m.input_size, now_seconds() - t0);
+    model_forward(&m, x, batch, bench_tap, NULL);
+    double total = 0, best = 1e30;
+    int runs = 0;
+    while (runs < 2 || total < seconds) {
+        double t = now_seconds();
+        model_forward(&m, x, batch, bench_tap, NULL);
+        t = now_seconds() - t;
+        total += t, runs++;
+        if (t < best) best = t;
+        if (!quiet) fprintf(stderr, "bench: batch %d: %.3f s, %.2f img/s\n", runs, t, batch / t);
+    }
+    int threads = bench_threads();
+    printf("bench: %s, batch %d, %d thread%s, %d batches in %.1f s (best batch %.2f img/s): %.2f img/s\n", name,
+           batch, threads, threads == 1 ? "" : "s", runs, total, batch / best, runs * (double)batch / total);
+    free_array(x);
+    model_free(&m);
+    return 0;
+}
+
+/* C[n,n] = A[n,n] B[n,n] at each size, best of repeats within the time. */
+static int bench_gemm(const char *cmd, const double *sizes, int nsizes, double seconds, uint64_t seed)
+{
+    int threads = bench_threads();
+    for (int s = 0; s < nsizes; s++) {
+        const size_t n = (size_t)sizes[s];
+        float *a = alloc_array(n * n, sizeof(float)), *b = alloc_array(n * n, sizeof(float));
+        float *c = alloc_array(n * n, sizeof(float));
+        if (!a || !b || !c) {
+            cli_error(cmd, "%s", last_error());
+            free_array(a), free_array(b), free_array(c);
+            return 1;
+        }
+        rng_t r;
+        rng_seed(&r, seed);
+        for (size_t i = 0; i < n * n; i++) a[i] = (float)rng_uniform(&r) - 0.5f, b[i] = (float)rng_uniform(&r) - 0.5f;
+        double best = 1e30, end = now_seconds() + seconds / nsizes;
+        int runs = 0;
+        do {
+            double t = now_seconds();
+            gemm(0, 0, n, n, n, a, n, b, n, 0.0f, c, n);
+            t = now_seconds() - t;
+            if (t < best) best = t;
+            runs++;
+        } while (runs < 2 || now_seconds() < end);
+        printf("bench: gemm %zux%zux%zu, %d thread%s, best of %d: %.1f GFLOP/s\n", n, n, n, threads,
+               threads == 1 ? "" : "s", runs, 2.0 * n * n * n * 1e-9 / best);
+        fflush(stdout);
+        free_array(a), free_array(b), free_array(c);
+    }
+    return 0;
+}
+
+static int cmd_bench(int argc, char **argv)
+{
+    const char *cmd = "bench";
+    opt o[] = {
+        {"--arch", "NAME", "resnet50 | vit_b_16: torchvision's architecture, random weights made here", "resnet50",
+         0, NULL},
+        {"--model", "DIR", "time this model directory instead of --arch", NULL, 0, NULL},
+        {"--batch", "N", "images per forward pass", "16", 0, NULL},
+        {"--seconds", "S", "time spent on timed batches (at least 2 are run, after a warm-up)", "10", 0, NULL},
+        {"--gemm", NULL, "time square GEMMs (C = A B, fp32) instead of the forward pass", NULL, 0, NULL},
+        {"--sizes", "LIST", "GEMM sizes for --gemm", "256,512,1024,2048", 0, NULL},
+        {"--seed", "N", "seed of the random weights and inputs", "1", 0, NULL},
+        {"--quiet", NULL, "no progress on stderr", NULL, 0, NULL},
+    };
+    const int no = (int)(sizeof o / sizeof o[0]);
+    int rc = opts_parse(cmd, "[--arch resnet50|vit_b_16] [--batch 16] [--seconds S] | --gemm [--sizes LIST]", o,
+                        no, argc, argv);
+    if (rc) return rc > 0 ? 0 : 1;
+    long batch = 16, seed = 1;
+    double seconds = 10, sizes[16];
+    int nsizes = 0;
+    if (opt_long(cmd, o, no, "--batch", 1, 4096, &batch) || opt_long(cmd, o, no, "--seed", 0, LONG_MAX, &seed) ||
+        opt_double(cmd, o, no, "--seconds", 0, 1e6, &seconds) ||
+        opt_list(cmd, o, no, "--sizes", 1, 16384, sizes, 16, &nsizes))
+        return 1;
+    for (int i = 0; i < nsizes; i++)
+        if (sizes[i] != floor(sizes[i])) {
+            cli_error(cmd, "--sizes: expected whole numbers, got '%s'", opt_str(o, no, "--sizes"));
+            return 1;
+        }
+    if (opt_flag(o, no, "--gemm")) return bench_gemm(cmd, sizes, nsizes, seconds, (uint64_t)seed);
+    const char *arch = opt_str(o, no, "--arch");
+    if (strcmp(arch, "resnet50") != 0 && strcmp(arch, "vit_b_16") != 0) {
+        cli_error(cmd, "--arch: expected resnet50 or vit_b_16, got '%s'", arch);
+        return 1;
+    }
+    return bench_forward(cmd, arch, opt_str(o, no, "--model"), (int)batch, seconds, (uint64_t)seed,
+                         opt_flag(o, no, "--quiet"));
+}
+
+/* ==========================================================================
  * main */
 
 typedef struct {
@@ -928,6 +1068,7 @@ static const command commands[] = {
     {"eval", cmd_eval, "accuracy of a fitted head on a feature matrix"},
     {"run", cmd_run, "one task end to end: features, CV fit, test accuracy, report and figures"},
     {"demo", cmd_demo, "the bundled backbone and tasks: Linear vs Head2Toe in a table"},
+    {"bench", cmd_bench, "forward throughput (random weights, no files) and GEMM GFLOP/s"},
 };
 static const int ncommands = (int)(sizeof commands / sizeof commands[0]);
 

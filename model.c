@@ -11,6 +11,7 @@
 #include "model.h"
 
 #include <dirent.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,13 +21,14 @@
 #include "tensor.h"
 #include "vit.h"
 
-int model_load(const char *dir, model *m)
+/* Everything after the config: input side, then the backbone's tensors. */
+static int model_setup(model *m, const char *dir, const config *cfg, int random, uint64_t seed)
 {
     memset(m, 0, sizeof *m);
     snprintf(m->dir, sizeof m->dir, "%s", dir);
-    char path[600];
-    snprintf(path, sizeof path, "%s/config.txt", dir);
-    if (config_read(path, &m->cfg)) return -1;
+    m->cfg = *cfg;
+    m->random = random;
+    m->random_seed = seed;
 
     static const char *const arches[] = {"resnet50", "vit", NULL};
     static const char *const norms[] = {"imagenet", "inception", NULL};
@@ -43,6 +45,37 @@ int model_load(const char *dir, model *m)
     }
     m->arch = arch == 0 ? ARCH_RESNET : ARCH_VIT;
     return m->arch == ARCH_RESNET ? resnet_load(m) : vit_load(m);
+}
+
+int model_load(const char *dir, model *m)
+{
+    memset(m, 0, sizeof *m); /* model_free is safe after any failure */
+    char path[600];
+    snprintf(path, sizeof path, "%s/config.txt", dir);
+    config c;
+    if (config_read(path, &c)) return -1;
+    return model_setup(m, dir, &c, 0, 0);
+}
+
+int model_init_random(const char *name, uint64_t seed, model *m)
+{
+    /* the configs weights/export.py writes for torchvision's models */
+    static const char *const names[] = {"resnet50", "vit_b_16", NULL};
+    static const char *const configs[] = {
+        "arch = resnet50\ninput_size = 224\nnormalize = imagenet\nvariant = v1.5\nbn_eps = 1e-05\n",
+        "arch = vit\ninput_size = 224\nnormalize = imagenet\npatch = 16\nwidth = 768\ndepth = 12\n"
+        "heads = 12\nmlp_dim = 3072\nln_eps = 1e-06\ngelu = erf\nrepresentation = 0\nclasses = 1000\n",
+    };
+    memset(m, 0, sizeof *m);
+    int i = 0;
+    while (names[i] && strcmp(names[i], name) != 0) i++;
+    if (!names[i]) {
+        set_error("'%s': expected resnet50 or vit_b_16", name);
+        return -1;
+    }
+    config c;
+    if (config_parse(configs[i], strlen(configs[i]), "(random weights)", &c)) return -1;
+    return model_setup(m, "(random weights)", &c, 1, seed);
 }
 
 int model_prepare(model *m, int max_batch)
@@ -104,15 +137,55 @@ void model_forward(model *m, const float *x, int n, tap_fn cb, void *ctx)
 /* ==========================================================================
  * Loading tensors by name, with shape checks (shared by resnet.c and vit.c) */
 
-int loader_init(tensor_loader *L, const char *dir, const char *arch, int cap)
+int loader_init(tensor_loader *L, const model *m, const char *arch, int cap)
 {
-    L->dir = dir, L->arch = arch, L->n = 0, L->cap = cap;
+    L->dir = m->dir, L->arch = arch, L->n = 0, L->cap = cap, L->elements = 0;
+    L->random = m->random;
+    rng_seed(&L->rng, m->random_seed);
     L->names = malloc((size_t)cap * sizeof *L->names);
     if (!L->names) {
-        set_error("out of memory loading %s", dir);
+        set_error("out of memory loading %s", m->dir);
         return -1;
     }
     return 0;
+}
+
+long loader_free_dim(const tensor_loader *L, long standard) { return L->random ? standard : -1; }
+
+static int ends_with(const char *s, const char *tail)
+{
+    size_t n = strlen(s), k = strlen(tail);
+    return n >= k && strcmp(s + n - k, tail) == 0;
+}
+
+/* A generated tensor, by the role its name gives it: BatchNorm/LayerNorm
+ * scales and variances 1, shifts, means and biases 0, weights uniform with
+ * variance 2 / fan_in (He; fan_in = all sizes but the last), embeddings
+ * with standard deviation 0.02. Activations then keep a sensible scale
+ * through the network (no overflow, no subnormals to slow the timing). */
+static float *random_tensor(tensor_loader *L, const char *name, int ndim, const long *want)
+{
+    size_t n = 1, fan_in = 1;
+    for (int i = 0; i < ndim; i++) {
+        if (want[i] < 1) {
+            set_error("%s: a random %s needs every size of this tensor", name, L->arch);
+            return NULL;
+        }
+        n *= (size_t)want[i];
+        if (i + 1 < ndim) fan_in *= (size_t)want[i];
+    }
+    float *t = alloc_array(n, sizeof(float));
+    if (!t) return NULL;
+    float fill = -1, a;
+    if (ends_with(name, ".gamma") || ends_with(name, ".var")) fill = 1;
+    else if (ends_with(name, ".beta") || ends_with(name, ".mean") || ends_with(name, ".b")) fill = 0;
+    if (fill >= 0) {
+        for (size_t i = 0; i < n; i++) t[i] = fill;
+        return t;
+    }
+    a = ndim >= 2 && strcmp(name, "pos_embed") != 0 ? sqrtf(6.0f / (float)fan_in) : 0.02f * sqrtf(3.0f);
+    for (size_t i = 0; i < n; i++) t[i] = a * (2.0f * (float)rng_uniform(&L->rng) - 1.0f);
+    return t;
 }
 
 void loader_free(tensor_loader *L)
@@ -134,6 +207,7 @@ static void dims_str(char *buf, size_t cap, int ndim, const long *dims)
 
 int loader_has(const tensor_loader *L, const char *name)
 {
+    if (L->random) return 0;
     char path[700];
     snprintf(path, sizeof path, "%s/%s.npy", L->dir, name);
     FILE *f = fopen(path, "rb");
@@ -145,6 +219,15 @@ int loader_has(const tensor_loader *L, const char *name)
 float *loader_load(tensor_loader *L, const char *name, int ndim, long *want)
 {
     char path[700], es[128], fs[128];
+    if (L->random) {
+        float *t = random_tensor(L, name, ndim, want);
+        if (t) {
+            size_t n = 1;
+            for (int i = 0; i < ndim; i++) n *= (size_t)want[i];
+            L->elements += n;
+        }
+        return t;
+    }
     snprintf(path, sizeof path, "%s/%s.npy", L->dir, name);
     dims_str(es, sizeof es, ndim, want);
     if (!loader_has(L, name)) {
@@ -171,11 +254,13 @@ float *loader_load(tensor_loader *L, const char *name, int ndim, long *want)
     }
     for (int i = 0; i < ndim; i++) want[i] = (long)a.shape[i];
     snprintf(L->names[L->n++], TENSOR_NAME_MAX, "%s", name);
+    L->elements += a.count;
     return a.data;
 }
 
 int loader_check_extra(const tensor_loader *L, const char *what)
 {
+    if (L->random) return 0;
     DIR *d = opendir(L->dir);
     if (!d) {
         set_error("%s: cannot list the model directory", L->dir);

@@ -34,7 +34,10 @@ typedef void (*tap_fn)(void *ctx, int loc, const float *x, int n);
 typedef enum { ARCH_RESNET, ARCH_VIT } model_arch;
 
 typedef struct model {
-    char dir[512];
+    char dir[512];             /* "(random weights)" for model_init_random */
+    int random;                /* weights from random_seed, not from dir */
+    size_t params;             /* elements of all tensors loaded (BN statistics included) */
+    uint64_t random_seed;
     config cfg;
     model_arch arch;
     int input_size;            /* S: images are resized to S x S */
@@ -45,6 +48,11 @@ typedef struct model {
 } model;
 
 int model_load(const char *dir, model *m);
+/* A standard backbone with random weights generated here, no files:
+ * name "resnet50" (torchvision v1.5, 224 px) or "vit_b_16" (torchvision
+ * ViT-B/16, 224 px). For timing (h2t bench) and tests; the numbers it
+ * computes mean nothing. */
+int model_init_random(const char *name, uint64_t seed, model *m);
 /* Allocate activation buffers for batches of up to max_batch images. */
 int model_prepare(model *m, int max_batch);
 void model_free(model *m);
@@ -66,12 +74,20 @@ void model_forward(model *m, const float *x, int n, tap_fn cb, void *ctx);
 typedef struct {
     const char *dir;
     const char *arch;                 /* "ResNet", "ViT": in the missing-file error */
+    int random;                       /* generate tensors from rng, read no file */
+    rng_t rng;
     char (*names)[TENSOR_NAME_MAX];   /* every tensor loaded, for loader_check_extra */
+    size_t elements;                  /* their sizes, summed */
     int n, cap;
 } tensor_loader;
 
-/* Room for cap tensor names; loader_free releases it. */
-int loader_init(tensor_loader *L, const char *dir, const char *arch, int cap);
+/* Room for cap tensor names; loader_free releases it. For a model from
+ * model_init_random, loader_load generates each tensor instead of reading
+ * it (so no size may be free: the backbone passes loader_free_dim's
+ * standard size), loader_has is false and loader_check_extra passes. */
+int loader_init(tensor_loader *L, const model *m, const char *arch, int cap);
+/* -1 (free: the file decides) when reading files, standard otherwise. */
+long loader_free_dim(const tensor_loader *L, long standard);
 void loader_free(tensor_loader *L);
 /* Whether DIR/<name>.npy exists (and can be opened). */
 int loader_has(const tensor_loader *L, const char *name);

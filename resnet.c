@@ -227,7 +227,8 @@ static int load_all(model *m, resnet *r, tensor_loader *L)
     const int same = r->same_padding, S = m->input_size;
 
     /* ---- stem: conv 7x7/2 (+ BN + ReLU in v1.5), max pool 3x3/2 pad 1 */
-    if (load_conv(L, &r->root, "root.conv", 7, 2, 3, -1, S, S, same)) return -1;
+    /* free widths (-1) come from the files; a random model gets torchvision's */
+    if (load_conv(L, &r->root, "root.conv", 7, 2, 3, loader_free_dim(L, 64), S, S, same)) return -1;
     const int c0 = r->root.cout;
     if (!r->v2 && load_bn(L, &r->root_bn, "root.bn", c0, r->eps)) return -1;
     r->pool_h = (r->root.oh + 2 - 3) / 2 + 1;
@@ -244,10 +245,11 @@ static int load_all(model *m, resnet *r, tensor_loader *L)
             u->stride = k == 0 && b > 0 ? 2 : 1;
 #define NAME(part) (snprintf(q, sizeof q, "%s.%s", p, part), q)
             snprintf(p, sizeof p, "block%d.unit%d", b + 1, k + 1);
-            if (load_conv(L, &u->conv1, NAME("conv1"), 1, 1, cin, -1, h, w, same)) return -1;
+            if (load_conv(L, &u->conv1, NAME("conv1"), 1, 1, cin, loader_free_dim(L, 64L << b), h, w, same)) return -1;
             u->cmid = u->conv1.cout;
             if (load_conv(L, &u->conv2, NAME("conv2"), 3, u->stride, u->cmid, u->cmid, h, w, same) ||
-                load_conv(L, &u->conv3, NAME("conv3"), 1, 1, u->cmid, -1, u->conv2.oh, u->conv2.ow, same))
+                load_conv(L, &u->conv3, NAME("conv3"), 1, 1, u->cmid, loader_free_dim(L, 4L * u->cmid), u->conv2.oh,
+                          u->conv2.ow, same))
                 return -1;
             u->cout = u->conv3.cout;
             u->oh = u->conv2.oh, u->ow = u->conv2.ow;
@@ -291,7 +293,7 @@ static int load_all(model *m, resnet *r, tensor_loader *L)
 
     /* ---- head: (v2: final BN + ReLU), global mean, dense */
     if (r->v2 && load_bn(L, &r->final_bn, "final_bn", cin, r->eps)) return -1;
-    long dw[2] = {cin, -1};
+    long dw[2] = {cin, loader_free_dim(L, 1000)};
     if (!(r->fc_w = loader_load(L, "logits.w", 2, dw))) return -1;
     r->classes = (int)dw[1];
     long db[1] = {r->classes};
@@ -314,7 +316,8 @@ int resnet_load(model *m)
     m->impl = r;
     m->nloc = 0;
     tensor_loader L;
-    int rc = loader_init(&L, m->dir, "ResNet", 2048) ? -1 : load_all(m, r, &L);
+    int rc = loader_init(&L, m, "ResNet", 2048) ? -1 : load_all(m, r, &L);
+    m->params = L.elements;
     loader_free(&L);
     if (rc) {
         resnet_free(m);

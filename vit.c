@@ -182,7 +182,7 @@ static int load_all(model *m, vit *v, tensor_loader *L)
         !(v->patch_b = load_tensor(L, "patch_embed.b", 1, C, 0, 0, 0)) ||
         !(v->cls = load_tensor(L, "cls", 1, C, 0, 0, 0)))
         return -1;
-    long pt = tensor_dim(L, "pos_embed", 2, 0);
+    long pt = L->random ? T : tensor_dim(L, "pos_embed", 2, 0);
     if (pt >= 0 && pt != T) { /* name the likely cause before the generic shape error */
         set_error("%s/pos_embed.npy: %ld tokens, but input_size %d with patch %d gives %d (resizing position "
                   "embeddings is not supported: export at the checkpoint's input size)",
@@ -259,7 +259,8 @@ int vit_load(model *m)
     m->impl = v;
     m->nloc = 0;
     tensor_loader L;
-    int rc = loader_init(&L, m->dir, "ViT", 16 + 12 * VIT_MAX_DEPTH) ? -1 : load_all(m, v, &L);
+    int rc = loader_init(&L, m, "ViT", 16 + 12 * VIT_MAX_DEPTH) ? -1 : load_all(m, v, &L);
+    m->params = L.elements;
     loader_free(&L);
     if (rc) {
         vit_free(m);

@@ -172,4 +172,15 @@ images_f4_whole.npy${TAB}|u1
 images_empty.npy${TAB}>= 1
 EOF
 fi
+# ---- h2t bench: flags only (it reads and writes no files but --model's)
+if has_cmd bench; then
+    refuse "bench --arch resnet18" - "--arch" "resnet18" -- "$H2T" bench --arch resnet18 --quiet
+    refuse "bench --batch 0" - "--batch" "integer" -- "$H2T" bench --batch 0 --quiet
+    refuse "bench --seconds -1" - "--seconds" "number" -- "$H2T" bench --seconds -1 --quiet
+    refuse "bench --gemm --sizes 10.5" - "--sizes" "whole" -- "$H2T" bench --gemm --sizes 10.5
+    refuse "bench --gemm --sizes 0" - "--sizes" "" -- "$H2T" bench --gemm --sizes 0
+    refuse "bench --model missing" - "$T/none/config.txt" "" -- "$H2T" bench --model "$T/none" --quiet
+else
+    skip "bench: not in h2t --help"
+fi
 exit 0
