@@ -933,12 +933,12 @@ static void bench_tap(void *ctx, int loc, const float *x, int n) { (void)ctx, (v
 /* Batches of random inputs until `seconds` have passed (at least 2 after a
  * warm-up batch). Every location is computed, as in h2t taps/features; the
  * input resize is not timed (the comparison scripts time tensors too). */
-static int bench_forward(const char *cmd, const char *arch, const char *dir, int batch, double seconds,
+static int bench_forward(const char *cmd, const char *arch, const char *dir, int size, int batch, double seconds,
                          uint64_t seed, int quiet)
 {
     model m;
     double t0 = now_seconds();
-    if ((dir ? model_load(dir, &m) : model_init_random(arch, seed, &m)) || model_prepare(&m, batch)) {
+    if ((dir ? model_load(dir, &m) : model_init_random(arch, size, seed, &m)) || model_prepare(&m, batch)) {
         cli_error(cmd, "%s", last_error());
         model_free(&m);
         return 1;
@@ -1016,6 +1016,7 @@ static int cmd_bench(int argc, char **argv)
     opt o[] = {
         {"--arch", "NAME", "resnet50 | vit_b_16: torchvision's architecture, random weights made here", "resnet50",
          0, NULL},
+        {"--input-size", "S", "input pixels for --arch (a ViT's: a multiple of 16)", "224", 0, NULL},
         {"--model", "DIR", "time this model directory instead of --arch", NULL, 0, NULL},
         {"--batch", "N", "images per forward pass", "16", 0, NULL},
         {"--seconds", "S", "time spent on timed batches (at least 2 are run, after a warm-up)", "10", 0, NULL},
@@ -1028,10 +1029,10 @@ static int cmd_bench(int argc, char **argv)
     int rc = opts_parse(cmd, "[--arch resnet50|vit_b_16] [--batch 16] [--seconds S] | --gemm [--sizes LIST]", o,
                         no, argc, argv);
     if (rc) return rc > 0 ? 0 : 1;
-    long batch = 16, seed = 1;
+    long batch = 16, seed = 1, size = 224;
     double seconds = 10, sizes[16];
     int nsizes = 0;
-    if (opt_long(cmd, o, no, "--batch", 1, 4096, &batch) || opt_long(cmd, o, no, "--seed", 0, LONG_MAX, &seed) ||
+    if (opt_long(cmd, o, no, "--batch", 1, 4096, &batch) || opt_long(cmd, o, no, "--input-size", 8, 4096, &size) || opt_long(cmd, o, no, "--seed", 0, LONG_MAX, &seed) ||
         opt_double(cmd, o, no, "--seconds", 0, 1e6, &seconds) ||
         opt_list(cmd, o, no, "--sizes", 1, 16384, sizes, 16, &nsizes))
         return 1;
@@ -1046,7 +1047,11 @@ static int cmd_bench(int argc, char **argv)
         cli_error(cmd, "--arch: expected resnet50 or vit_b_16, got '%s'", arch);
         return 1;
     }
-    return bench_forward(cmd, arch, opt_str(o, no, "--model"), (int)batch, seconds, (uint64_t)seed,
+    if (strcmp(arch, "vit_b_16") == 0 && size % 16 != 0) {
+        cli_error(cmd, "--input-size: expected a multiple of 16 for vit_b_16, got %ld", size);
+        return 1;
+    }
+    return bench_forward(cmd, arch, opt_str(o, no, "--model"), (int)size, (int)batch, seconds, (uint64_t)seed,
                          opt_flag(o, no, "--quiet"));
 }
 

@@ -57,13 +57,13 @@ int model_load(const char *dir, model *m)
     return model_setup(m, dir, &c, 0, 0);
 }
 
-int model_init_random(const char *name, uint64_t seed, model *m)
+int model_init_random(const char *name, int input_size, uint64_t seed, model *m)
 {
     /* the configs weights/export.py writes for torchvision's models */
     static const char *const names[] = {"resnet50", "vit_b_16", NULL};
     static const char *const configs[] = {
-        "arch = resnet50\ninput_size = 224\nnormalize = imagenet\nvariant = v1.5\nbn_eps = 1e-05\n",
-        "arch = vit\ninput_size = 224\nnormalize = imagenet\npatch = 16\nwidth = 768\ndepth = 12\n"
+        "arch = resnet50\nnormalize = imagenet\nvariant = v1.5\nbn_eps = 1e-05\n",
+        "arch = vit\nnormalize = imagenet\npatch = 16\nwidth = 768\ndepth = 12\n"
         "heads = 12\nmlp_dim = 3072\nln_eps = 1e-06\ngelu = erf\nrepresentation = 0\nclasses = 1000\n",
     };
     memset(m, 0, sizeof *m);
@@ -73,8 +73,10 @@ int model_init_random(const char *name, uint64_t seed, model *m)
         set_error("'%s': expected resnet50 or vit_b_16", name);
         return -1;
     }
+    char text[400];
+    snprintf(text, sizeof text, "%sinput_size = %d\n", configs[i], input_size > 0 ? input_size : 224);
     config c;
-    if (config_parse(configs[i], strlen(configs[i]), "(random weights)", &c)) return -1;
+    if (config_parse(text, strlen(text), "(random weights)", &c)) return -1;
     return model_setup(m, "(random weights)", &c, 1, seed);
 }
 

@@ -49,10 +49,10 @@ typedef struct model {
 
 int model_load(const char *dir, model *m);
 /* A standard backbone with random weights generated here, no files:
- * name "resnet50" (torchvision v1.5, 224 px) or "vit_b_16" (torchvision
- * ViT-B/16, 224 px). For timing (h2t bench) and tests; the numbers it
- * computes mean nothing. */
-int model_init_random(const char *name, uint64_t seed, model *m);
+ * name "resnet50" (torchvision v1.5) or "vit_b_16" (torchvision ViT-B/16),
+ * at input_size pixels (0: their 224; a ViT's must be a multiple of 16).
+ * For timing (h2t bench) and tests; the numbers it computes mean nothing. */
+int model_init_random(const char *name, int input_size, uint64_t seed, model *m);
 /* Allocate activation buffers for batches of up to max_batch images. */
 int model_prepare(model *m, int max_batch);
 void model_free(model *m);

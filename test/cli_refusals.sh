@@ -175,6 +175,8 @@ fi
 # ---- h2t bench: flags only (it reads and writes no files but --model's)
 if has_cmd bench; then
     refuse "bench --arch resnet18" - "--arch" "resnet18" -- "$H2T" bench --arch resnet18 --quiet
+    refuse "bench --input-size 100 (ViT)" - "--input-size" "multiple of 16" -- "$H2T" bench --arch vit_b_16 \
+        --input-size 100 --quiet
     refuse "bench --batch 0" - "--batch" "integer" -- "$H2T" bench --batch 0 --quiet
     refuse "bench --seconds -1" - "--seconds" "number" -- "$H2T" bench --seconds -1 --quiet
     refuse "bench --gemm --sizes 10.5" - "--sizes" "whole" -- "$H2T" bench --gemm --sizes 10.5
