@@ -292,7 +292,7 @@ static int cmd_taps(int argc, char **argv)
             set_error("--out %s: exists and is not a directory", out);
             goto fail;
         }
-    } else if (mkdir(out, 0777) != 0) {
+    } else if (make_parent_dir(out) || mkdir(out, 0777) != 0) {
         set_error("--out %s: cannot create the directory", out);
         goto fail;
     } else {
@@ -419,7 +419,7 @@ static int cmd_features(int argc, char **argv)
     fo.select = opt_str(o, no, "--select");
     fo.layout = opt_str(o, no, "--layout");
     fo.quiet = opt_flag(o, no, "--quiet");
-    if (features_run(&fo)) {
+    if (make_parent_dir(fo.out) || features_run(&fo)) {
         cli_error(cmd, "%s", last_error());
         return 1;
     }

@@ -359,9 +359,12 @@ int run_task(const run_opts *o, run_result *r)
         }
         lasso_fit_result_free(&best);
         if (o->figures && o->methods[mi] == METHOD_HEAD2TOE && method_figures(mdir, o, mr)) goto done;
-        if (!o->grid[0].quiet)
-            fprintf(stderr, "run: %s: T %ld, %zu features, validation %.4f, test %.4f\n",
-                    lasso_method_names[o->methods[mi]], mr->target, mr->nsel, mr->chosen.mean, mr->test_acc);
+        if (!o->grid[0].quiet) {
+            char val[32] = "- (one grid point, no CV)";
+            if (mr->did_cv) snprintf(val, sizeof val, "%.4f", mr->chosen.mean);
+            fprintf(stderr, "run: %s: T %ld, %zu features, validation %s, test %.4f\n",
+                    lasso_method_names[o->methods[mi]], mr->target, mr->nsel, val, mr->test_acc);
+        }
     }
     r->t_total = now_seconds() - t_start;
     char rep[PATH_CAP];

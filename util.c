@@ -113,11 +113,41 @@ int make_dir(const char *dir)
         set_error("%s: exists and is not a directory", dir);
         return -1;
     }
-    if (mkdir(dir, 0777) != 0) {
+    /* the parents first, as mkdir -p */
+    char parent[1024];
+    size_t n = strlen(dir);
+    if (n >= sizeof parent) {
+        set_error("%.60s...: path too long", dir);
+        return -1;
+    }
+    memcpy(parent, dir, n + 1);
+    while (n > 1 && parent[n - 1] == '/') parent[--n] = 0;   /* "a/b/" -> "a/b" */
+    char *slash = strrchr(parent, '/');
+    if (slash && slash != parent) {
+        *slash = 0;
+        if (make_dir(parent)) return -1;
+    }
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
         set_error("%s: cannot create directory: %s", dir, strerror(errno));
         return -1;
     }
     return 0;
+}
+
+int make_parent_dir(const char *path)
+{
+    char parent[1024];
+    size_t n = strlen(path);
+    if (n >= sizeof parent) {
+        set_error("%.60s...: path too long", path);
+        return -1;
+    }
+    memcpy(parent, path, n + 1);
+    while (n > 1 && parent[n - 1] == '/') parent[--n] = 0;   /* "a/b/" names b */
+    char *slash = strrchr(parent, '/');
+    if (!slash || slash == parent) return 0;
+    *slash = 0;
+    return make_dir(parent);
 }
 
 /* ------------------------------------------------------------------------

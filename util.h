@@ -35,8 +35,10 @@ void free_array(void *p);
 /* Write text[0..len) to path through "<path>.tmp.<pid>" and a rename, so
  * an interrupted run never leaves a half-written file. */
 int write_file_atomic(const char *path, const char *text, size_t len);
-/* Create directory dir unless it already exists (-1 if it is a file). */
+/* Create directory dir and its missing parents, as mkdir -p (-1 if one of
+ * them is a file). make_parent_dir: the same for the folder holding path. */
 int make_dir(const char *dir);
+int make_parent_dir(const char *path);
 
 /* ---- RNG: splitmix64 seeding + xoshiro256** ---------------------------- */
 typedef struct { uint64_t s[4]; } rng_t;

@@ -193,4 +193,10 @@ refuse "join of files with different columns" "$O" join --out "$O" "$T/F.npy" "$
 cp "$T/F16.layout.tsv" "$T/Fq.layout.tsv"
 refuse "join of shards with different layouts" "$O" join --out "$O" "$T/F.npy" "$T/Fq.npy"
 refuse "join without inputs" "$O" join --out "$O"
+# --out in folders that do not exist yet: created, as mkdir -p (taps too)
+"$H2T" features --model $RN --images "$T/x.npy" --target-size 64 --out "$T/new/deeper/F.npy" --quiet &&
+    cmp -s "$T/new/deeper/F.npy" "$T/F.npy"
+check $? "--out in missing folders: they are created, the same bytes"
+"$H2T" taps --model $RN --images "$T/x.npy" --out "$T/new2/taps/" --quiet >/dev/null && [ -f "$T/new2/taps/after_root.npy" ]
+check $? "taps --out DIR/ in a missing folder: created"
 exit 0
