@@ -145,7 +145,8 @@ static int method_figures(const char *dir, const run_opts *o, const run_method_r
     }
     snprintf(title, sizeof title, "%s: where the %zu selected features come from (T %ld, F %g)",
              o->task ? o->task : "", mr->nsel, mr->target, mr->chosen.frac);
-    svg_chart c = {title, "location (depth order)", "share of selected features", 0, NAN, "%g%%"};
+    svg_chart c = {title, "location (depth order; a colour per stage: stem, blocks, head)",
+                   "share of selected features", 0, NAN, "%g%%"};
     if (join_path(path, sizeof path, dir, "locations.svg") ||
         svg_bars(path, &c, mr->nloc, labels, 1, NULL, share, group))
         return -1;

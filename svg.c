@@ -13,7 +13,7 @@
 
 #define FONT 11
 #define CHAR_W 6.6          /* estimated advance of one character at FONT px (generous) */
-#define LABEL_W 6.0         /* the same for the room reserved below rotated labels */
+#define LABEL_W 5.6         /* the same for the room reserved below rotated labels */
 #define PLOT_H 260.0        /* height of the plotting area */
 
 /* Tableau 10: distinguishable, and readable on white. */
