@@ -20,13 +20,20 @@
  *                                                   subgradient we choose)
  *     m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2
  *     W -= lr_t m / (sqrt(v) + 1e-7),  lr_t = lr_s sqrt(1-b2^t) / (1-b1^t),
- *     lr_s = lr0 (1 + cos(pi s / S)) / 2 for step s = 0..S-1, t = s + 1.
- * Every parallel loop runs over independent rows and every sum has a fixed
- * order, so results are identical for any number of threads.
+ *     lr_s = lr0 (1 + cos(pi s / S)) / 2 for step s = 0..S-1, t = s + 1,
+ *     and, while the block is in cache, its share of the next step's logits
+ *     X_next[:, block] W[block]                     gemm, [B, K]
+ * so one step reads W, m, v and each batch's features once. The logits are
+ * summed over groups of blocks: each group's partial sum, then the groups in
+ * order (the same sums whether or not the forward pass is fused).
+ * Every parallel loop runs over independent rows (or groups of rows of W,
+ * each with its own partial sum) and every sum has a fixed order, so
+ * results are identical for any number of threads.
  *
  * Memory: the caller's feature matrix (4 n D bytes; folds and batches only
  * index its rows, nothing copies it), the scoring head W, m, v (12 D K
- * bytes), one block of gradient rows, and for the final heads the selected
+ * bytes), one block of gradient rows per thread, the groups' partial logits
+ * (at most 64 x batch x K floats), and for the final heads the selected
  * columns of all n examples (4 n D F bytes). At n = 1000, D = 3M, K = 10
  * `h2t score` peaks at 12.1 GB, `h2t fit` at 12.2 GB (bench/lasso_memory.sh). */
 #include "lasso.h"
@@ -130,6 +137,21 @@ static int tb_write(textbuf *t, const char *path)
 /* ==========================================================================
  * Head: allocation and initialization */
 
+/* The rows of W are cut into blocks of h->blk rows, and the blocks into at
+ * most LASSO_GROUPS groups of consecutive blocks (group q: blocks
+ * [q nblocks / ngroups, (q+1) nblocks / ngroups)). A group is the unit of
+ * parallel work and has its own partial sum of the logits (h->zpart). Both
+ * depend on d and k only, never on the number of threads. */
+#define LASSO_GROUPS 64
+
+static size_t head_blocks(const lasso_head *h, size_t d) { return (d + h->blk - 1) / h->blk; }
+
+static size_t head_groups(const lasso_head *h, size_t d)
+{
+    size_t nb = head_blocks(h, d);
+    return nb < LASSO_GROUPS ? nb : LASSO_GROUPS;
+}
+
 int lasso_head_alloc(lasso_head *h, size_t cap_d, int k, int batch)
 {
     memset(h, 0, sizeof *h);
@@ -160,10 +182,11 @@ int lasso_head_alloc(lasso_head *h, size_t cap_d, int k, int batch)
     h->z = alloc_array((size_t)batch * (size_t)k, sizeof(float));
     h->gblk = alloc_array((size_t)h->nthreads * h->blk * (size_t)k, sizeof(float));
     h->blkpen = alloc_array(cap_d / h->blk + 1, sizeof(double));
-    h->run0 = alloc_array((size_t)batch, sizeof(size_t));
-    h->runlen = alloc_array((size_t)batch, sizeof(size_t));
+    h->zpart = alloc_array(head_groups(h, cap_d) * (size_t)batch * (size_t)k, sizeof(float));
+    h->run0 = alloc_array(2 * (size_t)batch, sizeof(size_t));
+    h->runlen = alloc_array(2 * (size_t)batch, sizeof(size_t));
     if (!h->w || !h->mw || !h->vw || !h->b || !h->mb || !h->vb || !h->gb || !h->z || !h->gblk ||
-        !h->blkpen || !h->run0 || !h->runlen) {
+        !h->blkpen || !h->zpart || !h->run0 || !h->runlen) {
         char msg[256];
         snprintf(msg, sizeof msg, "%s", last_error());
         lasso_head_free(h);
@@ -185,6 +208,7 @@ void lasso_head_free(lasso_head *h)
     free_array(h->z);
     free_array(h->gblk);
     free_array(h->blkpen);
+    free_array(h->zpart);
     free_array(h->run0);
     free_array(h->runlen);
     memset(h, 0, sizeof *h);
@@ -222,54 +246,80 @@ void lasso_head_init_from(lasso_head *h, size_t d, const float *w0)
 #define ADAM_B2 0.999
 #define ADAM_EPS 1e-7f
 
-/* Split the batch rows[0..B) into pieces of consecutive examples, each at
- * most `chunk` long, so that each piece is one strided block of X for gemm
- * (a fold's training rows are two ranges). Returns the number of pieces. */
-static size_t batch_runs(lasso_head *h, const size_t *rows, size_t B, size_t chunk)
+/* A batch of examples rows[0..B) as pieces of consecutive examples (runs),
+ * each one strided block of X for gemm (a fold's training rows are two
+ * ranges): piece r is rows[run0[r] .. run0[r] + runlen[r]). */
+typedef struct {
+    const size_t *rows;
+    size_t B, nruns;
+    const size_t *run0, *runlen;
+} batch_view;
+
+/* Cut rows[0..B) into runs, stored in run0[], runlen[] (room for B each). */
+static batch_view batch_make(const size_t *rows, size_t B, size_t *run0, size_t *runlen)
 {
     size_t nr = 0;
     for (size_t i = 0; i < B;) {
         size_t j = i + 1;
-        while (j < B && j - i < chunk && rows[j] == rows[j - 1] + 1) j++;
-        h->run0[nr] = i;
-        h->runlen[nr] = j - i;
+        while (j < B && rows[j] == rows[j - 1] + 1) j++;
+        run0[nr] = i;
+        runlen[nr] = j - i;
         nr++;
         i = j;
     }
-    return nr;
+    batch_view v = {rows, B, nr, run0, runlen};
+    return v;
 }
 
-/* Pieces for the backward pass: whole runs (the gemm sums over them). For
- * the forward pass: pieces of at most B / nthreads rows, computed in
- * parallel (rows of z are independent; gemm gives a row the same bits
- * whatever rows are computed with it). */
-#define WHOLE_RUNS ((size_t)-1)
-static size_t forward_chunk(const lasso_head *h, size_t B)
+/* Block bi's share of the logits: zp[B, k] (+)= X[rows, block] W[block].
+ * gemm gives a row of zp the same bits whatever other rows it computes. */
+static void forward_block(const lasso_head *h, const lasso_data *data, const batch_view *bv, size_t bi,
+                          int accumulate, float *zp)
 {
-    size_t c = (B + (size_t)h->nthreads - 1) / (size_t)h->nthreads;
-    return c < 8 ? 8 : c;
-}
-
-/* z[B, k] = X[rows] W + b over the pieces of the batch (batch_runs). With
- * one piece, gemm itself may use the threads; with several, each thread
- * computes whole pieces (and a gemm inside a parallel loop runs on one
- * thread). */
-static void forward_piece(lasso_head *h, const lasso_data *data, const size_t *rows, size_t r)
-{
-    size_t i = h->run0[r], k = (size_t)h->k;
-    gemm(0, 0, h->runlen[r], k, h->d, data->x + rows[i] * data->ld, data->ld, h->w, k, 0.0f, h->z + i * k, k);
-}
-
-static void forward(lasso_head *h, const lasso_data *data, const size_t *rows, size_t B, size_t nruns)
-{
-    if (nruns == 1) {
-        forward_piece(h, data, rows, 0);
-    } else {
-        long nr = (long)nruns;
-#pragma omp parallel for schedule(static) num_threads(h->nthreads)
-        for (long r = 0; r < nr; r++) forward_piece(h, data, rows, (size_t)r);
+    size_t k = (size_t)h->k, d0 = bi * h->blk, nb = h->d - d0 < h->blk ? h->d - d0 : h->blk;
+    for (size_t r = 0; r < bv->nruns; r++) {
+        size_t i = bv->run0[r];
+        gemm(0, 0, bv->runlen[r], k, nb, data->x + bv->rows[i] * data->ld + d0, data->ld, h->w + d0 * k, k,
+             accumulate ? 1.0f : 0.0f, zp + i * k, k);
     }
-    add_bias(h->z, B, h->k, h->b);
+}
+
+/* z[B, k] = the groups' partial sums, added in group order, + b. */
+static void sum_groups(lasso_head *h, size_t B)
+{
+    size_t n = B * (size_t)h->k, ng = head_groups(h, h->d), stride = (size_t)h->batch * (size_t)h->k;
+    float *z = h->z;
+    memcpy(z, h->zpart, n * sizeof(float));
+    for (size_t q = 1; q < ng; q++) {
+        const float *zp = h->zpart + q * stride;
+        for (size_t i = 0; i < n; i++) z[i] += zp[i];
+    }
+    add_bias(z, B, h->k, h->b);
+}
+
+/* The blocks of group q: [*b0, *b1). */
+static void group_blocks(const lasso_head *h, size_t q, size_t *b0, size_t *b1)
+{
+    size_t nb = head_blocks(h, h->d), ng = head_groups(h, h->d);
+    *b0 = q * nb / ng;
+    *b1 = (q + 1) * nb / ng;
+}
+
+/* z[B, k] = X[rows] W + b, group by group (in parallel; a single group lets
+ * gemm use the threads, and a gemm inside a parallel loop runs on one). */
+static void forward(lasso_head *h, const lasso_data *data, const size_t *rows, size_t B)
+{
+    batch_view bv = batch_make(rows, B, h->run0, h->runlen);
+    long ng = (long)head_groups(h, h->d);
+    size_t stride = (size_t)h->batch * (size_t)h->k;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(h->nthreads) if (ng > 1)
+    for (long q = 0; q < ng; q++) {
+        size_t b0, b1;
+        group_blocks(h, (size_t)q, &b0, &b1);
+        for (size_t bi = b0; bi < b1; bi++)
+            forward_block(h, data, &bv, bi, bi > b0, h->zpart + (size_t)q * stride);
+    }
+    sum_groups(h, B);
 }
 
 /* In place: z[B, k] logits -> G = (softmax(z) - onehot(y)) * scale.
@@ -351,8 +401,11 @@ static inline double penalty_row(lasso_penalty p, const float *w, float *g, int 
     return v;
 }
 
-/* TF Adam on one row: the bias correction is folded into lr_t. */
-static inline void adam_row(float *w, float *m, float *v, const float *g, int k, float lr_t)
+/* TF Adam on one row: the bias correction is folded into lr_t. (Vectorized
+ * by the compiler: sqrtf and the division are correctly rounded either way;
+ * -fno-math-errno lets sqrtf be the plain instruction.) */
+static inline void adam_row(float *restrict w, float *restrict m, float *restrict v, const float *restrict g,
+                            int k, float lr_t)
 {
     const float b1 = (float)ADAM_B1, b2 = (float)ADAM_B2;
     const float c1 = 1.0f - b1, c2 = 1.0f - b2;
@@ -365,17 +418,18 @@ static inline void adam_row(float *w, float *m, float *v, const float *g, int k,
 
 /* The fused pass over W: for each block of rows, the cross-entropy gradient
  * X_b[:, block]^T G (gemm into the thread's cache-sized buffer), plus the
- * penalty, then Adam, row by row. Blocks are independent and go to the
- * threads (a gemm inside a parallel loop runs on one thread; a single block
- * lets gemm use them); the blocks' penalty values are summed afterwards in
- * block order. Returns the penalty P(W) before the update. */
-static void update_block(lasso_head *h, const lasso_data *data, const size_t *rows, size_t nruns,
-                         lasso_penalty p, double pen, float lr_t, size_t bi, float *g)
+ * penalty, then Adam, row by row, then (if there is a next batch) the
+ * block's share of the next logits. Groups of blocks are independent and go
+ * to the threads (a gemm inside a parallel loop runs on one thread; a single
+ * block lets gemm use them); the blocks' penalty values are summed
+ * afterwards in block order. Returns the penalty P(W) before the update. */
+static void update_block(lasso_head *h, const lasso_data *data, const batch_view *bv, lasso_penalty p,
+                         double pen, float lr_t, size_t bi, float *g)
 {
     size_t k = (size_t)h->k, d0 = bi * h->blk, nb = h->d - d0 < h->blk ? h->d - d0 : h->blk;
-    for (size_t r = 0; r < nruns; r++) {
-        size_t i = h->run0[r];
-        gemm(1, 0, nb, k, h->runlen[r], data->x + rows[i] * data->ld + d0, data->ld, h->z + i * k, k,
+    for (size_t r = 0; r < bv->nruns; r++) {
+        size_t i = bv->run0[r];
+        gemm(1, 0, nb, k, bv->runlen[r], data->x + bv->rows[i] * data->ld + d0, data->ld, h->z + i * k, k,
              r ? 1.0f : 0.0f, g, k);
     }
     double sum = 0.0;
@@ -387,24 +441,27 @@ static void update_block(lasso_head *h, const lasso_data *data, const size_t *ro
     h->blkpen[bi] = sum;
 }
 
-static double update_w(lasso_head *h, const lasso_data *data, const size_t *rows, size_t nruns,
+static double update_w(lasso_head *h, const lasso_data *data, const batch_view *cur, const batch_view *next,
                        lasso_penalty p, double pen, float lr_t)
 {
-    long nblocks = (long)((h->d + h->blk - 1) / h->blk);
-    if (nblocks == 1) {
-        update_block(h, data, rows, nruns, p, pen, lr_t, 0, h->gblk);
-    } else {
-#pragma omp parallel for schedule(dynamic, 1) num_threads(h->nthreads)
-        for (long bi = 0; bi < nblocks; bi++) {
-            int t = 0;
+    long ng = (long)head_groups(h, h->d);
+    size_t stride = (size_t)h->batch * (size_t)h->k;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(h->nthreads) if (ng > 1)
+    for (long q = 0; q < ng; q++) {
+        int t = 0;
 #ifdef _OPENMP
-            t = omp_get_thread_num();
+        t = omp_get_thread_num();
 #endif
-            update_block(h, data, rows, nruns, p, pen, lr_t, (size_t)bi, h->gblk + (size_t)t * h->blk * h->k);
+        size_t b0, b1;
+        group_blocks(h, (size_t)q, &b0, &b1);
+        for (size_t bi = b0; bi < b1; bi++) {
+            update_block(h, data, cur, p, pen, lr_t, bi, h->gblk + (size_t)t * h->blk * h->k);
+            if (next) forward_block(h, data, next, bi, bi > b0, h->zpart + (size_t)q * stride);
         }
     }
     double total = 0.0;
-    for (long bi = 0; bi < nblocks; bi++) total += h->blkpen[bi];
+    size_t nblocks = head_blocks(h, h->d);
+    for (size_t bi = 0; bi < nblocks; bi++) total += h->blkpen[bi];
     return total;
 }
 
@@ -420,22 +477,25 @@ static int train_steps(lasso_head *h, const lasso_data *data, const size_t *rows
                   "k %d/%d)", o->batch, h->batch, nrows, o->steps, h->d, data->d, h->k, data->k);
         return -1;
     }
-    size_t NB = (size_t)o->batch, pos = 0;
+    size_t NB = (size_t)o->batch, pos = 0, B = nrows < NB ? nrows : NB;
     double t_start = now_seconds(), t_last = t_start;
+    forward(h, data, rows, B); /* later steps get their logits from the fused pass */
     for (long s = 0; s < o->steps; s++) {
-        size_t B = nrows - pos < NB ? nrows - pos : NB;
         const size_t *br = rows + pos;
-        forward(h, data, br, B, batch_runs(h, br, B, forward_chunk(h, B)));
+        size_t npos = pos + B == nrows ? 0 : pos + B, nB = nrows - npos < NB ? nrows - npos : NB;
         double ce = softmax_xent(h->z, B, h->k, data->y, br, 1.0 / (double)NB);
         bias_grad(h->z, B, h->k, h->gb);
-        size_t nruns = batch_runs(h, br, B, WHOLE_RUNS);
+        batch_view cur = batch_make(br, B, h->run0, h->runlen);
+        batch_view next = batch_make(rows + npos, nB, h->run0 + h->batch, h->runlen + h->batch);
 
         double lr_s = o->lr * 0.5 * (1.0 + cos(PI * (double)s / (double)o->steps));
         double t = (double)(s + 1);
         float lr_t = (float)(lr_s * sqrt(1.0 - pow(ADAM_B2, t)) / (1.0 - pow(ADAM_B1, t)));
         double pen = (double)B / (double)NB * o->coef;
-        double pval = update_w(h, data, br, nruns, o->penalty, pen, lr_t);
+        int last = s + 1 == o->steps;
+        double pval = update_w(h, data, &cur, last ? NULL : &next, o->penalty, pen, lr_t);
         adam_row(h->b, h->mb, h->vb, h->gb, h->k, lr_t);
+        if (!last) sum_groups(h, nB); /* the next step's logits, with the new b */
 
         double loss = ce / (double)NB + pen * pval;
         if (losses) losses[s] = loss;
@@ -443,8 +503,8 @@ static int train_steps(lasso_head *h, const lasso_data *data, const size_t *rows
             set_error("training diverged: loss %g at step %ld (lr %g, coef %g)", loss, s, o->lr, o->coef);
             return -1;
         }
-        pos += B;
-        if (pos == nrows) pos = 0;
+        pos = npos;
+        B = nB;
         if (progress) {
             double now = now_seconds();
             if (now - t_last >= 2.0) {
@@ -483,13 +543,13 @@ double lasso_loss_grad(lasso_head *h, const lasso_data *data, const size_t *rows
                        const lasso_opts *o, float *gw, float *gb)
 {
     size_t k = (size_t)h->k, NB = (size_t)o->batch;
-    forward(h, data, rows, B, batch_runs(h, rows, B, forward_chunk(h, B)));
+    forward(h, data, rows, B);
     double ce = softmax_xent(h->z, B, h->k, data->y, rows, 1.0 / (double)NB);
     bias_grad(h->z, B, h->k, gb);
-    size_t nruns = batch_runs(h, rows, B, WHOLE_RUNS);
-    for (size_t r = 0; r < nruns; r++) {
-        size_t i = h->run0[r];
-        gemm(1, 0, h->d, k, h->runlen[r], data->x + rows[i] * data->ld, data->ld, h->z + i * k, k,
+    batch_view bv = batch_make(rows, B, h->run0, h->runlen);
+    for (size_t r = 0; r < bv.nruns; r++) {
+        size_t i = bv.run0[r];
+        gemm(1, 0, h->d, k, bv.runlen[r], data->x + rows[i] * data->ld, data->ld, h->z + i * k, k,
              r ? 1.0f : 0.0f, gw, k);
     }
     double pen = (double)B / (double)NB * o->coef, pval = 0.0;
@@ -502,7 +562,7 @@ size_t lasso_predict(lasso_head *h, const lasso_data *data, const size_t *rows, 
     size_t correct = 0, k = (size_t)h->k;
     for (size_t pos = 0; pos < nrows; pos += (size_t)h->batch) {
         size_t B = nrows - pos < (size_t)h->batch ? nrows - pos : (size_t)h->batch;
-        forward(h, data, rows + pos, B, batch_runs(h, rows + pos, B, forward_chunk(h, B)));
+        forward(h, data, rows + pos, B);
         for (size_t b = 0; b < B; b++) {
             const float *zb = h->z + b * k;
             int best = 0;

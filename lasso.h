@@ -60,8 +60,9 @@ typedef struct {
     float *z;            /* [batch, k] logits, then dLoss/dlogits */
     float *gblk;         /* [nthreads, blk, k] each thread's gradient of one block of rows */
     double *blkpen;      /* [cap_d / blk + 1] penalty value of each block */
-    size_t *run0;        /* [batch] the current batch as pieces of consecutive examples */
-    size_t *runlen;      /*         (at most `chunk` long): start in the batch, length */
+    float *zpart;        /* [groups, batch, k] partial logits of each group of blocks (lasso.c) */
+    size_t *run0;        /* [2, batch] the current and the next batch as pieces of consecutive */
+    size_t *runlen;      /*            examples: start in the batch, length */
 } lasso_head;
 
 int lasso_head_alloc(lasso_head *h, size_t cap_d, int k, int batch);

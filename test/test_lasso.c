@@ -5,6 +5,7 @@
  *     (group, l1 and l2 penalties, a batch of two runs, a zero row);
  *   - the first 10 steps of a small problem against values committed from
  *     test/lasso_ref.py (numpy, float64) with the same initial head;
+ *   - 4 steps with several blocks of W rows against a double-precision loop;
  *   - selection (ties to the lower index, int(D*F)), fold boundaries,
  *     locating features in the layout, the per-location renormalization;
  *   - a planted problem whose informative features must be selected;
@@ -402,6 +403,86 @@ static void test_fit(void)
 }
 
 /* ------------------------------------------------------------------------
+ * several blocks of W rows (the fused gradient + update + next logits pass,
+ * logits summed over groups of blocks) against SPEC section 6 as a plain
+ * double-precision loop written here: a fold's rows (two runs), batches
+ * 128, 12 cycling, group penalty */
+static void test_blocks(void)
+{
+    problem p;
+    make_problem(&p, 150, 4000, 40, 500, 8, 1.0, 6); /* k 40: blocks of 1638 rows, so 3 */
+    size_t rows[140], nr = 0, d = p.d, k = (size_t)p.k, dk = d * k;
+    for (size_t i = 0; i < p.n; i++)
+        if (i < 30 || i >= 40) rows[nr++] = i;
+    lasso_data data = {p.x, p.n, d, d, p.y, p.k};
+    lasso_head h;
+    lasso_head_alloc(&h, d, p.k, 128);
+    lasso_head_init_glorot(&h, d, 5);
+    double *W = alloc_array(dk, sizeof(double)), *m = alloc_zeros(dk, sizeof(double));
+    double *v = alloc_zeros(dk, sizeof(double)), *g = alloc_array(dk, sizeof(double));
+    double b[40] = {0}, mb[40] = {0}, vb[40] = {0}, gb[40], z[40];
+    for (size_t i = 0; i < dk; i++) W[i] = h.w[i];
+    const long steps = 4;
+    const double lr = 0.01, coef = 1e-3;
+    lasso_opts o = {lr, steps, coef, PENALTY_GROUP, 128};
+    double losses[4], worst = 0;
+    int rc = lasso_train(&h, &data, rows, nr, &o, losses, NULL);
+    for (long s = 0, pos = 0; s < steps; s++) {
+        size_t B = nr - (size_t)pos < 128 ? nr - (size_t)pos : 128;
+        const size_t *br = rows + pos;
+        double L = loss_double(&p, br, B, W, b, 128, coef, PENALTY_GROUP);
+        worst = fmax(worst, fabs(losses[s] - L) / fabs(L));
+        memset(g, 0, dk * sizeof(double));
+        memset(gb, 0, sizeof gb);
+        for (size_t i = 0; i < B; i++) { /* cross-entropy gradient */
+            const float *x = p.x + br[i] * d;
+            double mx = -INFINITY, sum = 0;
+            for (size_t c = 0; c < k; c++) {
+                z[c] = b[c];
+                for (size_t j = 0; j < d; j++) z[c] += (double)x[j] * W[j * k + c];
+                mx = fmax(mx, z[c]);
+            }
+            for (size_t c = 0; c < k; c++) sum += exp(z[c] - mx);
+            for (size_t c = 0; c < k; c++) {
+                double dz = (exp(z[c] - mx) / sum - (c == (size_t)p.y[br[i]])) / 128;
+                gb[c] += dz;
+                for (size_t j = 0; j < d; j++) g[j * k + c] += (double)x[j] * dz;
+            }
+        }
+        for (size_t j = 0; j < d; j++) { /* group penalty */
+            double nrm = 0;
+            for (size_t c = 0; c < k; c++) nrm += W[j * k + c] * W[j * k + c];
+            nrm = sqrt(nrm);
+            for (size_t c = 0; c < k && nrm > 0; c++) g[j * k + c] += (double)B / 128 * coef * W[j * k + c] / nrm;
+        }
+        double t = (double)(s + 1), lr_s = lr * 0.5 * (1 + cos(3.14159265358979323846 * (double)s / steps));
+        double lr_t = lr_s * sqrt(1 - pow(0.999, t)) / (1 - pow(0.9, t));
+        for (size_t i = 0; i < dk + k; i++) { /* Adam on W, then b */
+            double *pw = i < dk ? W + i : b + (i - dk), *pm = i < dk ? m + i : mb + (i - dk);
+            double *pv = i < dk ? v + i : vb + (i - dk), gi = i < dk ? g[i] : gb[i - dk];
+            *pm = 0.9 * *pm + 0.1 * gi;
+            *pv = 0.999 * *pv + 0.001 * gi * gi;
+            *pw -= lr_t * *pm / (sqrt(*pv) + 1e-7);
+        }
+        pos = pos + (long)B == (long)nr ? 0 : pos + (long)B;
+    }
+    float *Wf = alloc_array(dk, sizeof(float)), bf[40];
+    for (size_t i = 0; i < dk; i++) Wf[i] = (float)W[i];
+    for (size_t c = 0; c < k; c++) bf[c] = (float)b[c];
+    check(rc == 0 && worst <= 1e-5, "blocks: 4 losses (3 blocks of W rows, batches 128, 12) vs double max rel err %.2g "
+          "tol 1e-5", worst);
+    check_close("blocks: W after 4 steps vs double", h.w, Wf, dk, 1e-4);
+    check_close("blocks: b after 4 steps vs double", h.b, bf, k, 1e-4);
+    free_array(W);
+    free_array(m);
+    free_array(v);
+    free_array(g);
+    free_array(Wf);
+    lasso_head_free(&h);
+    free_problem(&p);
+}
+
+/* ------------------------------------------------------------------------
  * thread invariance */
 #ifdef _OPENMP
 static void train_once(const problem *p, const size_t *rows, size_t nrows, float *w_out)
@@ -447,6 +528,7 @@ int main(void)
     double t0 = now_seconds();
     test_gradient();
     test_reference_steps();
+    test_blocks();
     test_selection();
     test_folds();
     test_layout_and_gather();
