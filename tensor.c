@@ -48,24 +48,32 @@ void gemm_ref(int transA, int transB, size_t M, size_t N, size_t K,
 /* ==========================================================================
  * GEMM, fast: cache-blocked and register-tiled (after BLIS / GotoBLAS), in
  * plain C that gcc -O3 -march=native turns into AVX-512 FMAs. The same
- * machinery computes convolutions (conv2d below) without an im2col copy.
+ * machinery computes convolutions (conv2d below) without an im2col matrix.
  *
- *   C is cut into tiles of mc x nc (about GEMM_MC x GEMM_NC); each tile is
- *   one task for one thread. For each depth block of at most GEMM_KC (in
+ *   C is cut into tiles of mc x nc (nc at most GEMM_NC, mc see below); each
+ *   tile is one task for one thread. For each depth block of at most GEMM_KC (in
  *   order):
  *     pack op(B)[block, tile columns] into Bp: slivers of GEMM_NR columns,
  *       each stored [kc][NR] (columns past N zero), so that the kernel
- *       reads B with unit stride;
- *     for each sliver of GEMM_MR rows of op(A), and each sliver of Bp:
- *       micro-kernel: acc[MR][NR] = sum_p op(A)[i, p] * Bp[p][j], p in
- *       order, then C += acc (C = acc for the first block when beta = 0).
- *   A is not packed: the kernel broadcasts op(A)[i, p] straight from memory,
- *   walking A's rows (or A^T's columns, or a convolution's input pixels)
- *   with a fixed stride. Only a sliver that has no such layout (the last
- *   one, of fewer than MR rows; a conv sliver that wraps to the next output
- *   row) is copied, zero-padded, into a small buffer.
+ *       reads B with unit stride; the panel, KC x NC, stays in L2;
+ *     for each sliver of GEMM_MR rows of op(A):
+ *       pack it into Ap, [MR][KC] (rows past M zero), which stays in L1;
+ *       for each sliver of Bp, micro-kernel: acc[MR][NR] = sum_p
+ *       op(A)[i, p] * Bp[p][j], p in order, then C += acc (C = acc for the
+ *       first block when beta = 0).
+ *   Two exceptions read op(A) in place: A^T (each p is MR contiguous
+ *   floats already; only its last sliver, of fewer than MR rows, is copied,
+ *   [kc][MR] zero-padded), and a convolution's sliver of MR input pixels of
+ *   one output row (evenly spaced; other slivers are copied like A's rows).
  *
- * Every C element is therefore summed the same way whatever the tile sizes,
+ * Tile height: every tile packs its own B panel, so with a wide panel
+ * (large N) tiles are tall, up to GEMM_MC_WIDE rows: the fewer row tiles,
+ * the fewer times B is read from memory, which is what limits large
+ * products (their A and C tiles stream through). With a narrow panel, up
+ * to GEMM_MC rows: the C tile then stays in L2 from one depth block to the
+ * next.
+ *
+ * Every C element is summed the same way whatever the tile sizes,
  * the thread count and M: depth blocks in order, within a block p in order
  * into an accumulator starting at 0. So results are bitwise identical for
  * any number of threads, and a row of C does not depend on which other rows
@@ -90,10 +98,13 @@ void gemm_ref(int transA, int transB, size_t M, size_t N, size_t K,
 #define GEMM_NR 32   /* register tile columns: two 16-float vectors */
 #endif
 #ifndef GEMM_KC
-#define GEMM_KC 256  /* depth block: a B sliver (KC x NR, 32 KiB) fits in L1 */
+#define GEMM_KC 256  /* depth block: an A sliver (MR x KC, 14 KiB) stays in L1 */
 #endif
 #ifndef GEMM_MC
-#define GEMM_MC 252  /* tile rows (a multiple of MR) */
+#define GEMM_MC 252  /* tile rows at most (a multiple of MR), for a narrow B panel */
+#endif
+#ifndef GEMM_MC_WIDE
+#define GEMM_MC_WIDE 2016 /* the same for a B panel of GEMM_NC / 2 columns or more */
 #endif
 #ifndef GEMM_NC
 #define GEMM_NC 1024 /* tile columns (a multiple of NR): the B panel, 1 MiB, in L2 */
@@ -113,22 +124,27 @@ void gemm_ref(int transA, int transB, size_t M, size_t N, size_t K,
 #else
 #define KERNEL_ATTR
 #endif
+/* PREFETCH: into all cache levels; PREFETCH_L2: into L2, not L1 */
 #if defined(__GNUC__)
 #define ALWAYS_INLINE inline __attribute__((always_inline))
 #define PREFETCH(p) __builtin_prefetch(p)
+#define PREFETCH_L2(p) __builtin_prefetch(p, 0, 2)
 #else
 #define ALWAYS_INLINE inline
 #define PREFETCH(p) ((void)0)
+#define PREFETCH_L2(p) ((void)0)
 #endif
 
 /* The micro-kernel: acc[i][j] = sum_p a[i*rsa + p*csa] * b[p*NR + j] over
  * p = 0..kc-1, then the full MR x NR tile C (+)= acc. The fixed-size loops
  * over i and j are unrolled and vectorized by the compiler, and acc stays in
- * registers. It is instantiated twice below with constant strides. (Partial
- * tiles at the edges of C go through a scratch tile, see gemm_tile.) */
+ * registers. It is instantiated three times below with constant strides. (Partial
+ * tiles at the edges of C go through a scratch tile, see gemm_tile.) The C
+ * tile is fetched first, so that it arrives while acc is being summed. */
 static ALWAYS_INLINE void gemm_kernel(size_t kc, const float *restrict a, size_t rsa, size_t csa,
                                       const float *restrict b, float *restrict c, size_t ldc, int accumulate)
 {
+    for (int i = 0; i < GEMM_MR; i++) PREFETCH(c + i * ldc), PREFETCH(c + i * ldc + GEMM_NR - 1);
     float acc[GEMM_MR][GEMM_NR] = {{0}};
     for (size_t p = 0; p < kc; p++, a += csa, b += GEMM_NR)
         for (int i = 0; i < GEMM_MR; i++)
@@ -141,18 +157,36 @@ static ALWAYS_INLINE void gemm_kernel(size_t kc, const float *restrict a, size_t
             for (int j = 0; j < GEMM_NR; j++) c[i * ldc + j] = acc[i][j];
 }
 
-/* op(A)[i, p] = a[i*lda + p]: rows of A, or input pixels of a convolution */
+/* How a sliver of op(A) is laid out, see a_sliver: which kernel reads it */
+enum { SLIVER_PACKED, SLIVER_ROWS, SLIVER_COLS };
+
+/* op(A)[i, p] = a[i*KC + p]: a sliver packed by rows (Ap) */
+KERNEL_ATTR static void gemm_kernel_apacked(size_t kc, const float *a, const float *b, float *c, size_t ldc,
+                                            int accumulate)
+{
+    gemm_kernel(kc, a, GEMM_KC, 1, b, c, ldc, accumulate);
+}
+
+/* op(A)[i, p] = a[i*lda + p]: a convolution's input pixels, in place */
 KERNEL_ATTR static void gemm_kernel_arows(size_t kc, const float *a, size_t lda, const float *b, float *c,
                                           size_t ldc, int accumulate)
 {
     gemm_kernel(kc, a, lda, 1, b, c, ldc, accumulate);
 }
 
-/* op(A)[i, p] = a[p*lda + i]: A^T, or a packed sliver (lda = MR) */
+/* op(A)[i, p] = a[p*lda + i]: A^T in place, or its last sliver copied (lda = MR) */
 KERNEL_ATTR static void gemm_kernel_acols(size_t kc, const float *a, size_t lda, const float *b, float *c,
                                           size_t ldc, int accumulate)
 {
     gemm_kernel(kc, a, 1, lda, b, c, ldc, accumulate);
+}
+
+static void gemm_kernel_sliver(int kind, size_t kc, const float *a, size_t lda, const float *b, float *c,
+                               size_t ldc, int accumulate)
+{
+    if (kind == SLIVER_PACKED) gemm_kernel_apacked(kc, a, b, c, ldc, accumulate);
+    else if (kind == SLIVER_ROWS) gemm_kernel_arows(kc, a, lda, b, c, ldc, accumulate);
+    else gemm_kernel_acols(kc, a, lda, b, c, ldc, accumulate);
 }
 
 /* The operands of one blocked product C[M,N] (+)= op(A)[M,K] op(B)[K,N].
@@ -179,18 +213,38 @@ typedef struct {
 } gemm_args;
 
 /* Where the sliver op(A)[i .. i+MR, p0 .. p0+kc) is: returns a pointer and
- * sets *ld and *rows so that op(A)[i+r, p0+q] = ptr[r*ld + q] (rows) or
- * ptr[q*ld + r] (!rows). A sliver of mr < MR rows, or one whose rows are not
- * evenly spaced in memory, is copied into Ap ([kc][MR], zero rows past mr). */
+ * sets *ld and *kind so that op(A)[i+r, p0+q] is
+ *   SLIVER_PACKED  ptr[r*KC + q]  a copy in Ap, [MR][KC], rows past mr zero:
+ *                                 rows of A, or a convolution's pixels;
+ *   SLIVER_ROWS    ptr[r*ld + q]  a convolution's MR pixels of one output
+ *                                 row, evenly spaced: read in place;
+ *   SLIVER_COLS    ptr[q*ld + r]  A^T in place, or its last sliver of
+ *                                 mr < MR rows copied into Ap as [kc][MR]. */
 static const float *a_sliver(const gemm_args *g, size_t i, size_t mr, size_t p0, size_t kc, float *Ap,
-                             size_t *ld, int *rows)
+                             size_t *ld, int *kind)
 {
     const conv_geom *cv = g->conv;
-    if (!cv) {
+    *ld = GEMM_KC, *kind = SLIVER_PACKED;
+    if (!cv && !g->transA) { /* rows of A, contiguous in p */
+        for (size_t r = 0; r < GEMM_MR; r++) {
+            const float *src = g->A + (i + r) * g->lda + p0;
+            float *d = Ap + r * GEMM_KC;
+            if (r < mr)
+                for (size_t p = 0; p < kc; p++) d[p] = src[p];
+            else
+                for (size_t p = 0; p < kc; p++) d[p] = 0.0f;
+        }
+        /* the next sliver's rows, into L2: each row is a short run in
+         * another page, too short for the hardware prefetcher to catch */
+        for (size_t r = i + GEMM_MR; r < i + 2 * GEMM_MR && r < g->M; r++)
+            for (size_t p = 0; p < kc; p += 16) PREFETCH_L2(g->A + r * g->lda + p0 + p);
+        return Ap;
+    }
+    if (!cv) { /* A^T: op(A)[i+r, p0+q] = A[(p0+q)*lda + i + r] */
+        *kind = SLIVER_COLS;
         if (mr == GEMM_MR) {
-            *ld = g->lda, *rows = !g->transA;
-            if (!g->transA) return g->A + i * g->lda + p0;
-            /* A^T: each p is another row of A, often another page: too many
+            *ld = g->lda;
+            /* each p is another row of A, often another page: too many
              * streams for the hardware prefetcher, so fetch the next
              * sliver's floats ahead (2.5x faster on the lasso's X^T G) */
             for (size_t p = 0; p < kc; p++) PREFETCH(g->A + (p0 + p) * g->lda + i + GEMM_MR);
@@ -198,10 +252,8 @@ static const float *a_sliver(const gemm_args *g, size_t i, size_t mr, size_t p0,
         }
         for (size_t p = 0; p < kc; p++)
             for (size_t r = 0; r < GEMM_MR; r++)
-                Ap[p * GEMM_MR + r] = r >= mr ? 0.0f
-                                      : g->transA ? g->A[(p0 + p) * g->lda + i + r]
-                                                  : g->A[(i + r) * g->lda + p0 + p];
-        *ld = GEMM_MR, *rows = 0;
+                Ap[p * GEMM_MR + r] = r < mr ? g->A[(p0 + p) * g->lda + i + r] : 0.0f;
+        *ld = GEMM_MR;
         return Ap;
     }
     /* convolution: row i is output pixel (n, oy, ox); column p0 is (ky, q) */
@@ -209,48 +261,56 @@ static const float *a_sliver(const gemm_args *g, size_t i, size_t mr, size_t p0,
     size_t n = i / ohw, oy = i % ohw / cv->OW, ox = i % cv->OW;
 #define PIXEL(n_, oy_, ox_) \
     (cv->x + (((n_) * cv->Hp + (oy_) * cv->stride + ky) * cv->Wp + (ox_) * cv->stride) * cv->C + q)
-    if (mr == GEMM_MR && ox + GEMM_MR <= (size_t)cv->OW) { /* one output row: evenly spaced */
-        *ld = (size_t)cv->stride * cv->C, *rows = 1;
+    /* in place (no copy: often a depth block is short, KW*C, the copy would
+     * cost as much as the product) */
+    if (mr == GEMM_MR && ox + GEMM_MR <= (size_t)cv->OW) {
+        *ld = (size_t)cv->stride * cv->C, *kind = SLIVER_ROWS;
         return PIXEL(n, oy, ox);
     }
     for (size_t r = 0; r < GEMM_MR; r++) {
+        float *d = Ap + r * GEMM_KC;
         if (r < mr) {
             const float *src = PIXEL(n, oy, ox);
-            for (size_t p = 0; p < kc; p++) Ap[p * GEMM_MR + r] = src[p];
+            for (size_t p = 0; p < kc; p++) d[p] = src[p];
             if (++ox == (size_t)cv->OW) { /* next pixel: the sliver may wrap rows and images */
                 ox = 0;
                 if (++oy == (size_t)cv->OH) oy = 0, n++;
             }
         } else {
-            for (size_t p = 0; p < kc; p++) Ap[p * GEMM_MR + r] = 0.0f;
+            for (size_t p = 0; p < kc; p++) d[p] = 0.0f;
         }
     }
 #undef PIXEL
-    *ld = GEMM_MR, *rows = 0;
     return Ap;
 }
 
 /* Bp[NR slivers][kc][NR] = op(B)[p0 .. p0+kc, j0 .. j0+nc), columns past nc zero. */
 static void pack_b(int transB, const float *B, size_t ldb, size_t p0, size_t kc, size_t j0, size_t nc, float *Bp)
 {
+    const size_t full = nc / GEMM_NR * GEMM_NR, rest = nc - full; /* columns in full slivers, others */
+    if (!transB) { /* op(B)[p,j] = B[p,j]: row by row, each read once, in order */
+        for (size_t p = 0; p < kc; p++) {
+            const float *src = B + (p0 + p) * ldb + j0;
+            float *d = Bp + p * GEMM_NR;
+            for (size_t jr = 0; jr < full; jr += GEMM_NR, d += kc * GEMM_NR)
+                for (size_t j = 0; j < GEMM_NR; j++) d[j] = src[jr + j];
+            if (rest) {
+                for (size_t j = 0; j < rest; j++) d[j] = src[full + j];
+                for (size_t j = rest; j < GEMM_NR; j++) d[j] = 0.0f;
+            }
+        }
+        return;
+    }
+    /* op(B)[p,j] = B[j,p]: each column j contiguous in p */
     for (size_t jr = 0; jr < nc; jr += GEMM_NR, Bp += kc * GEMM_NR) {
         const size_t nr = nc - jr < GEMM_NR ? nc - jr : GEMM_NR;
-        if (!transB) { /* op(B)[p,j] = B[p,j]: NR contiguous floats per p */
-            const float *src = B + p0 * ldb + j0 + jr;
-            for (size_t p = 0; p < kc; p++, src += ldb) {
-                float *d = Bp + p * GEMM_NR;
-                for (size_t j = 0; j < nr; j++) d[j] = src[j];
-                for (size_t j = nr; j < GEMM_NR; j++) d[j] = 0.0f;
-            }
-        } else { /* op(B)[p,j] = B[j,p]: each column j contiguous in p */
-            for (size_t j = 0; j < GEMM_NR; j++) {
-                float *d = Bp + j;
-                if (j < nr) {
-                    const float *src = B + (j0 + jr + j) * ldb + p0;
-                    for (size_t p = 0; p < kc; p++) d[p * GEMM_NR] = src[p];
-                } else {
-                    for (size_t p = 0; p < kc; p++) d[p * GEMM_NR] = 0.0f;
-                }
+        for (size_t j = 0; j < GEMM_NR; j++) {
+            float *d = Bp + j;
+            if (j < nr) {
+                const float *src = B + (j0 + jr + j) * ldb + p0;
+                for (size_t p = 0; p < kc; p++) d[p * GEMM_NR] = src[p];
+            } else {
+                for (size_t p = 0; p < kc; p++) d[p * GEMM_NR] = 0.0f;
             }
         }
     }
@@ -267,7 +327,7 @@ static float *gemm_pack_buffer(void)
 /* One tile: C[i0 .. i0+mc, j0 .. j0+nc) of the product. Bp: the packing buffer. */
 static void gemm_tile(const gemm_args *g, size_t i0, size_t mc, size_t j0, size_t nc, float *Bp)
 {
-    float *Ap = Bp + (size_t)GEMM_KC * GEMM_NC; /* [KC][MR]: a copied sliver */
+    float *Ap = Bp + (size_t)GEMM_KC * GEMM_NC; /* [MR][KC]: a packed A sliver */
     float tile[GEMM_MR * GEMM_NR];               /* a partial tile of C */
     for (size_t p0 = 0; p0 < g->K;) {
         const size_t left = g->run - p0 % g->run, kc = left < GEMM_KC ? left : GEMM_KC;
@@ -276,8 +336,8 @@ static void gemm_tile(const gemm_args *g, size_t i0, size_t mc, size_t j0, size_
         for (size_t ir = 0; ir < mc; ir += GEMM_MR) {
             const size_t mr = mc - ir < GEMM_MR ? mc - ir : GEMM_MR, i = i0 + ir;
             size_t la;
-            int rows;
-            const float *a = a_sliver(g, i, mr, p0, kc, Ap, &la, &rows);
+            int kind;
+            const float *a = a_sliver(g, i, mr, p0, kc, Ap, &la, &kind);
             for (size_t jr = 0; jr < nc; jr += GEMM_NR) {
                 const size_t nr = nc - jr < GEMM_NR ? nc - jr : GEMM_NR;
                 const float *b = Bp + jr * kc;
@@ -285,12 +345,10 @@ static void gemm_tile(const gemm_args *g, size_t i0, size_t mc, size_t j0, size_
                 const size_t j = j0 + jr, rs = g->c_trans ? 1 : g->ldc, cs = g->c_trans ? g->ldc : 1;
                 float *c = g->C + (g->c_trans ? j * g->ldc + i : i * g->ldc + j);
                 if (mr == GEMM_MR && nr == GEMM_NR && !g->c_trans) { /* straight into C */
-                    if (rows) gemm_kernel_arows(kc, a, la, b, c, g->ldc, accumulate);
-                    else gemm_kernel_acols(kc, a, la, b, c, g->ldc, accumulate);
+                    gemm_kernel_sliver(kind, kc, a, la, b, c, g->ldc, accumulate);
                     continue;
                 }
-                if (rows) gemm_kernel_arows(kc, a, la, b, tile, GEMM_NR, 0);
-                else gemm_kernel_acols(kc, a, la, b, tile, GEMM_NR, 0);
+                gemm_kernel_sliver(kind, kc, a, la, b, tile, GEMM_NR, 0);
                 for (size_t r = 0; r < mr; r++) /* C (+)= the tile's valid mr x nr part */
                     for (size_t u = 0; u < nr; u++) {
                         float *cc = c + r * rs + u * cs;
@@ -317,7 +375,7 @@ static int gemm_blocked(const gemm_args *g)
 #ifdef _OPENMP
     if (!omp_in_parallel()) threads = omp_get_max_threads();
 #endif
-    size_t tm = ceil_div(M, GEMM_MC), tn = ceil_div(N, GEMM_NC);
+    size_t tn = ceil_div(N, GEMM_NC), tm = ceil_div(M, ceil_div(N, tn) >= GEMM_NC / 2 ? GEMM_MC_WIDE : GEMM_MC);
     while (threads > 1 && tm * tn < (size_t)threads * 3) {
         if (ceil_div(N, tn + 1) >= 4 * GEMM_NR && ceil_div(N, tn) >= ceil_div(M, tm)) tn++;
         else if (ceil_div(M, tm + 1) >= 4 * GEMM_MR) tm++;

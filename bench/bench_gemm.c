@@ -8,7 +8,8 @@
  *   OMP_NUM_THREADS=2 /tmp/bench_gemm [seconds per shape, default 0.3] [set]
  *
  * set: s (square), r (ResNet-50 GEMMs), v (ViT-B/16), l (lasso), c (conv2d);
- * all of them when left out.
+ * all of them when left out. Or one or more numbers: those square sizes
+ * (`bench_gemm 1 1024 4096`; bench/gemm_vs_openblas.sh uses this).
  *
  * Each shape runs repeatedly for the given time; the best run is reported
  * (the machine is shared, so the best is the least disturbed). Also shown:
@@ -111,6 +112,13 @@ int main(int argc, char **argv)
 {
     double s = argc > 1 ? atof(argv[1]) : 0.3;
     const char *only = argc > 2 ? argv[2] : "";
+    if (*only >= '0' && *only <= '9') {
+        for (int i = 2; i < argc; i++) {
+            size_t n = (size_t)atol(argv[i]);
+            bench("square", 0, 0, n, n, n, s);
+        }
+        return 0;
+    }
     if (!*only || *only == 's') {
         size_t sq[] = {256, 512, 1024, 2048};
         for (int i = 0; i < 4; i++) bench("square", 0, 0, sq[i], sq[i], sq[i], s);

@@ -96,6 +96,8 @@ static void test_gemm(void)
     test_gemm_case(0, 0, 37, 4200, 700, 1, 0.0f);
     test_gemm_case(1, 1, 300, 333, 1100, 0, 1.0f);
     test_gemm_case(0, 1, 600, 50, 257, 2, 1.0f);
+    /* a wide B panel (N >= GEMM_NC / 2) with tall tiles, M past one of them */
+    test_gemm_case(0, 0, 2030, 530, 40, 1, 1.0f);
     /* A^T with few columns: computed as C^T = op(B)^T A */
     test_gemm_case(1, 0, 300, 10, 130, 1, 0.0f);
     test_gemm_case(1, 1, 257, 16, 300, 0, 1.0f);
@@ -532,7 +534,7 @@ static void test_gemm_threads(void)
     static const size_t shapes[][5] = {/* tA tB M N K */
                                        {0, 0, 301, 257, 300}, {1, 0, 200, 99, 513}, {0, 1, 77, 400, 64},
                                        {1, 1, 150, 150, 150}, {0, 0, 3000, 64, 64}, {0, 0, 20, 3000, 70},
-                                       {1, 0, 3000, 10, 128}, {0, 0, 128, 10, 3000}};
+                                       {1, 0, 3000, 10, 128}, {0, 0, 128, 10, 3000}, {0, 0, 600, 600, 300}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         int ta = (int)shapes[s][0], tb = (int)shapes[s][1];
         size_t M = shapes[s][2], N = shapes[s][3], K = shapes[s][4];
