@@ -392,6 +392,16 @@ static void conv_run(const conv_layer *c, const float *x, int n, float *y, float
     conv2d(x, n, c->h, c->w_in, c->cin, c->w, c->cout, &c->spec, y, work);
 }
 
+/* conv, then (bn: y * scale + shift), (res: + res), (relu: max(., 0)),
+ * fused into the convolution's output tiles (tensor.h conv2d_ep): the same
+ * bits as conv_run, bn_run, add_inplace and relu one after the other. */
+static void conv_bn_run(const conv_layer *c, const float *x, int n, float *y, float *work, const bn_layer *bn,
+                        const float *res, int relu)
+{
+    conv_epilogue ep = {bn ? bn->scale : NULL, bn ? bn->shift : NULL, res, relu};
+    conv2d_ep(x, n, c->h, c->w_in, c->cin, c->w, c->cout, &c->spec, y, work, &ep);
+}
+
 static void bn_run(const bn_layer *b, float *x, size_t rows, int relu)
 {
     scale_shift(x, rows, b->c, b->scale, b->shift, relu);
@@ -417,44 +427,34 @@ static void pool_zero_padding(float *y, int n, int H, int W, int C, int OH, int 
 /* v1.5 (post-activation) unit: x [N, h, w, cin] -> y [N, oh, ow, cout]. */
 static void unit_v15(resnet *r, const unit *u, const float *x, float *y, int n, tap_fn cb, void *ctx)
 {
-    const size_t in_rows = (size_t)n * u->h * u->w, out_rows = (size_t)n * u->oh * u->ow;
     cb(ctx, u->loc, x, n);
-    conv_run(&u->conv1, x, n, r->t1, r->work);
-    bn_run(&u->bn1, r->t1, in_rows, 1);
+    conv_bn_run(&u->conv1, x, n, r->t1, r->work, &u->bn1, NULL, 1);   /* relu(bn1(conv1(x))) */
     cb(ctx, u->loc + 1, r->t1, n);
-    conv_run(&u->conv2, r->t1, n, r->t2, r->work);
-    bn_run(&u->bn2, r->t2, out_rows, 1);
+    conv_bn_run(&u->conv2, r->t1, n, r->t2, r->work, &u->bn2, NULL, 1);
     cb(ctx, u->loc + 2, r->t2, n);
-    conv_run(&u->conv3, r->t2, n, y, r->work);
-    bn_run(&u->bn3, y, out_rows, 0);
     const float *shortcut = x;
     if (u->has_proj) {
-        conv_run(&u->proj, x, n, r->aux, r->work);
-        bn_run(&u->proj_bn, r->aux, out_rows, 0);
+        conv_bn_run(&u->proj, x, n, r->aux, r->work, &u->proj_bn, NULL, 0);
         shortcut = r->aux;
     }
-    add_inplace(y, shortcut, out_rows * (size_t)u->cout);
-    relu(y, out_rows * (size_t)u->cout);
+    conv_bn_run(&u->conv3, r->t2, n, y, r->work, &u->bn3, shortcut, 1);  /* relu(bn3(conv3) + s) */
 }
 
 /* v2 (pre-activation) unit: x [N, h, w, cin] -> y [N, oh, ow, cout].
  * x is overwritten by the projected shortcut when the unit has one. */
 static void unit_v2(resnet *r, const unit *u, float *x, float *y, int n, tap_fn cb, void *ctx)
 {
-    const size_t in_rows = (size_t)n * u->h * u->w, out_rows = (size_t)n * u->oh * u->ow;
+    const size_t in_rows = (size_t)n * u->h * u->w;
     float *p = r->aux; /* p = relu(bn1(x)) [N, h, w, cin] */
     memcpy(p, x, in_rows * (size_t)u->cin * sizeof(float));
     bn_run(&u->bn1, p, in_rows, 1);
     cb(ctx, u->loc, p, n);
-    conv_run(&u->conv1, p, n, r->t1, r->work);
-    bn_run(&u->bn2, r->t1, in_rows, 1);
+    conv_bn_run(&u->conv1, p, n, r->t1, r->work, &u->bn2, NULL, 1);   /* relu(bn2(conv1(p))) */
     cb(ctx, u->loc + 1, r->t1, n);
-    conv_run(&u->conv2, r->t1, n, r->t2, r->work);
-    bn_run(&u->bn3, r->t2, out_rows, 1);
+    conv_bn_run(&u->conv2, r->t1, n, r->t2, r->work, &u->bn3, NULL, 1);
     cb(ctx, u->loc + 2, r->t2, n);
-    conv_run(&u->conv3, r->t2, n, y, r->work);
-    if (u->has_proj) conv_run(&u->proj, p, n, x, r->work); /* x is not needed any more */
-    add_inplace(y, x, out_rows * (size_t)u->cout);
+    if (u->has_proj) conv_run(&u->proj, p, n, x, r->work); /* x itself is not needed any more */
+    conv_bn_run(&u->conv3, r->t2, n, y, r->work, NULL, x, 0);          /* conv3(.) + shortcut */
 }
 
 void resnet_forward(model *m, const float *x, int n, tap_fn cb, void *ctx)
@@ -467,8 +467,8 @@ void resnet_forward(model *m, const float *x, int n, tap_fn cb, void *ctx)
     }
     /* ---- stem: x [N, S, S, 3] -> aux [N, H1, W1, C0] -> s0 [N, H2, W2, C0] */
     const int c0 = r->root.cout;
-    conv_run(&r->root, x, n, r->aux, r->work);
-    if (!r->v2) bn_run(&r->root_bn, r->aux, (size_t)n * r->root.oh * r->root.ow, 1);
+    if (r->v2) conv_run(&r->root, x, n, r->aux, r->work);
+    else conv_bn_run(&r->root, x, n, r->aux, r->work, &r->root_bn, NULL, 1);
     maxpool2d(r->aux, n, r->root.oh, r->root.ow, c0, 3, 2, 1, r->s0);
     if (r->pool_zero_pad) pool_zero_padding(r->s0, n, r->root.oh, r->root.ow, c0, r->pool_h, r->pool_w, 3, 2, 1);
     cb(ctx, 0, r->s0, n);

@@ -210,7 +210,28 @@ typedef struct {
     float *C;
     size_t ldc;
     int c_trans;               /* the product is C^T: element (i, j) goes to C[j*ldc + i] */
+    const conv_epilogue *ep;   /* applied to each finished register tile (not with c_trans) */
 } gemm_args;
+
+/* The epilogue on rows [i, i+mr) and columns [j, j+nr) of C (c points at
+ * C[i*ldc + j]); res has C's layout. Written as scale_shift, add_inplace
+ * and relu write it, so the bits are the same. */
+static void epilogue_apply(const conv_epilogue *ep, float *c, size_t ldc, size_t i, size_t j, size_t mr,
+                           size_t nr)
+{
+    const float *restrict sc = ep->scale ? ep->scale + j : NULL, *restrict sh = ep->shift ? ep->shift + j : NULL;
+    for (size_t r = 0; r < mr; r++) { /* one short vectorizable loop per step, the row in L1 */
+        float *restrict y = c + r * ldc;
+        if (sc)
+            for (size_t u = 0; u < nr; u++) y[u] = y[u] * sc[u] + sh[u];
+        if (ep->res) {
+            const float *restrict res = ep->res + (i + r) * ldc + j;
+            for (size_t u = 0; u < nr; u++) y[u] += res[u];
+        }
+        if (ep->relu)
+            for (size_t u = 0; u < nr; u++) y[u] = y[u] > 0.0f ? y[u] : 0.0f;
+    }
+}
 
 /* Where the sliver op(A)[i .. i+MR, p0 .. p0+kc) is: returns a pointer and
  * sets *ld and *kind so that op(A)[i+r, p0+q] is
@@ -332,6 +353,7 @@ static void gemm_tile(const gemm_args *g, size_t i0, size_t mc, size_t j0, size_
     for (size_t p0 = 0; p0 < g->K;) {
         const size_t left = g->run - p0 % g->run, kc = left < GEMM_KC ? left : GEMM_KC;
         const int accumulate = p0 > 0 || g->beta != 0.0f;
+        const conv_epilogue *ep = p0 + kc == g->K ? g->ep : NULL; /* after the last depth block */
         pack_b(g->transB, g->B, g->ldb, p0, kc, j0, nc, Bp);
         for (size_t ir = 0; ir < mc; ir += GEMM_MR) {
             const size_t mr = mc - ir < GEMM_MR ? mc - ir : GEMM_MR, i = i0 + ir;
@@ -346,6 +368,7 @@ static void gemm_tile(const gemm_args *g, size_t i0, size_t mc, size_t j0, size_
                 float *c = g->C + (g->c_trans ? j * g->ldc + i : i * g->ldc + j);
                 if (mr == GEMM_MR && nr == GEMM_NR && !g->c_trans) { /* straight into C */
                     gemm_kernel_sliver(kind, kc, a, la, b, c, g->ldc, accumulate);
+                    if (ep) epilogue_apply(ep, c, g->ldc, i, j, mr, nr);
                     continue;
                 }
                 gemm_kernel_sliver(kind, kc, a, la, b, tile, GEMM_NR, 0);
@@ -354,6 +377,7 @@ static void gemm_tile(const gemm_args *g, size_t i0, size_t mc, size_t j0, size_
                         float *cc = c + r * rs + u * cs;
                         *cc = accumulate ? *cc + tile[r * GEMM_NR + u] : tile[r * GEMM_NR + u];
                     }
+                if (ep) epilogue_apply(ep, c, g->ldc, i, j, mr, nr);
             }
         }
         p0 += kc;
@@ -470,26 +494,38 @@ static void pad_input(const float *x, int N, int H, int W, int C, const conv_spe
 void conv2d(const float *x, int N, int H, int W, int Cin,
             const float *w, int Cout, const conv_spec *s, float *y, float *work)
 {
+    conv2d_ep(x, N, H, W, Cin, w, Cout, s, y, work, NULL);
+}
+
+void conv2d_ep(const float *x, int N, int H, int W, int Cin, const float *w, int Cout, const conv_spec *s,
+               float *y, float *work, const conv_epilogue *ep)
+{
     const int OH = conv_out_h(s, H), OW = conv_out_w(s, W);
     const size_t M = (size_t)N * OH * OW, K = (size_t)s->kh * s->kw * Cin;
     if (M == 0 || Cout == 0) return;
+    gemm_args g = {.M = M, .N = (size_t)Cout, .K = K, .run = (size_t)s->kw * Cin, .B = w, .ldb = (size_t)Cout,
+                   .beta = 0.0f, .C = y, .ldc = (size_t)Cout, .ep = ep};
+    conv_geom cv;
+    int failed = 0;
     if (K == 0) {
         memset(y, 0, M * (size_t)Cout * sizeof(float));
-        return;
+        failed = 1; /* (the epilogue still runs, below) */
+    } else if (s->kh == 1 && s->kw == 1 && s->stride == 1 && !conv_is_padded(s)) {
+        g.A = x, g.lda = (size_t)Cin; /* a plain GEMM on x itself */
+        if ((failed = gemm_blocked(&g)))
+            gemm_ref(0, 0, M, (size_t)Cout, K, x, (size_t)Cin, w, (size_t)Cout, 0.0f, y, (size_t)Cout);
+    } else {
+        const float *xp = x;
+        if (conv_is_padded(s)) {
+            pad_input(x, N, H, W, Cin, s, work);
+            xp = work;
+        }
+        cv = (conv_geom){xp, H + s->pad_t + s->pad_b, W + s->pad_l + s->pad_r, Cin, s->kw, s->stride, OH, OW};
+        g.conv = &cv;
+        if ((failed = gemm_blocked(&g))) conv2d_ref(x, N, H, W, Cin, w, Cout, s, y);
     }
-    if (s->kh == 1 && s->kw == 1 && s->stride == 1 && !conv_is_padded(s)) {
-        gemm(0, 0, M, (size_t)Cout, (size_t)Cin, x, (size_t)Cin, w, (size_t)Cout, 0.0f, y, (size_t)Cout);
-        return;
-    }
-    const float *xp = x;
-    if (conv_is_padded(s)) {
-        pad_input(x, N, H, W, Cin, s, work);
-        xp = work;
-    }
-    conv_geom cv = {xp, H + s->pad_t + s->pad_b, W + s->pad_l + s->pad_r, Cin, s->kw, s->stride, OH, OW};
-    gemm_args g = {.M = M, .N = (size_t)Cout, .K = K, .run = (size_t)s->kw * Cin, .B = w, .ldb = (size_t)Cout,
-                   .conv = &cv, .beta = 0.0f, .C = y, .ldc = (size_t)Cout};
-    if (gemm_blocked(&g)) conv2d_ref(x, N, H, W, Cin, w, Cout, s, y);
+    if (failed && ep) /* no tile applied it: one pass over y */
+        epilogue_apply(ep, y, (size_t)Cout, 0, 0, M, (size_t)Cout);
 }
 
 /* Reference: the definition above, literally, accumulated in double. */

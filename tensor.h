@@ -43,6 +43,20 @@ void conv2d(const float *x, int N, int H, int W, int Cin,
             const float *w, int Cout, const conv_spec *s, float *y, float *work);
 void conv2d_ref(const float *x, int N, int H, int W, int Cin,
                 const float *w, int Cout, const conv_spec *s, float *y);
+/* What conv2d_ep does to every output y[i, c] after its sum, in this order,
+ * each step skipped when its pointer (flag) is 0:
+ *   y = y * scale[c] + shift[c];   y += res[i * Cout + c];   y = max(y, 0)
+ * The same arithmetic as conv2d followed by scale_shift, add_inplace and
+ * relu, so the same bits, but done on each output tile while it is still in
+ * cache instead of in three more passes over memory (BatchNorm, residual,
+ * ReLU of a ResNet unit). */
+typedef struct {
+    const float *scale, *shift;  /* [Cout] (both or neither) */
+    const float *res;            /* [N*OH*OW, Cout]; may not overlap y */
+    int relu;
+} conv_epilogue;
+void conv2d_ep(const float *x, int N, int H, int W, int Cin, const float *w, int Cout, const conv_spec *s,
+               float *y, float *work, const conv_epilogue *ep);
 
 /* ---- elementwise / per-channel ------------------------------------------ */
 /* Inference BatchNorm folded into one multiply-add per channel:

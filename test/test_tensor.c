@@ -149,6 +149,25 @@ static void test_conv_case(const conv_case *cc)
              cc->N, cc->H, cc->W, cc->Cin, cc->Cout, s->kh, s->kw, s->stride, s->pad_t, s->pad_l, s->pad_b,
              s->pad_r, OH, OW, wk);
     check_close(name, y, r, yn, 1e-5);
+
+    /* conv2d_ep: the same bits as conv2d then scale_shift, add_inplace, relu */
+    float *sc = rand_array((size_t)cc->Cout, 0.5f, 2), *sh = rand_array((size_t)cc->Cout, -1, 1);
+    float *res = rand_array(yn, -2, 2), *fused = rand_array(yn, -1, 1);
+    static const int combos[4][3] = {{1, 0, 1}, {1, 1, 1}, {0, 1, 0}, {1, 0, 0}}; /* bn, res, relu */
+    int same = 1;
+    for (int k = 0; k < 4; k++) {
+        const int bn = combos[k][0], rs = combos[k][1], rl = combos[k][2];
+        conv2d(x, cc->N, cc->H, cc->W, cc->Cin, w, cc->Cout, s, r, work);
+        if (bn) scale_shift(r, yn / (size_t)cc->Cout, cc->Cout, sc, sh, 0);
+        if (rs) add_inplace(r, res, yn);
+        if (rl) relu(r, yn);
+        conv_epilogue ep = {bn ? sc : NULL, bn ? sh : NULL, rs ? res : NULL, rl};
+        conv2d_ep(x, cc->N, cc->H, cc->W, cc->Cin, w, cc->Cout, s, fused, work, &ep);
+        same = same && memcmp(fused, r, yn * sizeof(float)) == 0;
+    }
+    check(same, "conv2d_ep (bn+relu, bn+res+relu, res, bn) bitwise = conv2d then scale_shift/add/relu, %dx%dx%d->%d k=%d s=%d",
+          cc->H, cc->W, cc->Cin, cc->Cout, s->kh, s->stride);
+    free_array(sc), free_array(sh), free_array(res), free_array(fused);
 #ifdef _OPENMP
     float *y1 = rand_array(yn, -1, 1);
     set_threads(1);
