@@ -558,7 +558,9 @@ def main(argv=None):
         print(f"prepare: {e}", file=sys.stderr)
         return 1
     except ImportError as e:
-        print(f"prepare: {e.name or e}: not installed (pip install pillow numpy)", file=sys.stderr)
+        hint = ("pip install pillow numpy" if args.cmd == "folder"
+                else "tensorflow-datasets needs it to download and prepare this dataset: pip install it")
+        print(f"prepare: {args.cmd}: module {e.name or e} is not installed ({hint})", file=sys.stderr)
         return 1
     return 0
 
