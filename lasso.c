@@ -305,19 +305,27 @@ static void group_blocks(const lasso_head *h, size_t q, size_t *b0, size_t *b1)
     *b1 = (q + 1) * nb / ng;
 }
 
-/* z[B, k] = X[rows] W + b, group by group (in parallel; a single group lets
- * gemm use the threads, and a gemm inside a parallel loop runs on one). */
+static void forward_group(lasso_head *h, const lasso_data *data, const batch_view *bv, size_t q)
+{
+    size_t b0, b1;
+    group_blocks(h, q, &b0, &b1);
+    for (size_t bi = b0; bi < b1; bi++)
+        forward_block(h, data, bv, bi, bi > b0, h->zpart + q * (size_t)h->batch * (size_t)h->k);
+}
+
+/* z[B, k] = X[rows] W + b, group by group: in parallel over the groups, or,
+ * for a single group, outside any parallel region so that gemm uses the
+ * threads (a gemm inside a parallel region runs on one: a nested team
+ * would start new threads on every call). */
 static void forward(lasso_head *h, const lasso_data *data, const size_t *rows, size_t B)
 {
     batch_view bv = batch_make(rows, B, h->run0, h->runlen);
     long ng = (long)head_groups(h, h->d);
-    size_t stride = (size_t)h->batch * (size_t)h->k;
-#pragma omp parallel for schedule(dynamic, 1) num_threads(h->nthreads) if (ng > 1)
-    for (long q = 0; q < ng; q++) {
-        size_t b0, b1;
-        group_blocks(h, (size_t)q, &b0, &b1);
-        for (size_t bi = b0; bi < b1; bi++)
-            forward_block(h, data, &bv, bi, bi > b0, h->zpart + (size_t)q * stride);
+    if (ng == 1) {
+        forward_group(h, data, &bv, 0);
+    } else {
+#pragma omp parallel for schedule(dynamic, 1) num_threads(h->nthreads)
+        for (long q = 0; q < ng; q++) forward_group(h, data, &bv, (size_t)q);
     }
     sum_groups(h, B);
 }
@@ -441,22 +449,33 @@ static void update_block(lasso_head *h, const lasso_data *data, const batch_view
     h->blkpen[bi] = sum;
 }
 
+/* Group q's blocks: update, then (next) their share of the next logits;
+ * t: the thread's gradient scratch. */
+static void update_group(lasso_head *h, const lasso_data *data, const batch_view *cur, const batch_view *next,
+                         lasso_penalty p, double pen, float lr_t, size_t q, int t)
+{
+    size_t b0, b1;
+    group_blocks(h, q, &b0, &b1);
+    for (size_t bi = b0; bi < b1; bi++) {
+        update_block(h, data, cur, p, pen, lr_t, bi, h->gblk + (size_t)t * h->blk * h->k);
+        if (next) forward_block(h, data, next, bi, bi > b0, h->zpart + q * (size_t)h->batch * (size_t)h->k);
+    }
+}
+
 static double update_w(lasso_head *h, const lasso_data *data, const batch_view *cur, const batch_view *next,
                        lasso_penalty p, double pen, float lr_t)
 {
     long ng = (long)head_groups(h, h->d);
-    size_t stride = (size_t)h->batch * (size_t)h->k;
-#pragma omp parallel for schedule(dynamic, 1) num_threads(h->nthreads) if (ng > 1)
-    for (long q = 0; q < ng; q++) {
-        int t = 0;
+    if (ng == 1) { /* outside a parallel region, as in forward() */
+        update_group(h, data, cur, next, p, pen, lr_t, 0, 0);
+    } else {
+#pragma omp parallel for schedule(dynamic, 1) num_threads(h->nthreads)
+        for (long q = 0; q < ng; q++) {
+            int t = 0;
 #ifdef _OPENMP
-        t = omp_get_thread_num();
+            t = omp_get_thread_num();
 #endif
-        size_t b0, b1;
-        group_blocks(h, (size_t)q, &b0, &b1);
-        for (size_t bi = b0; bi < b1; bi++) {
-            update_block(h, data, cur, p, pen, lr_t, bi, h->gblk + (size_t)t * h->blk * h->k);
-            if (next) forward_block(h, data, next, bi, bi > b0, h->zpart + (size_t)q * stride);
+            update_group(h, data, cur, next, p, pen, lr_t, (size_t)q, t);
         }
     }
     double total = 0.0;

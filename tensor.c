@@ -397,7 +397,9 @@ static int gemm_blocked(const gemm_args *g)
      * keeps at least 4 slivers each way: every tile packs its own B panel. */
     int threads = 1;
 #ifdef _OPENMP
-    if (!omp_in_parallel()) threads = omp_get_max_threads();
+    /* no threads of our own inside a parallel region, even an inactive one
+     * (a nested team would start new threads on every call) */
+    if (omp_get_level() == 0) threads = omp_get_max_threads();
 #endif
     size_t tn = ceil_div(N, GEMM_NC), tm = ceil_div(M, ceil_div(N, tn) >= GEMM_NC / 2 ? GEMM_MC_WIDE : GEMM_MC);
     while (threads > 1 && tm * tn < (size_t)threads * 3) {
