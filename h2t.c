@@ -292,7 +292,9 @@ static int cmd_taps(int argc, char **argv)
             set_error("--out %s: exists and is not a directory", out);
             goto fail;
         }
-    } else if (make_parent_dir(out) || mkdir(out, 0777) != 0) {
+    } else if (make_parent_dir(out)) {
+        goto fail;
+    } else if (mkdir(out, 0777) != 0) {
         set_error("--out %s: cannot create the directory", out);
         goto fail;
     } else {

@@ -178,6 +178,7 @@ static float *random_tensor(tensor_loader *L, const char *name, int ndim, const 
     }
     float *t = alloc_array(n, sizeof(float));
     if (!t) return NULL;
+    L->elements += n;
     float fill = -1, a;
     if (ends_with(name, ".gamma") || ends_with(name, ".var")) fill = 1;
     else if (ends_with(name, ".beta") || ends_with(name, ".mean") || ends_with(name, ".b")) fill = 0;
@@ -221,15 +222,7 @@ int loader_has(const tensor_loader *L, const char *name)
 float *loader_load(tensor_loader *L, const char *name, int ndim, long *want)
 {
     char path[700], es[128], fs[128];
-    if (L->random) {
-        float *t = random_tensor(L, name, ndim, want);
-        if (t) {
-            size_t n = 1;
-            for (int i = 0; i < ndim; i++) n *= (size_t)want[i];
-            L->elements += n;
-        }
-        return t;
-    }
+    if (L->random) return random_tensor(L, name, ndim, want);
     snprintf(path, sizeof path, "%s/%s.npy", L->dir, name);
     dims_str(es, sizeof es, ndim, want);
     if (!loader_has(L, name)) {

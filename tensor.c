@@ -508,13 +508,12 @@ void conv2d_ep(const float *x, int N, int H, int W, int Cin, const float *w, int
     gemm_args g = {.M = M, .N = (size_t)Cout, .K = K, .run = (size_t)s->kw * Cin, .B = w, .ldb = (size_t)Cout,
                    .beta = 0.0f, .C = y, .ldc = (size_t)Cout, .ep = ep};
     conv_geom cv;
-    int failed = 0;
+    int tiled = 0; /* the blocked GEMM ran, and applied the epilogue tile by tile */
     if (K == 0) {
         memset(y, 0, M * (size_t)Cout * sizeof(float));
-        failed = 1; /* (the epilogue still runs, below) */
     } else if (s->kh == 1 && s->kw == 1 && s->stride == 1 && !conv_is_padded(s)) {
         g.A = x, g.lda = (size_t)Cin; /* a plain GEMM on x itself */
-        if ((failed = gemm_blocked(&g)))
+        if (!(tiled = gemm_blocked(&g) == 0))
             gemm_ref(0, 0, M, (size_t)Cout, K, x, (size_t)Cin, w, (size_t)Cout, 0.0f, y, (size_t)Cout);
     } else {
         const float *xp = x;
@@ -524,9 +523,9 @@ void conv2d_ep(const float *x, int N, int H, int W, int Cin, const float *w, int
         }
         cv = (conv_geom){xp, H + s->pad_t + s->pad_b, W + s->pad_l + s->pad_r, Cin, s->kw, s->stride, OH, OW};
         g.conv = &cv;
-        if ((failed = gemm_blocked(&g))) conv2d_ref(x, N, H, W, Cin, w, Cout, s, y);
+        if (!(tiled = gemm_blocked(&g) == 0)) conv2d_ref(x, N, H, W, Cin, w, Cout, s, y);
     }
-    if (failed && ep) /* no tile applied it: one pass over y */
+    if (!tiled && ep) /* K == 0 or the reference ran: one pass over y */
         epilogue_apply(ep, y, (size_t)Cout, 0, 0, M, (size_t)Cout);
 }
 

@@ -104,7 +104,7 @@ int write_file_atomic(const char *path, const char *text, size_t len)
     return 0;
 }
 
-/* Create dir if it does not exist. */
+/* mkdir -p: the missing parents (make_parent_dir), then dir itself. */
 int make_dir(const char *dir)
 {
     struct stat st;
@@ -113,20 +113,7 @@ int make_dir(const char *dir)
         set_error("%s: exists and is not a directory", dir);
         return -1;
     }
-    /* the parents first, as mkdir -p */
-    char parent[1024];
-    size_t n = strlen(dir);
-    if (n >= sizeof parent) {
-        set_error("%.60s...: path too long", dir);
-        return -1;
-    }
-    memcpy(parent, dir, n + 1);
-    while (n > 1 && parent[n - 1] == '/') parent[--n] = 0;   /* "a/b/" -> "a/b" */
-    char *slash = strrchr(parent, '/');
-    if (slash && slash != parent) {
-        *slash = 0;
-        if (make_dir(parent)) return -1;
-    }
+    if (make_parent_dir(dir)) return -1;
     if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
         set_error("%s: cannot create directory: %s", dir, strerror(errno));
         return -1;
@@ -143,7 +130,7 @@ int make_parent_dir(const char *path)
         return -1;
     }
     memcpy(parent, path, n + 1);
-    while (n > 1 && parent[n - 1] == '/') parent[--n] = 0;   /* "a/b/" names b */
+    while (n > 1 && parent[n - 1] == '/') parent[--n] = 0;   /* "a/b/" names b, its parent is a */
     char *slash = strrchr(parent, '/');
     if (!slash || slash == parent) return 0;
     *slash = 0;

@@ -199,4 +199,8 @@ refuse "join without inputs" "$O" join --out "$O"
 check $? "--out in missing folders: they are created, the same bytes"
 "$H2T" taps --model $RN --images "$T/x.npy" --out "$T/new2/taps/" --quiet >/dev/null && [ -f "$T/new2/taps/after_root.npy" ]
 check $? "taps --out DIR/ in a missing folder: created"
+: >"$T/afile"
+refuse "--out under a file (features)" "$T/afile/F.npy" features --model $RN --images "$T/x.npy" --target-size 64 \
+    --out "$T/afile/F.npy" --quiet
+refuse "--out under a file (taps)" "$T/afile/taps" taps --model $RN --images "$T/x.npy" --out "$T/afile/taps" --quiet
 exit 0
