@@ -631,7 +631,7 @@ int features_run(const feat_opts *o)
         const int nb = (int)(end - b0 < (size_t)B ? end - b0 : (size_t)B);
         if (npy_read_rows(&r, b0, (size_t)nb, NPY_U8, imgs)) goto done;
         model_preprocess(&m, imgs, nb, H, W, Cin, x);
-        model_forward(&m, x, nb, on_tap, &c);
+        model_forward(&m, x, nb, m.nloc - 1, on_tap, &c);
         for (int t = 0; t < o->ntarget; t++)
             if (npy_writer_rows(&ts[t].w, ts[t].rows, (size_t)nb)) goto done;
         double now = now_seconds();

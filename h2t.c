@@ -156,31 +156,18 @@ static int opt_double(const char *cmd, opt *o, int n, const char *name, double l
     return 0;
 }
 
-/* A comma list of numbers in [lo, hi], at most max of them. */
+/* A comma list of numbers in [lo, hi], at most max of them (util.c parse_list). */
 static int opt_list(const char *cmd, opt *o, int n, const char *name, double lo, double hi,
                     double *out, int max, int *count)
 {
     const char *v = opt_str(o, n, name);
     *count = 0;
     if (!v) return 0;
-    const char *p = v;
-    for (;;) {
-        char item[64];
-        size_t len = strcspn(p, ",");
-        double x;
-        if (len == 0 || len >= sizeof item || *count >= max) goto bad;
-        memcpy(item, p, len);
-        item[len] = 0;
-        if (parse_double(item, &x) || x < lo || x > hi) goto bad;
-        out[(*count)++] = x;
-        p += len;
-        if (!*p) return 0;
-        p++;
+    if (parse_list(name, v, 0, lo, hi, out, max, count)) {
+        cli_error(cmd, "%s", last_error());
+        return -1;
     }
-bad:
-    cli_error(cmd, "%s: expected a comma list of at most %d numbers in [%g, %g], got '%s'", name, max, lo,
-              hi, v);
-    return -1;
+    return 0;
 }
 
 /* ==========================================================================
@@ -319,7 +306,7 @@ static int cmd_taps(int argc, char **argv)
         int b = (int)(n - i < (size_t)batch ? n - i : (size_t)batch);
         if (npy_read_rows(&r, i, (size_t)b, NPY_U8, img)) goto fail;
         model_preprocess(&m, img, b, H, W, C, x);
-        model_forward(&m, x, b, taps_write, &ctx);
+        model_forward(&m, x, b, m.nloc - 1, taps_write, &ctx);
         if (ctx.failed) goto fail;
         double t = now_seconds();
         if (!quiet && (t - last > 2.0 || i + (size_t)b == n)) {
@@ -960,12 +947,12 @@ static int bench_forward(const char *cmd, const char *arch, const char *dir, int
         fprintf(stderr, "bench: %s (%s, %.2f M values), %d locations, input %dx%d, set up in %.1f s; warm-up batch\n",
                 name, dir ? "weights from files" : "random weights", m.params * 1e-6, m.nloc, m.input_size,
                 m.input_size, now_seconds() - t0);
-    model_forward(&m, x, batch, bench_tap, NULL);
+    model_forward(&m, x, batch, m.nloc - 1, bench_tap, NULL);
     double total = 0, best = 1e30;
     int runs = 0;
     while (runs < 2 || total < seconds) {
         double t = now_seconds();
-        model_forward(&m, x, batch, bench_tap, NULL);
+        model_forward(&m, x, batch, m.nloc - 1, bench_tap, NULL);
         t = now_seconds() - t;
         total += t, runs++;
         if (t < best) best = t;

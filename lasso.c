@@ -79,62 +79,6 @@ static int layout_index(const feat_layout *l, const char *name)
 }
 
 /* ==========================================================================
- * Small text outputs (written with util.c's write_file_atomic). */
-
-/* A growing text buffer for the small text outputs. */
-typedef struct {
-    char *s;
-    size_t len, cap;
-    int failed;
-} textbuf;
-
-static void tb_printf(textbuf *t, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 2, 3)))
-#endif
-    ;
-static void tb_printf(textbuf *t, const char *fmt, ...)
-{
-    if (t->failed) return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int m = vsnprintf(t->s ? t->s + t->len : NULL, t->s ? t->cap - t->len : 0, fmt, ap);
-        va_end(ap);
-        if (m < 0) {
-            t->failed = 1;
-            return;
-        }
-        if (t->s && t->len + (size_t)m < t->cap) {
-            t->len += (size_t)m;
-            return;
-        }
-        size_t cap = (t->cap ? t->cap * 2 : 4096) + (size_t)m;
-        char *s = realloc(t->s, cap);
-        if (!s) {
-            t->failed = 1;
-            return;
-        }
-        t->s = s;
-        t->cap = cap;
-    }
-}
-
-static int tb_write(textbuf *t, const char *path)
-{
-    int r;
-    if (t->failed) {
-        set_error("%s: out of memory while formatting", path);
-        r = -1;
-    } else {
-        r = write_file_atomic(path, t->s ? t->s : "", t->len);
-    }
-    free(t->s);
-    memset(t, 0, sizeof *t);
-    return r;
-}
-
-/* ==========================================================================
  * Head: allocation and initialization */
 
 /* The rows of W are cut into blocks of h->blk rows, and the blocks into at
@@ -1023,12 +967,6 @@ int lasso_read_labels(const char *path, size_t n, int **y, int *k)
     return 0;
 }
 
-static void json_number(textbuf *t, double x)
-{
-    if (isfinite(x)) tb_printf(t, "%.10g", x);
-    else tb_printf(t, "null");
-}
-
 int lasso_write_score(const char *dir, const lasso_head *h, const lasso_opts *o, const double *losses)
 {
     char path[700];
@@ -1094,15 +1032,15 @@ int lasso_write_fit(const char *dir, const lasso_fit_result *r, const lasso_fit_
     tb_printf(&t, "  \"cross_validated\": %s,\n  \"folds\": %d,\n  \"grid_points\": %d,\n",
               r->did_cv ? "true" : "false", r->did_cv ? LASSO_FOLDS : 0, r->npoints);
     tb_printf(&t, "  \"chosen\": {\"lr\": ");
-    json_number(&t, bp->lr);
+    tb_json_num(&t, bp->lr);
     tb_printf(&t, ", \"steps\": %ld, \"coef\": ", bp->steps);
-    json_number(&t, m == METHOD_LINEAR ? NAN : bp->coef);
+    tb_json_num(&t, m == METHOD_LINEAR ? NAN : bp->coef);
     tb_printf(&t, ", \"fraction\": ");
-    json_number(&t, m == METHOD_HEAD2TOE ? bp->frac : NAN);
+    tb_json_num(&t, m == METHOD_HEAD2TOE ? bp->frac : NAN);
     tb_printf(&t, "},\n  \"cv_mean_accuracy\": ");
-    json_number(&t, bp->mean);
+    tb_json_num(&t, bp->mean);
     tb_printf(&t, ",\n  \"cv_std_accuracy\": ");
-    json_number(&t, bp->std);
+    tb_json_num(&t, bp->std);
     tb_printf(&t, ",\n  \"features_kept\": %zu,\n  \"features_per_location\": [", r->nsel);
     if (l) {
         size_t j = 0;
@@ -1115,7 +1053,7 @@ int lasso_write_fit(const char *dir, const lasso_fit_result *r, const lasso_fit_
         tb_printf(&t, "\n  ");
     }
     tb_printf(&t, "],\n  \"train_accuracy\": ");
-    json_number(&t, r->train_acc);
+    tb_json_num(&t, r->train_acc);
     tb_printf(&t, ",\n  \"seconds\": %.3f\n}\n", r->seconds);
     snprintf(path, sizeof path, "%s/report.json", dir);
     return tb_write(&t, path);
@@ -1237,11 +1175,11 @@ int lasso_write_eval(const char *path, const size_t *correct, const size_t *coun
     for (int i = 0; i < k; i++) c += correct[i], m += count[i];
     textbuf t = {0};
     tb_printf(&t, "{\n  \"accuracy\": ");
-    json_number(&t, m ? (double)c / (double)m : NAN);
+    tb_json_num(&t, m ? (double)c / (double)m : NAN);
     tb_printf(&t, ",\n  \"correct\": %zu,\n  \"examples\": %zu,\n  \"per_class\": [", c, m);
     for (int i = 0; i < k; i++) {
         tb_printf(&t, "%s\n    {\"class\": %d, \"accuracy\": ", i ? "," : "", i);
-        json_number(&t, count[i] ? (double)correct[i] / (double)count[i] : NAN);
+        tb_json_num(&t, count[i] ? (double)correct[i] / (double)count[i] : NAN);
         tb_printf(&t, ", \"correct\": %zu, \"count\": %zu}", correct[i], count[i]);
     }
     tb_printf(&t, "\n  ]\n}\n");

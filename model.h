@@ -64,39 +64,9 @@ size_t location_size(const location *l);
 /* imgs[n,H,W,Cin] uint8 (Cin 1 or 3) -> x[n,S,S,3] normalized floats. */
 void model_preprocess(const model *m, const uint8_t *imgs, int n, int H, int W, int Cin, float *x);
 /* Run the backbone on x[n,S,S,3] (n <= max_batch), calling cb at every
- * location (default and extra), in depth order. */
-void model_forward(model *m, const float *x, int n, tap_fn cb, void *ctx);
-
-/* ---- Loading a model directory's tensors by name (resnet.c, vit.c) */
-
-#define TENSOR_NAME_MAX 96
-
-typedef struct {
-    const char *dir;
-    const char *arch;                 /* "ResNet", "ViT": in the missing-file error */
-    int random;                       /* generate tensors from rng, read no file */
-    rng_t rng;
-    char (*names)[TENSOR_NAME_MAX];   /* every tensor loaded, for loader_check_extra */
-    size_t elements;                  /* their sizes, summed */
-    int n, cap;
-} tensor_loader;
-
-/* Room for cap tensor names; loader_free releases it. For a model from
- * model_init_random, loader_load generates each tensor instead of reading
- * it (so no size may be free: the backbone passes loader_free_dim's
- * standard size), loader_has is false and loader_check_extra passes. */
-int loader_init(tensor_loader *L, const model *m, const char *arch, int cap);
-/* -1 (free: the file decides) when reading files, standard otherwise. */
-long loader_free_dim(const tensor_loader *L, long standard);
-void loader_free(tensor_loader *L);
-/* Whether DIR/<name>.npy exists (and can be opened). */
-int loader_has(const tensor_loader *L, const char *name);
-/* DIR/<name>.npy as float32 of shape want[0..ndim) (ndim <= 4); a want[i]
- * of -1 is free: the file's size (1..1000000) is stored there. Returns the
- * data (free_array) or NULL + an error naming the file, expected vs found. */
-float *loader_load(tensor_loader *L, const char *name, int ndim, long *want);
-/* Refuse any .npy in DIR that was not loaded: "DIR/x.npy: unexpected
- * tensor: <what> does not use it". */
-int loader_check_extra(const tensor_loader *L, const char *what);
+ * location (default and extra) in depth order, up to and including
+ * location `last` (m->nloc - 1: all of them): the pass stops there, so
+ * a caller that needs only shallow locations pays only for those. */
+void model_forward(model *m, const float *x, int n, int last, tap_fn cb, void *ctx);
 
 #endif

@@ -87,7 +87,7 @@ typedef struct {
     /* v1.5: bnK follows convK; v2: bnK precedes convK (bn1 is the
      * pre-activation); proj_bn only in v1.5 */
     bn_layer bn1, bn2, bn3, proj_bn;
-    int loc;                   /* index of block{i}_unit{k}_layer0 */
+    int block, index;          /* block{block}_unit{index}_..., from 1 */
 } unit;
 
 typedef struct resnet {
@@ -278,7 +278,7 @@ static int load_all(model *m, resnet *r, tensor_loader *L)
                 return -1;
             }
 #undef NAME
-            u->loc = m->nloc;
+            u->block = b + 1, u->index = k + 1;
             char ln[LOCATION_NAME_MAX];
             snprintf(ln, sizeof ln, "block%d_unit%d_layer0", b + 1, k + 1);
             add_location(m, ln, 3, h, w, cin);
@@ -424,42 +424,71 @@ static void pool_zero_padding(float *y, int n, int H, int W, int C, int OH, int 
             }
 }
 
-/* v1.5 (post-activation) unit: x [N, h, w, cin] -> y [N, oh, ow, cout]. */
-static void unit_v15(resnet *r, const unit *u, const float *x, float *y, int n, tap_fn cb, void *ctx)
+/* Fire the unit's tap block{i}_unit{k}_<layer>. */
+static int tap_unit(tap_seq *t, const unit *u, const char *layer, const float *x)
 {
-    cb(ctx, u->loc, x, n);
+    char name[LOCATION_NAME_MAX];
+    snprintf(name, sizeof name, "block%d_unit%d_%s", u->block, u->index, layer);
+    return tap_fire(t, name, x);
+}
+
+/* v1.5 (post-activation) unit: x [N, h, w, cin] -> y [N, oh, ow, cout].
+ * Returns 1 when the pass stops at one of its taps (y is then not made). */
+static int unit_v15(resnet *r, const unit *u, const float *x, float *y, tap_seq *t)
+{
+    const int n = t->n;
+    if (tap_unit(t, u, "layer0", x)) return 1;
     conv_bn_run(&u->conv1, x, n, r->t1, r->work, &u->bn1, NULL, 1);   /* relu(bn1(conv1(x))) */
-    cb(ctx, u->loc + 1, r->t1, n);
+    if (tap_unit(t, u, "layer1", r->t1)) return 1;
     conv_bn_run(&u->conv2, r->t1, n, r->t2, r->work, &u->bn2, NULL, 1);
-    cb(ctx, u->loc + 2, r->t2, n);
+    if (tap_unit(t, u, "layer2", r->t2)) return 1;
     const float *shortcut = x;
     if (u->has_proj) {
         conv_bn_run(&u->proj, x, n, r->aux, r->work, &u->proj_bn, NULL, 0);
         shortcut = r->aux;
     }
     conv_bn_run(&u->conv3, r->t2, n, y, r->work, &u->bn3, shortcut, 1);  /* relu(bn3(conv3) + s) */
+    return 0;
 }
 
 /* v2 (pre-activation) unit: x [N, h, w, cin] -> y [N, oh, ow, cout].
  * x is overwritten by the projected shortcut when the unit has one. */
-static void unit_v2(resnet *r, const unit *u, float *x, float *y, int n, tap_fn cb, void *ctx)
+static int unit_v2(resnet *r, const unit *u, float *x, float *y, tap_seq *t)
 {
+    const int n = t->n;
     const size_t in_rows = (size_t)n * u->h * u->w;
     float *p = r->aux; /* p = relu(bn1(x)) [N, h, w, cin] */
     memcpy(p, x, in_rows * (size_t)u->cin * sizeof(float));
     bn_run(&u->bn1, p, in_rows, 1);
-    cb(ctx, u->loc, p, n);
+    if (tap_unit(t, u, "layer0", p)) return 1;
     conv_bn_run(&u->conv1, p, n, r->t1, r->work, &u->bn2, NULL, 1);   /* relu(bn2(conv1(p))) */
-    cb(ctx, u->loc + 1, r->t1, n);
+    if (tap_unit(t, u, "layer1", r->t1)) return 1;
     conv_bn_run(&u->conv2, r->t1, n, r->t2, r->work, &u->bn3, NULL, 1);
-    cb(ctx, u->loc + 2, r->t2, n);
+    if (tap_unit(t, u, "layer2", r->t2)) return 1;
     if (u->has_proj) conv_run(&u->proj, p, n, x, r->work); /* x itself is not needed any more */
     conv_bn_run(&u->conv3, r->t2, n, y, r->work, NULL, x, 0);          /* conv3(.) + shortcut */
+    return 0;
 }
 
-void resnet_forward(model *m, const float *x, int n, tap_fn cb, void *ctx)
+/* The head: (v2: final BN + ReLU) -> pre_logits_pre_pooling -> global mean
+ * -> pre_logits -> dense -> logits. x [N, out_h, out_w, C4]. */
+static void head(resnet *r, float *x, tap_seq *t)
+{
+    const int n = t->n, hw = r->out_h * r->out_w, c = r->out_c;
+    if (r->v2) bn_run(&r->final_bn, x, (size_t)n * hw, 1);
+    if (tap_fire(t, "pre_logits_pre_pooling", x)) return;
+    global_avgpool(x, n, hw, c, r->pooled);
+    if (tap_fire(t, "pre_logits", r->pooled)) return;
+    gemm(0, 0, (size_t)n, (size_t)r->classes, (size_t)c, r->pooled, (size_t)c, r->fc_w, (size_t)r->classes, 0.0f,
+         r->logits, (size_t)r->classes);
+    add_bias(r->logits, (size_t)n, r->classes, r->fc_b);
+    tap_fire(t, "logits", r->logits);
+}
+
+void resnet_forward(model *m, const float *x, tap_seq *t)
 {
     resnet *r = m->impl;
+    const int n = t->n;
     if (n < 1 || n > r->max_batch) {
         fprintf(stderr, "resnet_forward: batch of %d images, prepared for %d (call model_prepare)\n", n,
                 r->max_batch);
@@ -471,27 +500,17 @@ void resnet_forward(model *m, const float *x, int n, tap_fn cb, void *ctx)
     else conv_bn_run(&r->root, x, n, r->aux, r->work, &r->root_bn, NULL, 1);
     maxpool2d(r->aux, n, r->root.oh, r->root.ow, c0, 3, 2, 1, r->s0);
     if (r->pool_zero_pad) pool_zero_padding(r->s0, n, r->root.oh, r->root.ow, c0, r->pool_h, r->pool_w, 3, 2, 1);
-    cb(ctx, 0, r->s0, n);
+    if (tap_fire(t, "after_root", r->s0)) return;
 
-    /* ---- the units */
+    /* ---- the units, the residual stream ping-ponging between s0 and s1 */
     float *cur = r->s0, *next = r->s1;
     for (int i = 0; i < r->nunits; i++) {
-        if (r->v2) unit_v2(r, &r->u[i], cur, next, n, cb, ctx);
-        else unit_v15(r, &r->u[i], cur, next, n, cb, ctx);
-        float *t = cur;
-        cur = next, next = t;
+        int stop = r->v2 ? unit_v2(r, &r->u[i], cur, next, t) : unit_v15(r, &r->u[i], cur, next, t);
+        if (stop) return;
+        float *tmp = cur;
+        cur = next, next = tmp;
     }
-
-    /* ---- head */
-    const int last = m->nloc - 3, hw = r->out_h * r->out_w, c = r->out_c;
-    if (r->v2) bn_run(&r->final_bn, cur, (size_t)n * hw, 1);
-    cb(ctx, last, cur, n);
-    global_avgpool(cur, n, hw, c, r->pooled);
-    cb(ctx, last + 1, r->pooled, n);
-    gemm(0, 0, (size_t)n, (size_t)r->classes, (size_t)c, r->pooled, (size_t)c, r->fc_w, (size_t)r->classes, 0.0f,
-         r->logits, (size_t)r->classes);
-    add_bias(r->logits, (size_t)n, r->classes, r->fc_b);
-    cb(ctx, last + 2, r->logits, n);
+    head(r, cur, t);
 }
 
 /* ==========================================================================

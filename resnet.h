@@ -4,14 +4,14 @@
 #ifndef H2T_RESNET_H
 #define H2T_RESNET_H
 
-#include "model.h"
+#include "backbone.h"
 
 struct resnet;
 /* Reads the model directory's tensors, checks shapes against cfg, and fills
  * m->loc / m->nloc with the locations (names, per-example shapes). */
 int resnet_load(model *m);
 int resnet_prepare(model *m, int max_batch);
-void resnet_forward(model *m, const float *x, int n, tap_fn cb, void *ctx);
+void resnet_forward(model *m, const float *x, tap_seq *t);
 void resnet_free(model *m);
 
 #endif

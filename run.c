@@ -40,28 +40,6 @@ static int join_path(char *out, size_t cap, const char *a, const char *b)
     return 0;
 }
 
-/* A comma list of numbers in [lo, hi] into out[max]. */
-static int parse_list(const char *what, const char *s, double lo, double hi, double *out, int max, int *n)
-{
-    *n = 0;
-    for (const char *p = s;;) {
-        char item[64];
-        size_t len = strcspn(p, ",");
-        double x;
-        if (len == 0 || len >= sizeof item || *n >= max) goto bad;
-        memcpy(item, p, len);
-        item[len] = 0;
-        if (parse_double(item, &x) || x < lo || x > hi) goto bad;
-        out[(*n)++] = x;
-        p += len;
-        if (!*p) return 0;
-        p++;
-    }
-bad:
-    set_error("%s: expected a comma list of at most %d numbers in [%g, %g], got '%s'", what, max, lo, hi, s);
-    return -1;
-}
-
 /* A JSON string literal. */
 static void json_str(FILE *f, const char *s)
 {
@@ -540,7 +518,7 @@ static int cfg_list(const config *c, const char *key, double lo, double hi, doub
         set_error("%s: missing key '%s'", c->path, key);
         return -1;
     }
-    return parse_list(what, v, lo, hi, out, LASSO_GRID_MAX, n);
+    return parse_list(what, v, 0, lo, hi, out, LASSO_GRID_MAX, n);
 }
 
 /* Steps list of key into g. */

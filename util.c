@@ -357,25 +357,9 @@ int config_int_list(const config *c, const char *key, int required, int *out, in
     int absent;
     const char *v = config_need(c, key, required, &absent);
     if (absent) return required ? -1 : 0;
-    int count = 0;
-    const char *p = v;
-    for (;;) {
-        char item[32];
-        size_t len = strcspn(p, ",");
-        long x;
-        while (len > 0 && isspace((unsigned char)*p)) { p++; len--; }
-        size_t l2 = len;
-        while (l2 > 0 && isspace((unsigned char)p[l2 - 1])) l2--;
-        if (l2 == 0 || l2 >= sizeof item || count >= max) goto bad;
-        memcpy(item, p, l2);
-        item[l2] = 0;
-        if (parse_long(item, &x) || x < -1000000000L || x > 1000000000L) goto bad;
-        out[count++] = (int)x;
-        p += len;
-        if (*p == 0) break;
-        p++;
-    }
-    *n = count;
+    double x[CONFIG_MAX_VALUE];
+    if (max > CONFIG_MAX_VALUE || parse_list(key, v, 1, -1e9, 1e9, x, max, n)) goto bad;
+    for (int i = 0; i < *n; i++) out[i] = (int)x[i];
     return 0;
 bad:
     set_error("%s: '%s = %s': expected a comma list of at most %d integers", c->path, key, v, max);
@@ -412,4 +396,116 @@ int config_check_keys(const config *c, const char *const *allowed)
         }
     }
     return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * comma lists */
+
+int list_item(const char **p, const char **item, size_t *len)
+{
+    const char *s = *p;
+    if (!s) return 0;
+    size_t n = strcspn(s, ",");
+    *p = s[n] == ',' ? s + n + 1 : NULL;     /* NULL: no item after this one */
+    while (n > 0 && isspace((unsigned char)*s)) s++, n--;
+    while (n > 0 && isspace((unsigned char)s[n - 1])) n--;
+    *item = s;
+    *len = n;
+    return 1;
+}
+
+int list_has(const char *list, const char *name)
+{
+    const char *it;
+    size_t len;
+    for (const char *p = list; list_item(&p, &it, &len);)
+        if (len == strlen(name) && strncmp(it, name, len) == 0) return 1;
+    return 0;
+}
+
+int parse_list(const char *what, const char *s, int whole, double lo, double hi, double *out, int max, int *n)
+{
+    const char *it;
+    size_t len;
+    *n = 0;
+    for (const char *p = s; list_item(&p, &it, &len);) {
+        char item[64];
+        double x;
+        if (len == 0 || len >= sizeof item || *n >= max) goto bad;
+        memcpy(item, it, len);
+        item[len] = 0;
+        if (parse_double(item, &x) || x < lo || x > hi || (whole && x != floor(x))) goto bad;
+        out[(*n)++] = x;
+    }
+    if (*n > 0) return 0;
+bad:
+    set_error("%s: expected a comma list of at most %d %s in [%g, %g], got '%s'", what, max,
+              whole ? "whole numbers" : "numbers", lo, hi, s);
+    return -1;
+}
+
+/* ------------------------------------------------------------------------
+ * small text outputs */
+
+void tb_printf(textbuf *t, const char *fmt, ...)
+{
+    if (t->failed) return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int m = vsnprintf(t->s ? t->s + t->len : NULL, t->s ? t->cap - t->len : 0, fmt, ap);
+        va_end(ap);
+        if (m < 0) {
+            t->failed = 1;
+            return;
+        }
+        if (t->s && t->len + (size_t)m < t->cap) {
+            t->len += (size_t)m;
+            return;
+        }
+        size_t cap = (t->cap ? t->cap * 2 : 4096) + (size_t)m;
+        char *s = realloc(t->s, cap);
+        if (!s) {
+            t->failed = 1;
+            return;
+        }
+        t->s = s;
+        t->cap = cap;
+    }
+}
+
+void tb_json_str(textbuf *t, const char *s)
+{
+    tb_printf(t, "\"");
+    for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
+        if (*p == '"' || *p == '\\') tb_printf(t, "\\%c", *p);
+        else if (*p < 0x20) tb_printf(t, "\\u%04x", *p);
+        else tb_printf(t, "%c", *p);
+    }
+    tb_printf(t, "\"");
+}
+
+void tb_json_num(textbuf *t, double x)
+{
+    if (isfinite(x)) tb_printf(t, "%.10g", x);
+    else tb_printf(t, "null");
+}
+
+void tb_free(textbuf *t)
+{
+    free(t->s);
+    memset(t, 0, sizeof *t);
+}
+
+int tb_write(textbuf *t, const char *path)
+{
+    int r;
+    if (t->failed) {
+        set_error("%s: out of memory while formatting", path);
+        r = -1;
+    } else {
+        r = write_file_atomic(path, t->s ? t->s : "", t->len);
+    }
+    tb_free(t);
+    return r;
 }

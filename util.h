@@ -84,4 +84,33 @@ int config_check_keys(const config *c, const char *const *allowed);
 int parse_long(const char *s, long *out);
 int parse_double(const char *s, double *out);
 
+/* ---- comma lists: the one parser of "a,b,c" ------------------------------
+ * list_item: the next item of *p (start, length; spaces around it dropped)
+ * and *p moved past it and its comma; 0 when the list is used up. An empty
+ * item ("a,,b", "a,") comes back with length 0, for the caller to refuse.
+ *   for (const char *p = s, *it; list_item(&p, &it, &len);) ...           */
+int list_item(const char **p, const char **item, size_t *len);
+/* Whether name is one of the items of list. */
+int list_has(const char *list, const char *name);
+/* Numbers in [lo, hi] (whole numbers if whole != 0), at most max, into
+ * out[]; *n gets the count. -1 with "<what>: expected a comma list of ..." */
+int parse_list(const char *what, const char *s, int whole, double lo, double hi, double *out, int max, int *n);
+
+/* ---- small text outputs: a growing buffer, written atomically ----------- */
+typedef struct {
+    char *s;
+    size_t len, cap;
+    int failed;                        /* out of memory: tb_write refuses */
+} textbuf;
+void tb_printf(textbuf *t, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+void tb_json_str(textbuf *t, const char *s);   /* a JSON string literal */
+void tb_json_num(textbuf *t, double x);        /* %.10g, or null when not finite */
+/* write_file_atomic(path, text) and free the buffer (also on failure). */
+int tb_write(textbuf *t, const char *path);
+void tb_free(textbuf *t);
+
 #endif

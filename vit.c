@@ -318,18 +318,20 @@ static void dense(const float *x, size_t rows, int cin, const float *w, const fl
     add_bias(y, rows, cout, b);
 }
 
-void vit_forward(model *m, const float *x, int n, tap_fn cb, void *ctx)
+/* Fire encoder_{i}_<what>. */
+static int tap_block(tap_seq *t, int i, const char *what, const float *x)
 {
-    vit *v = m->impl;
-    if (n < 1 || n > v->max_batch) {
-        fprintf(stderr, "vit_forward: batch of %d images, prepared for %d (call model_prepare)\n", n, v->max_batch);
-        abort();
-    }
-    const int S = m->input_size, C = v->width, T = v->tokens, M = v->mlp_dim, G2 = v->grid * v->grid;
-    const size_t rows = (size_t)n * T, tc = (size_t)T * C;
-    int loc = 0;
+    char name[LOCATION_NAME_MAX];
+    snprintf(name, sizeof name, "encoder_%d_%s", i, what);
+    return tap_fire(t, name, x);
+}
 
-    /* ---- patch embeddings y [N, G*G, C], class token first: h [N, T, C] */
+/* Patch embeddings y [N, G*G, C], the class token in front: h [N, T, C];
+ * then the position embeddings added. */
+static int embed(vit *v, int S, const float *x, tap_seq *t)
+{
+    const int n = t->n, C = v->width, G2 = v->grid * v->grid;
+    const size_t tc = (size_t)v->tokens * C;
     conv2d(x, n, S, S, 3, v->patch_w, C, &v->patch_spec, v->y, v->work);
     add_bias(v->y, (size_t)n * G2, C, v->patch_b);
     for (int i = 0; i < n; i++) {
@@ -337,35 +339,45 @@ void vit_forward(model *m, const float *x, int n, tap_fn cb, void *ctx)
         memcpy(hi, v->cls, (size_t)C * sizeof(float));
         memcpy(hi + C, v->y + (size_t)i * G2 * C, (size_t)G2 * C * sizeof(float));
     }
-    cb(ctx, loc++, v->h, n);
+    if (tap_fire(t, "root_output_with_cls", v->h)) return 1;
     for (int i = 0; i < n; i++) add_inplace(v->h + (size_t)i * tc, v->pos, tc);
-    cb(ctx, loc++, v->h, n);
+    return tap_fire(t, "position_embedded_input", v->h);
+}
 
-    /* ---- encoder blocks */
-    for (int l = 0; l < v->depth; l++) {
-        const block *b = &v->b[l];
-        layernorm(v->h, rows, C, b->ln1_g, b->ln1_b, v->eps, v->a);
-        cb(ctx, loc++, v->a, n);
-        dense(v->a, rows, C, b->qkv_w, b->qkv_b, 3 * C, v->big);     /* [N, T, 3C] */
-        attention(v->big, n, T, C, v->heads, v->o, v->work);
-        dense(v->o, rows, C, b->out_w, b->out_b, C, v->y);
-        cb(ctx, loc++, v->y, n);
-        add_inplace(v->h, v->y, rows * C);
-        layernorm(v->h, rows, C, b->ln2_g, b->ln2_b, v->eps, v->a);
-        dense(v->a, rows, C, b->mlp1_w, b->mlp1_b, M, v->big);       /* [N, T, M] */
-        if (v->gelu_tanh) gelu_tanh(v->big, rows * M);
-        else gelu_erf(v->big, rows * M);
-        cb(ctx, loc++, v->big, n);
-        dense(v->big, rows, M, b->mlp2_w, b->mlp2_b, C, v->y);
-        cb(ctx, loc++, v->y, n);
-        add_inplace(v->h, v->y, rows * C);
-    }
+/* Encoder block i on the residual stream h [N, T, C]:
+ * h += MHSA(LN1(h)); h += MLP(LN2(h)). */
+static int encoder_block(vit *v, int i, tap_seq *t)
+{
+    const block *b = &v->b[i];
+    const int C = v->width, M = v->mlp_dim;
+    const size_t rows = (size_t)t->n * v->tokens;
+    layernorm(v->h, rows, C, b->ln1_g, b->ln1_b, v->eps, v->a);
+    if (tap_block(t, i, "pre_attn", v->a)) return 1;
+    dense(v->a, rows, C, b->qkv_w, b->qkv_b, 3 * C, v->big);     /* [N, T, 3C] */
+    attention(v->big, t->n, v->tokens, C, v->heads, v->o, v->work);
+    dense(v->o, rows, C, b->out_w, b->out_b, C, v->y);
+    if (tap_block(t, i, "attn", v->y)) return 1;
+    add_inplace(v->h, v->y, rows * C);
+    layernorm(v->h, rows, C, b->ln2_g, b->ln2_b, v->eps, v->a);
+    dense(v->a, rows, C, b->mlp1_w, b->mlp1_b, M, v->big);       /* [N, T, M] */
+    if (v->gelu_tanh) gelu_tanh(v->big, rows * M);
+    else gelu_erf(v->big, rows * M);
+    if (tap_block(t, i, "mlp_1", v->big)) return 1;
+    dense(v->big, rows, M, b->mlp2_w, b->mlp2_b, C, v->y);
+    if (tap_block(t, i, "mlp_2", v->y)) return 1;
+    add_inplace(v->h, v->y, rows * C);
+    return 0;
+}
 
-    /* ---- final norm, class token, representation layer, head */
+/* Final LayerNorm, the class token, the representation layer, the head. */
+static void head(vit *v, tap_seq *t)
+{
+    const int n = t->n, C = v->width;
+    const size_t rows = (size_t)n * v->tokens, tc = (size_t)v->tokens * C;
     layernorm(v->h, rows, C, v->norm_g, v->norm_b, v->eps, v->a);
-    cb(ctx, loc++, v->a, n);
+    if (tap_fire(t, "encoded_sequence", v->a)) return;
     for (int i = 0; i < n; i++) memcpy(v->c + (size_t)i * C, v->a + (size_t)i * tc, (size_t)C * sizeof(float));
-    cb(ctx, loc++, v->c, n);
+    if (tap_fire(t, "cls_embedded", v->c)) return;
     const float *pre = v->c;
     int cr = C;
     if (v->rep > 0) {
@@ -373,9 +385,23 @@ void vit_forward(model *m, const float *x, int n, tap_fn cb, void *ctx)
         tanh_inplace(v->r, (size_t)n * v->rep);
         pre = v->r, cr = v->rep;
     }
-    cb(ctx, loc++, pre, n);
+    if (tap_fire(t, "pre_logits", pre)) return;
     dense(pre, (size_t)n, cr, v->head_w, v->head_b, v->classes, v->z);
-    cb(ctx, loc++, v->z, n);
+    tap_fire(t, "logits", v->z);
+}
+
+void vit_forward(model *m, const float *x, tap_seq *t)
+{
+    vit *v = m->impl;
+    if (t->n < 1 || t->n > v->max_batch) {
+        fprintf(stderr, "vit_forward: batch of %d images, prepared for %d (call model_prepare)\n", t->n,
+                v->max_batch);
+        abort();
+    }
+    if (embed(v, m->input_size, x, t)) return;
+    for (int i = 0; i < v->depth; i++)
+        if (encoder_block(v, i, t)) return;
+    head(v, t);
 }
 
 /* ==========================================================================

@@ -3,12 +3,12 @@
 #ifndef H2T_VIT_H
 #define H2T_VIT_H
 
-#include "model.h"
+#include "backbone.h"
 
 struct vit;
 int vit_load(model *m);
 int vit_prepare(model *m, int max_batch);
-void vit_forward(model *m, const float *x, int n, tap_fn cb, void *ctx);
+void vit_forward(model *m, const float *x, tap_seq *t);
 void vit_free(model *m);
 
 #endif

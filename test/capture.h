@@ -54,7 +54,7 @@ static void run_all(model *m, const npy_array *img, int batch, capture *c)
     for (int i = 0; i < n; i += batch) {
         int b = n - i < batch ? n - i : batch;
         model_preprocess(m, (const uint8_t *)img->data + (size_t)i * per, b, H, W, C, x);
-        model_forward(m, x, b, capture_cb, c);
+        model_forward(m, x, b, m->nloc - 1, capture_cb, c);
         c->done += (size_t)b;
     }
     free_array(x);

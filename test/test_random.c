@@ -53,7 +53,7 @@ static int run(model *m, int batch, uint64_t seed, stats *s)
     rng_t r;
     rng_seed(&r, seed);
     for (size_t i = 0; i < xn; i++) x[i] = (float)(4.0 * rng_uniform(&r) - 2.0);
-    model_forward(m, x, batch, stats_cb, s);
+    model_forward(m, x, batch, m->nloc - 1, stats_cb, s);
     free_array(x);
     return 0;
 }
