@@ -22,9 +22,10 @@
 #include "npy.h"
 #include "tensor.h"
 #include "model.h"
-#include "features.h"
-#include "lasso.h"
+#include "extract.h"
+#include "headio.h"
 #include "run.h"
+#include "demo.h"
 
 /* ==========================================================================
  * Option parsing: every command declares a table of opt; `--name value`
@@ -187,32 +188,22 @@ static void taps_write(void *vctx, int loc, const float *x, int n)
     if (npy_writer_rows(&c->w[loc], x, (size_t)n)) c->failed = 1;
 }
 
-/* want[i] = 1 for each location named in the comma list (or all). */
-static int taps_select(const model *m, const char *list, int *want)
+/* --out DIR of h2t taps: an existing directory, or created (*made: 1). */
+static int taps_make_out(const char *out, int *made)
 {
-    if (strcmp(list, "all") == 0) {
-        for (int i = 0; i < m->nloc; i++) want[i] = 1;
-        return 0;
+    struct stat st;
+    if (stat(out, &st) == 0) {
+        if (S_ISDIR(st.st_mode)) return 0;
+        set_error("--out %s: exists and is not a directory", out);
+        return -1;
     }
-    for (const char *p = list;;) {
-        size_t len = strcspn(p, ",");
-        char name[LOCATION_NAME_MAX];
-        int i = -1;
-        if (len > 0 && len < sizeof name) {
-            memcpy(name, p, len);
-            name[len] = 0;
-            i = model_find_location(m, name);
-        }
-        if (i < 0) {
-            set_error("--taps: '%.*s' is not a location of %s (first %s, last %s; --taps all writes every one)",
-                      (int)len, p, m->dir, m->loc[0].name, m->loc[m->nloc - 1].name);
-            return -1;
-        }
-        want[i] = 1;
-        p += len;
-        if (!*p) return 0;
-        p++;
+    if (make_parent_dir(out)) return -1;
+    if (mkdir(out, 0777) != 0) {
+        set_error("--out %s: cannot create the directory", out);
+        return -1;
     }
+    *made = 1;
+    return 0;
 }
 
 static int cmd_taps(int argc, char **argv)
@@ -230,107 +221,80 @@ static int cmd_taps(int argc, char **argv)
     const int no = (int)(sizeof o / sizeof o[0]);
     int rc = opts_parse(cmd, "--model DIR --images X.npy --out DIR [flags]\n\n"
                         "Runs the backbone on every image (resized and normalized as the model's config says)\n"
-                        "and writes each location (SPEC section 2, depth order) as DIR/<name>.npy, float32.",
+                        "and writes each location (docs/ALGORITHM.md §2, depth order) as DIR/<name>.npy, float32.",
                         o, no, argc, argv);
     if (rc) return rc > 0 ? 0 : 1;
     long batch = 16;
     if (opt_long(cmd, o, no, "--batch", 1, 65536, &batch)) return 1;
-    const char *ipath = opt_str(o, no, "--images"), *out = opt_str(o, no, "--out");
+    const char *out = opt_str(o, no, "--out");
     const int quiet = opt_flag(o, no, "--quiet");
-
-    model m;
-    memset(&m, 0, sizeof m);
-    npy_reader r;
-    memset(&r, 0, sizeof r);
+    model *m = calloc(1, sizeof *m);
+    image_source s = {0};
     npy_writer w[MODEL_MAX_LOCATIONS];
     memset(w, 0, sizeof w);
-    int want[MODEL_MAX_LOCATIONS] = {0}, made_dir = 0, ret = 1, nwant = 0, closed = 0;
+    int want[MODEL_MAX_LOCATIONS] = {0}, made_dir = 0, ret = 1, nwant = 0, closed = 0, last = 0;
     uint8_t *img = NULL;
     float *x = NULL;
-    struct stat st;
 
     /* ---- check everything before creating anything */
-    if (npy_open(ipath, &r)) goto fail;
-    if (r.file_dtype != NPY_U8) {
-        set_error("%s: expected uint8 images (|u1), found %s", ipath, npy_dtype_name(r.file_dtype));
+    if (!m) {
+        set_error("out of memory");
         goto fail;
     }
-    if (!(r.ndim == 3 || (r.ndim == 4 && (r.shape[3] == 1 || r.shape[3] == 3))) || r.shape[0] < 1 ||
-        r.shape[1] < 1 || r.shape[2] < 1 || r.shape[1] > 65536 || r.shape[2] > 65536) {
-        char got[128] = "";
-        for (int d = 0; d < r.ndim; d++)
-            snprintf(got + strlen(got), sizeof got - strlen(got), "%s%zu", d ? ", " : "", r.shape[d]);
-        set_error("%s: expected images [n, H, W, 3], [n, H, W, 1] or [n, H, W] with n, H, W >= 1, found [%s]",
-                  ipath, got);
+    if (images_open(opt_str(o, no, "--images"), &s) || model_load(opt_str(o, no, "--model"), m) ||
+        taps_parse(m, opt_str(o, no, "--taps"), want))
         goto fail;
-    }
-    const size_t n = r.shape[0];
-    const int H = (int)r.shape[1], W = (int)r.shape[2], C = r.ndim == 4 ? (int)r.shape[3] : 1;
-    if (model_load(opt_str(o, no, "--model"), &m)) goto fail;
-    if (taps_select(&m, opt_str(o, no, "--taps"), want)) goto fail;
-    if ((size_t)batch > n) batch = (long)n;
-    if (model_prepare(&m, (int)batch)) goto fail;
-    const size_t S = (size_t)m.input_size;
-    if (!(img = alloc_array((size_t)batch, r.row_count)) ||
-        !(x = alloc_array((size_t)batch * S * S * 3, sizeof(float))))
+    if ((size_t)batch > s.n) batch = (long)s.n;
+    const size_t S = (size_t)m->input_size;
+    if (model_prepare(m, (int)batch) || !(img = alloc_array((size_t)batch, s.r.row_count)) ||
+        !(x = alloc_array((size_t)batch * S * S * 3, sizeof(float))) || taps_make_out(out, &made_dir))
         goto fail;
-    if (stat(out, &st) == 0) {
-        if (!S_ISDIR(st.st_mode)) {
-            set_error("--out %s: exists and is not a directory", out);
-            goto fail;
-        }
-    } else if (make_parent_dir(out)) {
-        goto fail;
-    } else if (mkdir(out, 0777) != 0) {
-        set_error("--out %s: cannot create the directory", out);
-        goto fail;
-    } else {
-        made_dir = 1;
-    }
 
     /* ---- one streaming writer per location, [n, per-example shape] */
-    for (int i = 0; i < m.nloc; i++) {
+    for (int i = 0; i < m->nloc; i++) {
         if (!want[i]) continue;
         char path[700];
-        size_t shape[4] = {n, 0, 0, 0};
-        for (int d = 0; d < m.loc[i].rank; d++) shape[d + 1] = (size_t)m.loc[i].dims[d];
-        snprintf(path, sizeof path, "%s/%s.npy", out, m.loc[i].name);
-        if (npy_writer_open(&w[i], path, NPY_F32, m.loc[i].rank + 1, shape)) goto fail;
+        size_t shape[4] = {s.n, 0, 0, 0};
+        for (int d = 0; d < m->loc[i].rank; d++) shape[d + 1] = (size_t)m->loc[i].dims[d];
+        snprintf(path, sizeof path, "%s/%s.npy", out, m->loc[i].name);
+        if (npy_writer_open(&w[i], path, NPY_F32, m->loc[i].rank + 1, shape)) goto fail;
         nwant++;
+        last = i;
     }
 
-    /* ---- batches: read, preprocess, forward (the callback writes) */
+    /* ---- batches: read, preprocess, forward up to the deepest location asked for (the callback writes) */
     taps_ctx ctx = {w, want, 0};
-    double t0 = now_seconds(), last = t0;
-    for (size_t i = 0; i < n; i += (size_t)batch) {
-        int b = (int)(n - i < (size_t)batch ? n - i : (size_t)batch);
-        if (npy_read_rows(&r, i, (size_t)b, NPY_U8, img)) goto fail;
-        model_preprocess(&m, img, b, H, W, C, x);
-        model_forward(&m, x, b, m.nloc - 1, taps_write, &ctx);
+    double t0 = now_seconds(), shown = t0;
+    for (size_t i = 0; i < s.n; i += (size_t)batch) {
+        int b = (int)(s.n - i < (size_t)batch ? s.n - i : (size_t)batch);
+        if (npy_read_rows(&s.r, i, (size_t)b, NPY_U8, img)) goto fail;
+        model_preprocess(m, img, b, s.h, s.w, s.c, x);
+        model_forward(m, x, b, last, taps_write, &ctx);
         if (ctx.failed) goto fail;
         double t = now_seconds();
-        if (!quiet && (t - last > 2.0 || i + (size_t)b == n)) {
+        if (!quiet && (t - shown > 2.0 || i + (size_t)b == s.n)) {
             size_t done = i + (size_t)b;
-            fprintf(stderr, "taps: %zu/%zu images, %.1f img/s\n", done, n, (double)done / (t - t0));
-            last = t;
+            fprintf(stderr, "taps: %zu/%zu images, %.1f img/s\n", done, s.n, (double)done / (t - t0));
+            shown = t;
         }
     }
     double secs = now_seconds() - t0;
-    for (int i = 0; i < m.nloc; i++) {
+    for (int i = 0; i < m->nloc; i++) {
         if (!want[i]) continue;
         if (npy_writer_close(&w[i])) goto fail;
         closed = i + 1;
     }
-    printf("taps: %d locations of %zu images -> %s (%.2f s, %.1f img/s)\n", nwant, n, out, secs, (double)n / secs);
+    printf("taps: %d locations of %zu images -> %s (%.2f s, %.1f img/s)\n", nwant, s.n, out, secs,
+           (double)s.n / secs);
     ret = 0;
 fail:
     if (ret) {
         cli_error(cmd, "%s", last_error());
-        for (int i = 0; i < m.nloc; i++) {
+        for (int i = 0; m && i < m->nloc; i++) {
             if (!want[i]) continue;
             if (i < closed) { /* already renamed: take it back */
                 char path[700];
-                snprintf(path, sizeof path, "%s/%s.npy", out, m.loc[i].name);
+                snprintf(path, sizeof path, "%s/%s.npy", out, m->loc[i].name);
                 remove(path);
             } else {
                 npy_writer_abort(&w[i]);
@@ -338,8 +302,9 @@ fail:
         }
         if (made_dir) remove(out);
     }
-    npy_close(&r);
-    model_free(&m);
+    images_close(&s);
+    if (m) model_free(m);
+    free(m);
     free_array(img);
     free_array(x);
     return ret;
@@ -527,7 +492,7 @@ static int cmd_score(int argc, char **argv)
     lasso_head h = {0};
     if (read_features(fpath, &X)) goto fail;
     size_t n = X.shape[0], d = X.shape[1];
-    if (lasso_read_labels(opt_str(o, no, "--labels"), n, &y, &k)) goto fail;
+    if (labels_read(opt_str(o, no, "--labels"), n, &y, &k)) goto fail;
     if (classes) {
         if (classes < k) {
             set_error("--classes %ld: the labels go up to %d", classes, k - 1);
@@ -554,7 +519,7 @@ static int cmd_score(int argc, char **argv)
     if (lasso_train(&h, &data, rows, n, &lo, losses, opt_flag(o, no, "--quiet") ? NULL : "score")) goto fail;
     double secs = now_seconds() - t0;
     const char *out = opt_str(o, no, "--out");
-    if (lasso_write_score(out, &h, &lo, losses)) goto fail;
+    if (score_write(out, &h, &lo, losses)) goto fail;
     printf("score: n %zu, D %zu, K %d, %ld steps in %.2f s, loss %.6f -> %.6f; wrote %s/{W,b,scores}.npy, "
            "loss.tsv\n", n, d, k, lo.steps, secs, losses[0], losses[lo.steps - 1], out);
     ret = 0;
@@ -570,6 +535,59 @@ fail:
 }
 
 /* ==========================================================================
+ * The grid flags of h2t fit and h2t run: lists left out take the paper's
+ * values (cv.h GRID_*, filled in by fit_default_grid). */
+
+#define GRID_FLAGS(coef_help)                                                                                  \
+    {"--lr", "LIST", "learning rates (comma list)", GRID_LR, 0, NULL},                                        \
+    {"--steps", "LIST", "Adam steps (comma list)", GRID_STEPS, 0, NULL},                                      \
+    {"--coef", "LIST", coef_help, NULL, 0, NULL},                                                              \
+    {"--fraction", "LIST", "fractions F of features kept (head2toe)", GRID_FRACTION, 0, NULL},                 \
+    {"--batch", "N", "batch size of the heads", "128", 0, NULL},                                               \
+    {"--seed", "N", "seed of the initial heads", "0", 0, NULL},                                                \
+    {"--cv", NULL, "cross-validate even a single grid point", NULL, 0, NULL}
+#define COEF_HELP "penalty coefficients (default " GRID_COEF "; all-*: " GRID_COEF_ALL ")"
+
+/* The grid flags into g (g->method set by the caller; absent --coef: the method's default). */
+static int grid_from_opts(const char *cmd, opt *o, int no, fit_config *g)
+{
+    double steps[GRID_MAX];
+    long batch = GRID_BATCH, seed = 0;
+    if (opt_list(cmd, o, no, "--lr", 1e-12, 1e6, g->lr, GRID_MAX, &g->nlr) ||
+        opt_list(cmd, o, no, "--steps", 1, 1e9, steps, GRID_MAX, &g->nsteps) ||
+        opt_list(cmd, o, no, "--coef", 0, 1e6, g->coef, GRID_MAX, &g->ncoef) ||
+        opt_list(cmd, o, no, "--fraction", 1e-12, 1, g->frac, GRID_MAX, &g->nfrac) ||
+        opt_long(cmd, o, no, "--batch", 1, 1 << 20, &batch) || opt_long(cmd, o, no, "--seed", 0, 0x7fffffffL, &seed))
+        return -1;
+    for (int i = 0; i < g->nsteps; i++) {
+        if (steps[i] != floor(steps[i])) {
+            cli_error(cmd, "--steps: expected whole numbers, got %g", steps[i]);
+            return -1;
+        }
+        g->steps[i] = (long)steps[i];
+    }
+    g->batch = (int)batch;
+    g->seed = (uint64_t)seed;
+    g->force_cv = opt_flag(o, no, "--cv");
+    g->quiet = opt_flag(o, no, "--quiet");
+    fit_default_grid(g);
+    return 0;
+}
+
+/* Labels [n] of path; --classes K (if given) may raise their count. */
+static int read_labels_k(const char *path, size_t n, long classes, int **y, int *k)
+{
+    if (labels_read(path, n, y, k)) return -1;
+    if (!classes) return 0;
+    if (classes < *k) {
+        set_error("--classes %ld: the labels go up to %d", classes, *k - 1);
+        return -1;
+    }
+    *k = (int)classes;
+    return 0;
+}
+
+/* ==========================================================================
  * h2t fit: selection + final head, with cross-validation (lasso.c) */
 
 static int cmd_fit(int argc, char **argv)
@@ -581,15 +599,8 @@ static int cmd_fit(int argc, char **argv)
         {"--layout", "F.layout.tsv", "locations of the features (head2toe and linear need it)", NULL, 0,
          NULL},
         {"--method", "M", "head2toe | linear | all-l1 | all-l2 | all-l21", "head2toe", 0, NULL},
-        {"--lr", "LIST", "learning rates (comma list)", "0.1,0.01", 0, NULL},
-        {"--steps", "LIST", "Adam steps (comma list)", "500,5000", 0, NULL},
-        {"--coef", "LIST", "penalty coefficients (default 1e-3,1e-5; all-*: 1e-5,1e-4,1e-3)", NULL, 0, NULL},
-        {"--fraction", "LIST", "fractions F of features kept (head2toe)",
-         "0.0005,0.001,0.002,0.005,0.01,0.02,0.05,0.1", 0, NULL},
-        {"--batch", "N", "batch size", "128", 0, NULL},
-        {"--seed", "N", "seed of the initial heads", "0", 0, NULL},
+        GRID_FLAGS(COEF_HELP),
         {"--classes", "K", "number of classes (default: max label + 1)", NULL, 0, NULL},
-        {"--cv", NULL, "cross-validate even a single grid point", NULL, 0, NULL},
         {"--out", "DIR", "writes DIR/selected.npy W.npy b.npy cv.tsv report.json layout.tsv", NULL, 1,
          NULL},
         {"--quiet", NULL, "no progress on stderr", NULL, 0, NULL},
@@ -598,94 +609,63 @@ static int cmd_fit(int argc, char **argv)
     int rc = opts_parse(cmd, "--features F.npy --labels y.npy --layout F.layout.tsv --out DIR [flags]", o, no,
                         argc, argv);
     if (rc) return rc > 0 ? 0 : 1;
-
-    lasso_fit_config cfg;
+    fit_config cfg;
     memset(&cfg, 0, sizeof cfg);
     const char *mname = opt_str(o, no, "--method");
-    int m;
-    for (m = 0; lasso_method_names[m]; m++)
-        if (strcmp(lasso_method_names[m], mname) == 0) break;
-    if (!lasso_method_names[m]) {
-        cli_error(cmd, "--method: expected head2toe, linear, all-l1, all-l2 or all-l21, got '%s'", mname);
+    if (method_parse("--method", mname, strlen(mname), &cfg.method)) {
+        cli_error(cmd, "%s", last_error());
         return 1;
     }
-    cfg.method = (lasso_method)m;
-    if (cfg.method == METHOD_LINEAR && opt_str(o, no, "--coef")) {
-        cli_error(cmd, "--coef: --method linear has no penalty");
-        return 1;
-    }
-    /* a --fraction given on the command line no longer points at the default */
-    opt *frac = opt_find(o, no, "--fraction");
+    opt *frac = opt_find(o, no, "--fraction"); /* given on the command line: no longer the default */
     if (cfg.method != METHOD_HEAD2TOE && frac->value != frac->def) {
         cli_error(cmd, "--fraction: only --method head2toe selects features");
         return 1;
     }
-    if (!opt_str(o, no, "--coef"))
-        opt_find(o, no, "--coef")->value = cfg.method == METHOD_HEAD2TOE ? "1e-3,1e-5" : "1e-5,1e-4,1e-3";
-    double steps[LASSO_GRID_MAX];
-    long batch = 128, seed = 0, classes = 0;
-    if (opt_list(cmd, o, no, "--lr", 1e-12, 1e6, cfg.lr, LASSO_GRID_MAX, &cfg.nlr) ||
-        opt_list(cmd, o, no, "--steps", 1, 1e9, steps, LASSO_GRID_MAX, &cfg.nsteps) ||
-        opt_list(cmd, o, no, "--coef", 0, 1e6, cfg.coef, LASSO_GRID_MAX, &cfg.ncoef) ||
-        opt_list(cmd, o, no, "--fraction", 1e-12, 1, cfg.frac, LASSO_GRID_MAX, &cfg.nfrac) ||
-        opt_long(cmd, o, no, "--batch", 1, 1 << 20, &batch) ||
-        opt_long(cmd, o, no, "--seed", 0, 0x7fffffffL, &seed) ||
-        opt_long(cmd, o, no, "--classes", 1, 65536, &classes))
+    if (cfg.method == METHOD_LINEAR && opt_str(o, no, "--coef")) {
+        cli_error(cmd, "--coef: --method linear has no penalty");
         return 1;
-    for (int i = 0; i < cfg.nsteps; i++) {
-        if ((double)(long)steps[i] != steps[i]) {
-            cli_error(cmd, "--steps: expected whole numbers, got %g", steps[i]);
-            return 1;
-        }
-        cfg.steps[i] = (long)steps[i];
     }
-    cfg.batch = (int)batch;
-    cfg.seed = (uint64_t)seed;
-    cfg.force_cv = opt_flag(o, no, "--cv");
-    cfg.quiet = opt_flag(o, no, "--quiet");
+    long classes = 0;
+    if (grid_from_opts(cmd, o, no, &cfg) || opt_long(cmd, o, no, "--classes", 1, 65536, &classes)) return 1;
     const char *fpath = opt_str(o, no, "--features"), *lpath = opt_str(o, no, "--layout");
     if (!lpath && (cfg.method == METHOD_HEAD2TOE || cfg.method == METHOD_LINEAR)) {
         cli_error(cmd, "--method %s needs --layout F.layout.tsv (the locations of the features)", mname);
         return 1;
     }
-
-    static feat_layout layout;
+    feat_layout *layout = lpath ? calloc(1, sizeof *layout) : NULL;
     npy_array X = {0};
     int *y = NULL, k = 0, ret = 1;
-    lasso_fit_result res;
-    memset(&res, 0, sizeof res);
-    if (lpath && layout_read(lpath, &layout)) goto fail;
+    cv_result cv = {0};
+    fitted_head head = {0};
+    double t0 = now_seconds();
+    if (lpath && (!layout || layout_read(lpath, layout))) goto fail;
     if (read_features(fpath, &X)) goto fail;
-    size_t n = X.shape[0], d = X.shape[1];
-    if (lpath && layout.d != d) {
-        set_error("%s describes %zu features but %s has %zu columns", lpath, layout.d, fpath, d);
+    const size_t n = X.shape[0], d = X.shape[1];
+    if (lpath && layout->d != d) {
+        set_error("%s describes %zu features but %s has %zu columns", lpath, layout->d, fpath, d);
         goto fail;
     }
-    if (lasso_read_labels(opt_str(o, no, "--labels"), n, &y, &k)) goto fail;
-    if (classes) {
-        if (classes < k) {
-            set_error("--classes %ld: the labels go up to %d", classes, k - 1);
-            goto fail;
-        }
-        k = (int)classes;
-    }
-    lasso_data data = {X.data, n, d, d, y, k};
-    if (lasso_fit(&data, lpath ? &layout : NULL, &cfg, &res)) goto fail;
+    if (read_labels_k(opt_str(o, no, "--labels"), n, classes, &y, &k)) goto fail;
+    const lasso_data data = {X.data, n, d, d, y, k};
+    if (cv_run(&data, layout, &cfg, &cv) || fit_final(&data, layout, &cfg, &cv.points[cv.best], &head)) goto fail;
+    const double secs = now_seconds() - t0;
     const char *out = opt_str(o, no, "--out");
-    if (lasso_write_fit(out, &res, &cfg, lpath ? &layout : NULL, n)) goto fail;
-    const lasso_grid_point *bp = &res.points[res.best];
-    printf("fit: %s kept %zu of %zu features (lr %g, steps %ld", mname, res.nsel, d, bp->lr, bp->steps);
+    if (fit_write(out, &cv, &head, &cfg, layout, n, secs)) goto fail;
+    const grid_point *bp = &cv.points[cv.best];
+    printf("fit: %s kept %zu of %zu features (lr %g, steps %ld", mname, head.nsel, d, bp->lr, bp->steps);
     if (cfg.method != METHOD_LINEAR) printf(", coef %g", bp->coef);
     if (cfg.method == METHOD_HEAD2TOE) printf(", F %g", bp->frac);
     printf(")");
-    if (res.did_cv) printf(", cv accuracy %.4f +- %.4f over %d grid points", bp->mean, bp->std, res.npoints);
-    printf(", train accuracy %.4f, %.1f s -> %s\n", res.train_acc, res.seconds, out);
+    if (cv.did_cv) printf(", cv accuracy %.4f +- %.4f over %d grid points", bp->mean, bp->std, cv.npoints);
+    printf(", train accuracy %.4f, %.1f s -> %s\n", head.train_acc, secs, out);
     ret = 0;
 fail:
     if (ret) cli_error(cmd, "%s", last_error());
     npy_free(&X);
     free_array(y);
-    lasso_fit_result_free(&res);
+    free(layout);
+    cv_result_free(&cv);
+    fitted_head_free(&head);
     return ret;
 }
 
@@ -707,13 +687,13 @@ static int cmd_eval(int argc, char **argv)
     if (rc) return rc > 0 ? 0 : 1;
     const char *dir = opt_str(o, no, "--head"), *fpath = opt_str(o, no, "--features");
     const char *lpath = opt_str(o, no, "--layout"), *ypath = opt_str(o, no, "--labels");
-    static feat_layout layout;
-    lasso_saved_head h;
+    feat_layout *layout = NULL;
+    fitted_head h;
     npy_reader r;
-    int *y = NULL, k = 0, ret = 1, have_layout = 0;
+    int *y = NULL, k = 0, ret = 1;
     size_t *correct = NULL, *count = NULL;
     char dpath[700];
-    if (lasso_read_head(dir, &h)) {
+    if (head_read(dir, &h)) {
         cli_error(cmd, "%s", last_error());
         return 1;
     }
@@ -729,24 +709,22 @@ static int cmd_eval(int argc, char **argv)
             snprintf(dpath, sizeof dpath, "%s/layout.tsv", dir);
             lpath = dpath;
         }
-        if (layout_read(lpath, &layout)) goto fail;
-        have_layout = 1;
+        if (!(layout = calloc(1, sizeof *layout)) || layout_read(lpath, layout)) goto fail;
     }
-    if (lasso_read_labels(ypath, m, &y, &k)) goto fail;
+    if (labels_read(ypath, m, &y, &k)) goto fail;
     if (k > h.k) {
         set_error("%s: label %d is not a class of the head in %s (K = %d)", ypath, k - 1, dir, h.k);
         goto fail;
     }
-    correct = alloc_array((size_t)h.k, sizeof(size_t));
-    count = alloc_array((size_t)h.k, sizeof(size_t));
-    if (!correct || !count) goto fail;
-    if (lasso_eval_file(fpath, y, m, &h, have_layout ? &layout : NULL, correct, count)) goto fail;
+    if (!(correct = alloc_zeros((size_t)h.k, sizeof(size_t))) || !(count = alloc_zeros((size_t)h.k, sizeof(size_t))))
+        goto fail;
+    if (eval_file(fpath, y, m, &h, layout, correct, count)) goto fail;
     const char *out = opt_str(o, no, "--out");
-    if (out && lasso_write_eval(out, correct, count, h.k)) goto fail;
+    if (out && eval_write(out, correct, count, h.k)) goto fail;
     size_t tc = 0;
     for (int i = 0; i < h.k; i++) tc += correct[i];
     printf("accuracy %.4f (%zu of %zu), %zu features%s\n", m ? (double)tc / (double)m : 0.0, tc, m, h.nsel,
-           have_layout ? " gathered and renormalized per location" : " as given");
+           layout ? " gathered and renormalized per location" : " as given");
     for (int i = 0; i < h.k; i++) {
         if (count[i])
             printf("  class %d: %.4f (%zu of %zu)\n", i, (double)correct[i] / (double)count[i], correct[i],
@@ -757,7 +735,8 @@ static int cmd_eval(int argc, char **argv)
     ret = 0;
 fail:
     if (ret) cli_error(cmd, "%s", last_error());
-    lasso_saved_head_free(&h);
+    fitted_head_free(&h);
+    free(layout);
     free_array(y);
     free_array(correct);
     free_array(count);
@@ -766,6 +745,61 @@ fail:
 
 /* ==========================================================================
  * h2t run: one task end to end (run.c) */
+
+/* --method LIST of h2t run: each method once, each with the grid g0. */
+static int methods_from_opts(const char *cmd, const char *list, const fit_config *g0, run_opts *ro)
+{
+    const char *it;
+    size_t len;
+    for (const char *p = list; list_item(&p, &it, &len);) {
+        fit_method m;
+        if (method_parse("--method", it, len, &m)) {
+            cli_error(cmd, "%s (a comma list)", last_error());
+            return -1;
+        }
+        for (int i = 0; i < ro->nmethods; i++)
+            if (ro->grid[i].method == m) {
+                cli_error(cmd, "--method: %s given twice", method_names[m]);
+                return -1;
+            }
+        if (ro->nmethods == PIPE_MAX_METHODS) {
+            cli_error(cmd, "--method: at most %d methods", PIPE_MAX_METHODS);
+            return -1;
+        }
+        fit_config *g = &ro->grid[ro->nmethods++];
+        *g = *g0;
+        g->method = m;
+        if (g0->ncoef == 0) fit_default_grid(g); /* the method's own default coefficients */
+    }
+    return 0;
+}
+
+/* h2t run after its flags: the task, then a line per method. */
+static int run_and_print(const char *cmd, const run_opts *ro)
+{
+    model *m = calloc(1, sizeof *m);
+    pipeline_result r;
+    int rc = m ? run_task(ro, m, &r) : (set_error("out of memory"), -1);
+    if (rc) {
+        cli_error(cmd, "%s", last_error());
+    } else {
+        for (int i = 0; i < r.nmethods; i++) {
+            const method_result *mr = &r.m[i];
+            const grid_point *p = &mr->cv[mr->t].points[mr->cv[mr->t].best];
+            char val[32] = "- (one grid point, no CV)";
+            if (mr->cv[mr->t].did_cv) snprintf(val, sizeof val, "%.4f", p->mean);
+            printf("run: %-8s T %ld, %zu of %zu features, validation %s, test accuracy %.4f (%zu/%zu)\n",
+                   method_names[mr->method], ro->target[mr->t], mr->head.nsel, r.lay[mr->t].d, val, mr->test_acc,
+                   mr->test_correct, mr->test_n);
+        }
+        printf("run: backbone passes: training %zu images (to %s), test %zu images (to %s)\n", r.train_pass.images,
+               m->loc[r.train_pass.last].name, r.test_pass.images, m->loc[r.test_pass.last].name);
+        printf("run: %.1f s -> %s/report.json\n", r.t_total, ro->out);
+    }
+    if (m) pipeline_result_free(&r), model_free(m);
+    free(m);
+    return rc ? 1 : 0;
+}
 
 static int cmd_run(int argc, char **argv)
 {
@@ -776,20 +810,14 @@ static int cmd_run(int argc, char **argv)
         {"--train-labels", "y.npy", "training labels [n]", NULL, 1, NULL},
         {"--test-images", "X.npy", "test images, uint8 [m, H, W(, C)]", NULL, 1, NULL},
         {"--test-labels", "y.npy", "test labels [m]", NULL, 1, NULL},
-        {"--target-size", "LIST", "target sizes T (comma list; one backbone pass, CV picks one)", "1024", 0, NULL},
+        {"--target-size", "LIST", "target sizes T (comma list; one backbone pass, CV picks one)", GRID_TARGET, 0,
+         NULL},
         {"--method", "LIST", "head2toe, linear, all-l1, all-l2, all-l21 (comma list)", "head2toe", 0, NULL},
-        {"--lr", "LIST", "learning rates", "0.1,0.01", 0, NULL},
-        {"--steps", "LIST", "Adam steps", "500,5000", 0, NULL},
-        {"--coef", "LIST", "penalty coefficients (default 1e-3,1e-5; all-*: 1e-5,1e-4,1e-3)", NULL, 0, NULL},
-        {"--fraction", "LIST", "fractions F of features kept (head2toe)",
-         "0.0005,0.001,0.002,0.005,0.01,0.02,0.05,0.1", 0, NULL},
-        {"--batch", "N", "batch size of the heads", "128", 0, NULL},
-        {"--seed", "N", "seed of the initial heads", "0", 0, NULL},
-        {"--cv", NULL, "cross-validate even a single grid point", NULL, 0, NULL},
+        GRID_FLAGS(COEF_HELP),
         {"--taps", "LIST", "locations: a,b,c or 'all' (default: the official set)", NULL, 0, NULL},
         {"--image-batch", "N", "images per backbone pass", "64", 0, NULL},
         {"--task", "NAME", "task name for the report (default: the --out directory)", NULL, 0, NULL},
-        {"--keep-features", NULL, "keep the training feature files in DIR", NULL, 0, NULL},
+        {"--keep-features", NULL, "also write the training features to DIR", NULL, 0, NULL},
         {"--no-figures", NULL, "do not write the SVG figures", NULL, 0, NULL},
         {"--out", "DIR", "writes DIR/report.json and DIR/<method>/ (head, test.json, figures)", NULL, 1, NULL},
         {"--quiet", NULL, "no progress on stderr", NULL, 0, NULL},
@@ -798,60 +826,24 @@ static int cmd_run(int argc, char **argv)
     int rc = opts_parse(cmd, "--model DIR --train-images X --train-labels y --test-images X --test-labels y "
                         "--out DIR [flags]", o, no, argc, argv);
     if (rc) return rc > 0 ? 0 : 1;
-    static run_opts ro;
-    static run_result res;
+    run_opts ro;
+    fit_config g0;
+    double ts[FEAT_MAX_TARGETS];
+    long ibatch = 64;
     memset(&ro, 0, sizeof ro);
-    /* methods */
-    const char *ms = opt_str(o, no, "--method");
-    for (const char *p = ms; *p;) {
-        size_t len = strcspn(p, ",");
-        int m;
-        for (m = 0; lasso_method_names[m]; m++)
-            if (strlen(lasso_method_names[m]) == len && strncmp(lasso_method_names[m], p, len) == 0) break;
-        if (!lasso_method_names[m] || ro.nmethods == RUN_MAX_METHODS) {
-            cli_error(cmd, "--method: expected a comma list of head2toe, linear, all-l1, all-l2, all-l21, got '%s'",
-                      ms);
-            return 1;
-        }
-        for (int i = 0; i < ro.nmethods; i++)
-            if (ro.methods[i] == (lasso_method)m) {
-                cli_error(cmd, "--method: %s given twice", lasso_method_names[m]);
-                return 1;
-            }
-        ro.methods[ro.nmethods++] = (lasso_method)m;
-        p += len;
-        if (*p) p++;
-    }
-    double ts[FEAT_MAX_TARGETS], steps[LASSO_GRID_MAX];
-    long batch = 128, seed = 0, ibatch = 64;
-    lasso_fit_config *g = &ro.grid[0];
+    memset(&g0, 0, sizeof g0);
     if (opt_list(cmd, o, no, "--target-size", 1, 1e9, ts, FEAT_MAX_TARGETS, &ro.ntarget) ||
-        opt_list(cmd, o, no, "--lr", 1e-12, 1e6, g->lr, LASSO_GRID_MAX, &g->nlr) ||
-        opt_list(cmd, o, no, "--steps", 1, 1e9, steps, LASSO_GRID_MAX, &g->nsteps) ||
-        opt_list(cmd, o, no, "--coef", 0, 1e6, g->coef, LASSO_GRID_MAX, &g->ncoef) ||
-        opt_list(cmd, o, no, "--fraction", 1e-12, 1, g->frac, LASSO_GRID_MAX, &g->nfrac) ||
-        opt_long(cmd, o, no, "--batch", 1, 1 << 20, &batch) || opt_long(cmd, o, no, "--seed", 0, 0x7fffffffL, &seed) ||
-        opt_long(cmd, o, no, "--image-batch", 1, 4096, &ibatch))
+        opt_long(cmd, o, no, "--image-batch", 1, 4096, &ibatch) || grid_from_opts(cmd, o, no, &g0))
         return 1;
+    g0.ncoef = opt_str(o, no, "--coef") ? g0.ncoef : 0; /* absent: each method's own default */
+    if (methods_from_opts(cmd, opt_str(o, no, "--method"), &g0, &ro)) return 1;
     for (int i = 0; i < ro.ntarget; i++) {
-        if ((double)(long)ts[i] != ts[i]) {
+        if (ts[i] != floor(ts[i])) {
             cli_error(cmd, "--target-size: expected whole numbers, got %g", ts[i]);
             return 1;
         }
         ro.target[i] = (long)ts[i];
     }
-    for (int i = 0; i < g->nsteps; i++) {
-        if ((double)(long)steps[i] != steps[i]) {
-            cli_error(cmd, "--steps: expected whole numbers, got %g", steps[i]);
-            return 1;
-        }
-        g->steps[i] = (long)steps[i];
-    }
-    g->batch = (int)batch;
-    g->seed = (uint64_t)seed;
-    g->force_cv = opt_flag(o, no, "--cv");
-    g->quiet = opt_flag(o, no, "--quiet");
-    for (int i = 1; i < ro.nmethods; i++) ro.grid[i] = ro.grid[0];   /* the same grid for every method */
     ro.model_dir = opt_str(o, no, "--model");
     ro.train_images = opt_str(o, no, "--train-images");
     ro.train_labels = opt_str(o, no, "--train-labels");
@@ -863,18 +855,8 @@ static int cmd_run(int argc, char **argv)
     ro.image_batch = (int)ibatch;
     ro.keep_features = opt_flag(o, no, "--keep-features");
     ro.figures = !opt_flag(o, no, "--no-figures");
-    if (run_task(&ro, &res)) {
-        cli_error(cmd, "%s", last_error());
-        return 1;
-    }
-    for (int i = 0; i < ro.nmethods; i++) {
-        const run_method_result *m = &res.m[i];
-        printf("run: %-8s T %ld, %zu of %zu features, validation %.4f, test accuracy %.4f (%zu/%zu)\n",
-               lasso_method_names[m->method], m->target, m->nsel, m->d, m->chosen.mean, m->test_acc,
-               m->test_correct, m->test_n);
-    }
-    printf("run: %.1f s -> %s/report.json\n", res.t_total, ro.out);
-    return 0;
+    ro.quiet = opt_flag(o, no, "--quiet");
+    return run_and_print(cmd, &ro);
 }
 
 /* ==========================================================================

@@ -21,10 +21,12 @@ static char error_message[1024];
 
 void set_error(const char *fmt, ...)
 {
+    char msg[sizeof error_message];   /* the arguments may include last_error() itself */
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(error_message, sizeof error_message, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    memcpy(error_message, msg, sizeof msg);
     /* keep it one line */
     for (char *p = error_message; *p; p++)
         if (*p == '\n' || *p == '\r') *p = ' ';

@@ -8,10 +8,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* ---- the teaching build ------------------------------------------------
+ * `make REFERENCE=1` defines H2T_REFERENCE: every fast path then runs its
+ * plain twin (naive GEMM, direct convolution, the plain training step). */
+#ifdef H2T_REFERENCE
+#define REFERENCE_BUILD 1
+#else
+#define REFERENCE_BUILD 0
+#endif
+
 /* ---- errors ------------------------------------------------------------
  * Library functions return 0 on success and -1 on failure; on failure they
  * record a one-line message (naming the file or argument and what was
- * expected) that the caller prints with last_error(). */
+ * expected) that the caller prints with last_error(). set_error may be
+ * given last_error() as an argument, to add context to a message. */
 void set_error(const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 1, 2)))

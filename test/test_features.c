@@ -1,9 +1,9 @@
 /* test/test_features.c: the Head2Toe feature arithmetic (features.c).
- *   - every branch of the pooling plan (SPEC section 4) on shapes chosen so
+ *   - every branch of the pooling plan (docs/ALGORITHM.md §4) on shapes chosen so
  *     the expected window sizes and means can be worked out by hand;
  *   - pool_example (all features) against pool_feature (one feature) and
  *     against a naive reference written here, on random maps;
- *   - unit L2 normalization (SPEC section 5);
+ *   - unit L2 normalization (docs/ALGORITHM.md §5);
  *   - --select arithmetic: the selected features renormalized per location
  *     equal lasso_gather's renormalization of the full vector's columns;
  *   - the feature-dimension table: ResNet-50 v2 at 240 px, T = 512 gives
@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "features.h"
+#include "extract.h"
 #include "lasso.h"
 #include "npy.h"
 #include "util.h"
@@ -59,7 +59,7 @@ static void pooled_is(const char *what, location l, long T, const float *x, cons
     check_same(name, y, want, n);
 }
 
-/* The naive reference, written from SPEC section 4 without features.c's
+/* The naive reference, written from docs/ALGORITHM.md §4 without features.c's
  * window helper: feature j -> (cell, channel) -> window bounds. */
 static void pool_naive(const location *l, long T, const float *x, double *y, size_t *dim)
 {
@@ -406,9 +406,9 @@ static void test_layout_files(void)
                a.e[i].pool == b.e[i].pool && strcmp(a.e[i].shape, b.e[i].shape) == 0 &&
                strcmp(a.e[i].pooled, b.e[i].pooled) == 0;
     check(same, "layout: write then read gives the same %d locations, D %zu", b.n, b.d);
-    check(lasso_location_of(&b, 11) == 0 && lasso_location_of(&b, 12) == 1 && lasso_location_of(&b, 2099) == 2 &&
-              lasso_location_of(&b, 2100) == -1,
-          "layout: lasso_location_of finds the locations of columns 11, 12, 2099, 2100");
+    check(layout_location_of(&b, 11) == 0 && layout_location_of(&b, 12) == 1 && layout_location_of(&b, 2099) == 2 &&
+              layout_location_of(&b, 2100) == -1,
+          "layout: layout_location_of finds the locations of columns 11, 12, 2099, 2100");
     write_text(path, "location\toffset\tdim\tpool\na\t0\t4\t0\n");
     check(layout_read(path, &b) == 0 && b.n == 1 && b.e[0].shape[0] == 0, "layout: 4 columns are enough");
     struct { const char *text, *want; } bad[] = {

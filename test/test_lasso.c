@@ -1,7 +1,7 @@
 /* test/test_lasso.c: the group-lasso head (lasso.c) against independent
  * references:
  *   - the loss and its gradient: a double-precision loss written here from
- *     SPEC section 6 and central finite differences along random directions
+ *     docs/ALGORITHM.md §6 and central finite differences along random directions
  *     (group, l1 and l2 penalties, a batch of two runs, a zero row);
  *   - the first 10 steps of a small problem against values committed from
  *     test/lasso_ref.py (numpy, float64) with the same initial head;
@@ -20,7 +20,8 @@
 #endif
 
 #include "check.h"
-#include "lasso.h"
+#include "cv.h"
+#include "headio.h"
 #include "npy.h"
 #include "util.h"
 
@@ -73,7 +74,7 @@ static void free_problem(problem *p)
 }
 
 /* ------------------------------------------------------------------------
- * The loss of SPEC section 6 in double, written independently of lasso.c. */
+ * The loss of docs/ALGORITHM.md §6 in double, written independently of lasso.c. */
 static double loss_double(const problem *p, const size_t *rows, size_t B, const double *W, const double *b,
                           int nominal, double coef, lasso_penalty pen)
 {
@@ -128,7 +129,9 @@ static void test_gradient(void)
         if (pen == PENALTY_GROUP)   /* a zero row: its penalty gradient is defined as 0 */
             for (int c = 0; c < p.k; c++) h.w[7 * p.k + c] = 0.0f;
         lasso_opts o = {0.01, 1, 0.05, (lasso_penalty)pen, 128};
-        double L = lasso_loss_grad(&h, &data, rows, 37, &o, gw, gb);
+        double L = lasso_loss_grad(&h, &data, rows, 37, &o);
+        memcpy(gw, h.gw, dk * sizeof(float));
+        memcpy(gb, h.gb, sizeof gb);
         for (size_t i = 0; i < dk; i++) W[i] = h.w[i];
         for (int c = 0; c < p.k; c++) b[c] = h.b[c];
         double Lref = loss_double(&p, rows, 37, W, b, 128, o.coef, (lasso_penalty)pen);
@@ -161,8 +164,9 @@ static void test_gradient(void)
             /* the zero row's gradient is the cross-entropy part alone */
             lasso_opts o0 = o;
             o0.coef = 0.0;
-            float g0[5 * 30], gb0[5];
-            lasso_loss_grad(&h, &data, rows, 37, &o0, g0, gb0);
+            float g0[5 * 30];
+            lasso_loss_grad(&h, &data, rows, 37, &o0);
+            memcpy(g0, h.gw, sizeof g0);
             int same = 1;
             for (int c = 0; c < p.k; c++) same &= g0[7 * p.k + c] == gw[7 * p.k + c];
             check(same, "grad: a zero row gets no penalty gradient");
@@ -184,7 +188,7 @@ static void test_reference_steps(void)
     int *y = NULL, k = 0;
     if (npy_read(FIX "X.npy", NPY_F32, &X) || npy_read(FIX "W0.npy", NPY_F32, &W0) ||
         npy_read(FIX "ref_losses.npy", NPY_F64, &rl) || npy_read(FIX "ref_W10.npy", NPY_F32, &rW) ||
-        npy_read(FIX "ref_b10.npy", NPY_F32, &rb) || lasso_read_labels(FIX "y.npy", 300, &y, &k)) {
+        npy_read(FIX "ref_b10.npy", NPY_F32, &rb) || labels_read(FIX "y.npy", 300, &y, &k)) {
         check(0, "ref: read fixtures: %s", last_error());
         return;
     }
@@ -242,20 +246,20 @@ static void test_folds(void)
     size_t a, b;
     int ok = 1;
     for (int f = 0; f < 5; f++) {
-        lasso_fold_bounds(1000, 5, f, &a, &b);
+        fold_bounds(1000, 5, f, &a, &b);
         ok &= a == (size_t)200 * f && b == a + 200;
     }
     check(ok, "folds: n=1000 -> [200k, 200k+200)");
     size_t want[6] = {0, 200, 401, 601, 802, 1003};
     ok = 1;
     for (int f = 0; f < 5; f++) {
-        lasso_fold_bounds(1003, 5, f, &a, &b);
+        fold_bounds(1003, 5, f, &a, &b);
         ok &= a == want[f] && b == want[f + 1];
     }
     check(ok, "folds: n=1003 -> 0 200 401 601 802 1003 (sizes differ by at most one, all covered)");
-    lasso_fold_bounds(7, 5, 0, &a, &b);
+    fold_bounds(7, 5, 0, &a, &b);
     ok = a == 0 && b == 1;
-    lasso_fold_bounds(7, 5, 4, &a, &b);
+    fold_bounds(7, 5, 4, &a, &b);
     ok &= a == 5 && b == 7;
     check(ok, "folds: n=7 -> first [0,1), last [5,7)");
 }
@@ -264,9 +268,9 @@ static void test_layout_and_gather(void)
 {
     static feat_layout l;
     int rc = layout_read(FIX "X.layout.tsv", &l);
-    int loc_ok = lasso_location_of(&l, 0) == 0 && lasso_location_of(&l, 9) == 0 &&
-                 lasso_location_of(&l, 10) == 1 && lasso_location_of(&l, 29) == 1 &&
-                 lasso_location_of(&l, 39) == 2 && lasso_location_of(&l, 40) == -1;
+    int loc_ok = layout_location_of(&l, 0) == 0 && layout_location_of(&l, 9) == 0 &&
+                 layout_location_of(&l, 10) == 1 && layout_location_of(&l, 29) == 1 &&
+                 layout_location_of(&l, 39) == 2 && layout_location_of(&l, 40) == -1;
     check(rc == 0 && l.n == 3 && l.d == 40 && l.e[2].offset == 30 && l.e[1].dim == 20 && loc_ok,
           "layout: the fixture's layout read, features located %s", rc ? last_error() : "");
 
@@ -320,18 +324,26 @@ static void test_planted(void)
 
 /* ------------------------------------------------------------------------
  * cross-validated fit on the committed fixture */
+/* cv_run + fit_final, as h2t fit does them */
+static int fit(const lasso_data *X, const feat_layout *l, const fit_config *cfg, cv_result *cv, fitted_head *h)
+{
+    memset(h, 0, sizeof *h);
+    if (cv_run(X, l, cfg, cv)) return -1;
+    return fit_final(X, l, cfg, &cv->points[cv->best], h);
+}
+
 static void test_fit(void)
 {
     npy_array X;
     int *y = NULL, k = 0;
     static feat_layout l;
-    if (npy_read(FIX "X.npy", NPY_F32, &X) || lasso_read_labels(FIX "y.npy", 300, &y, &k) ||
+    if (npy_read(FIX "X.npy", NPY_F32, &X) || labels_read(FIX "y.npy", 300, &y, &k) ||
         layout_read(FIX "X.layout.tsv", &l)) {
         check(0, "fit: read fixtures: %s", last_error());
         return;
     }
     lasso_data data = {X.data, 300, 40, 40, y, k};
-    lasso_fit_config cfg = {0};
+    fit_config cfg = {0};
     cfg.method = METHOD_HEAD2TOE;
     cfg.nlr = 1, cfg.lr[0] = 0.05;
     cfg.nsteps = 1, cfg.steps[0] = 60;
@@ -339,8 +351,9 @@ static void test_fit(void)
     cfg.nfrac = 2, cfg.frac[0] = 0.1, cfg.frac[1] = 0.5;
     cfg.batch = 128;
     cfg.quiet = 1;
-    lasso_fit_result r;
-    int rc = lasso_fit(&data, &l, &cfg, &r);
+    cv_result r;
+    fitted_head hd;
+    int rc = fit(&data, &l, &cfg, &r, &hd);
     check(rc == 0 && r.did_cv && r.npoints == 4, "fit: 4-point grid cross-validated %s",
           rc ? last_error() : "");
     if (rc) return;
@@ -354,57 +367,60 @@ static void test_fit(void)
     check(ok, "fit: mean over folds, best point has the highest mean (best %d: %.3f)", r.best,
           r.points[r.best].mean);
     int hit = 0;
-    for (size_t j = 0; j < r.nsel; j++) {
-        int64_t q = r.selected[j];
+    for (size_t j = 0; j < hd.nsel; j++) {
+        int64_t q = hd.selected[j];
         hit += q == 3 || q == 17 || q == 25 || q == 38;
     }
-    check(hit == 4 && r.train_acc > 0.8, "fit: final head keeps the 4 informative features (%d of %zu kept), "
-          "train acc %.3f", hit, r.nsel, r.train_acc);
+    check(hit == 4 && hd.train_acc > 0.8, "fit: final head keeps the 4 informative features (%d of %zu kept), "
+          "train acc %.3f", hit, hd.nsel, hd.train_acc);
 
     /* the head directory round trip, and eval on all-D and on already-selected features */
     mkdir("test/out", 0777);
     const char *dir = "test/out/lasso_head", *selpath = "test/out/lasso_selected.npy";
     size_t correct[4], count[4], correct2[4], count2[4], tc = 0, tc2 = 0, m = 0;
-    lasso_saved_head sh = {0};
-    float *xs = alloc_array(300 * r.nsel, sizeof(float));
-    size_t shape[2] = {300, r.nsel};
-    lasso_gather(X.data, 300, 40, &l, r.selected, r.nsel, xs);
-    rc = lasso_write_fit(dir, &r, &cfg, &l, 300) || lasso_read_head(dir, &sh) ||
+    fitted_head sh = {0};
+    float *xs = alloc_array(300 * hd.nsel, sizeof(float));
+    size_t shape[2] = {300, hd.nsel};
+    lasso_gather(X.data, 300, 40, &l, hd.selected, hd.nsel, xs);
+    rc = fit_write(dir, &r, &hd, &cfg, &l, 300, 1.0) || head_read(dir, &sh) ||
          npy_write(selpath, NPY_F32, 2, shape, xs) ||
-         lasso_eval_file(FIX "X.npy", y, 300, &sh, &l, correct, count) ||
-         lasso_eval_file(selpath, y, 300, &sh, NULL, correct2, count2);
+         eval_file(FIX "X.npy", y, 300, &sh, &l, correct, count) ||
+         eval_file(selpath, y, 300, &sh, NULL, correct2, count2);
     for (int c = 0; c < 4 && !rc; c++) tc += correct[c], tc2 += correct2[c], m += count[c];
-    check(rc == 0 && sh.nsel == r.nsel && sh.k == 4 && memcmp(sh.w, r.w, r.nsel * 4 * sizeof(float)) == 0 &&
-              tc == tc2 && m == 300 && fabs((double)tc / 300 - r.train_acc) < 1e-12,
+    check(rc == 0 && sh.nsel == hd.nsel && sh.k == 4 && memcmp(sh.w, hd.w, hd.nsel * 4 * sizeof(float)) == 0 &&
+              tc == tc2 && m == 300 && fabs((double)tc / 300 - hd.train_acc) < 1e-12,
           "eval: head read back; all-D features (gathered) and selected features give %zu = %zu correct, "
-          "= train acc %.4f %s", tc, tc2, r.train_acc, rc ? last_error() : "");
-    rc = lasso_eval_file(FIX "X.npy", y, 300, &sh, NULL, correct, count);
+          "= train acc %.4f %s", tc, tc2, hd.train_acc, rc ? last_error() : "");
+    rc = eval_file(FIX "X.npy", y, 300, &sh, NULL, correct, count);
     check(rc != 0 && strstr(last_error(), "layout"), "eval: all-D features without a layout are refused");
     remove(selpath);
     free_array(xs);
-    lasso_saved_head_free(&sh);
-    lasso_fit_result_free(&r);
+    fitted_head_free(&sh);
+    fitted_head_free(&hd);
+    cv_result_free(&r);
 
     cfg.method = METHOD_LINEAR;
-    rc = lasso_fit(&data, &l, &cfg, &r);
-    check(rc == 0 && r.npoints == 1 && !r.did_cv && r.nsel == 10 && r.selected[0] == 30 &&
-              r.selected[9] == 39,
+    rc = fit(&data, &l, &cfg, &r, &hd);
+    check(rc == 0 && r.npoints == 1 && !r.did_cv && hd.nsel == 10 && hd.selected[0] == 30 &&
+              hd.selected[9] == 39,
           "fit: linear uses exactly the pre_logits columns 30..39");
-    lasso_fit_result_free(&r);
+    fitted_head_free(&hd);
+    cv_result_free(&r);
     cfg.method = METHOD_ALL_L1;
     cfg.force_cv = 1;
     cfg.ncoef = 1;
-    rc = lasso_fit(&data, &l, &cfg, &r);
-    check(rc == 0 && r.npoints == 1 && r.did_cv && r.nsel == 40 && r.points[0].mean > 0.5,
+    rc = fit(&data, &l, &cfg, &r, &hd);
+    check(rc == 0 && r.npoints == 1 && r.did_cv && hd.nsel == 40 && r.points[0].mean > 0.5,
           "fit: all-l1 on all 40 features, forced CV mean acc %.3f", rc ? 0 : r.points[0].mean);
-    lasso_fit_result_free(&r);
+    fitted_head_free(&hd);
+    cv_result_free(&r);
     free_array(y);
     npy_free(&X);
 }
 
 /* ------------------------------------------------------------------------
  * several blocks of W rows (the fused gradient + update + next logits pass,
- * logits summed over groups of blocks) against SPEC section 6 as a plain
+ * logits summed over groups of blocks) against docs/ALGORITHM.md §6 as a plain
  * double-precision loop written here: a fold's rows (two runs), batches
  * 128, 12 cycling, group penalty */
 static void test_blocks(void)
@@ -425,13 +441,18 @@ static void test_blocks(void)
     const long steps = 4;
     const double lr = 0.01, coef = 1e-3;
     lasso_opts o = {lr, steps, coef, PENALTY_GROUP, 128};
-    double losses[4], worst = 0;
+    double losses[4], losses_ref[4], worst = 0, worst_ref = 0;
+    lasso_head hp; /* the same run with the plain step (lasso_step_ref) */
+    lasso_head_alloc(&hp, d, p.k, 128);
+    lasso_head_init_glorot(&hp, d, 5);
     int rc = lasso_train(&h, &data, rows, nr, &o, losses, NULL);
+    int rc_ref = lasso_train_ref(&hp, &data, rows, nr, &o, losses_ref);
     for (long s = 0, pos = 0; s < steps; s++) {
         size_t B = nr - (size_t)pos < 128 ? nr - (size_t)pos : 128;
         const size_t *br = rows + pos;
         double L = loss_double(&p, br, B, W, b, 128, coef, PENALTY_GROUP);
         worst = fmax(worst, fabs(losses[s] - L) / fabs(L));
+        worst_ref = fmax(worst_ref, fabs(losses_ref[s] - L) / fabs(L));
         memset(g, 0, dk * sizeof(double));
         memset(gb, 0, sizeof gb);
         for (size_t i = 0; i < B; i++) { /* cross-entropy gradient */
@@ -473,6 +494,14 @@ static void test_blocks(void)
           "tol 1e-5", worst);
     check_close("blocks: W after 4 steps vs double", h.w, Wf, dk, 1e-4);
     check_close("blocks: b after 4 steps vs double", h.b, bf, k, 1e-4);
+    check(rc_ref == 0 && worst_ref <= 1e-5, "blocks: the plain step's 4 losses vs double max rel err %.2g tol 1e-5",
+          worst_ref);
+    check_close("blocks: plain step's W after 4 steps vs double", hp.w, Wf, dk, 1e-4);
+    check_close("blocks: plain step's b after 4 steps vs double", hp.b, bf, k, 1e-4);
+    /* fused vs plain: the same arithmetic but for the order of the sums in
+     * the logits and X^T G (float rounding only) */
+    check_close("blocks: fused W vs plain-step W after 4 steps (measured 7.3e-6 of max|W|)", h.w, hp.w, dk, 2e-5);
+    lasso_head_free(&hp);
     free_array(W);
     free_array(m);
     free_array(v);

@@ -3,7 +3,7 @@
  * own architectures: the number of values in the state dict (parameters
  * plus BatchNorm statistics: resnet50 25,610,152, vit_b_16 86,567,656;
  * `sum(v.numel() for v in torchvision.models.X().state_dict().values())`
- * less num_batches_tracked), the location shapes SPEC section 2 gives for
+ * less num_batches_tracked), the location shapes docs/ALGORITHM.md §2 gives for
  * 224 px, and a forward pass (at 64 px, for speed) whose every location is finite, of a sensible
  * scale and free of subnormal numbers (which would slow the timing), the
  * same for the same seed and different for another. */

@@ -1,13 +1,12 @@
-/* features.h: the Head2Toe feature vector (SPEC sections 4 and 5).
- * Pools every location of a backbone to about a target size T with the
- * official arithmetic, scales each location to unit L2 norm per example,
- * concatenates the locations in depth order, and describes the result in a
- * layout file. Also the streaming driver behind `h2t features` (batches of
- * images in, rows of features out, several T from one backbone pass,
- * selected features only, shards) and `h2t join` (shards back together).
- * It does not run the backbone itself (model.c) or train heads (lasso.c). */
-#ifndef H2T_FEATURES_H
-#define H2T_FEATURES_H
+/* pooling.h: the Head2Toe feature vector (docs/ALGORITHM.md §4, §5).
+ * Pools one location to about a target size T with the official
+ * arithmetic, scales it to unit L2 norm per example, and describes which
+ * columns of the concatenated vector hold which location (the layout,
+ * F.layout.tsv). Also the renormalization over the selected features of
+ * each location, used wherever selected features are made.
+ * It runs no backbone (extract.c does) and trains nothing (lasso.c). */
+#ifndef H2T_POOLING_H
+#define H2T_POOLING_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -15,7 +14,7 @@
 #include "model.h"
 
 /* ==========================================================================
- * Pooling one location to target size T (SPEC section 4)
+ * Pooling one location to target size T (docs/ALGORITHM.md §4)
  *
  * Conv map [H, W, C] (square): C >= T -> global mean; else
  *   n = (int) sqrt(T / C) (integer division first), p = H / n;
@@ -51,7 +50,7 @@ void pool_example(const location *l, const pool_plan *p, const float *x, float *
  * tested against. */
 float pool_feature(const location *l, const pool_plan *p, const float *x, size_t j);
 
-/* x[d] /= ||x||_2 (SPEC section 5): squares summed in double in index
+/* x[d] /= ||x||_2 (docs/ALGORITHM.md §5): squares summed in double in index
  * order, each value divided by the norm in double and rounded once to
  * float; a zero vector stays zero (no epsilon). */
 void l2_normalize(float *x, size_t d);
@@ -87,6 +86,10 @@ typedef struct {
 /* The layout of model m at target size T over the locations with
  * use[i] != 0 (use[m->nloc]), in depth order. */
 int layout_make(const model *m, const int *use, long T, feat_layout *l);
+/* A layout read from a file, checked against model m at target size T:
+ * every location exists, in depth order, with the dim and pool m gives
+ * at T; fills l->plan and l->loc. path names the file in errors. */
+int layout_bind(const model *m, long T, const char *path, feat_layout *l);
 int layout_write(const char *path, const feat_layout *l);   /* via a temp name + rename */
 /* Reads a layout file; checks the header, 4 to 6 fields per line, integers,
  * contiguous offsets, unique names. -1 with "file:line: ..." on error. */
@@ -97,44 +100,20 @@ int layout_read(const char *path, feat_layout *l);
  * output is always in depth order). use[m->nloc]. */
 int taps_parse(const model *m, const char *taps, int *use);
 
-/* ==========================================================================
- * Output naming. One target size: exactly --out (which must end in .npy)
- * and <out without .npy>.layout.tsv. Several: <base>.T<T>.npy and
- * <base>.T<T>.layout.tsv for each T (F.npy -> F.T1024.npy, F.T1024.layout.tsv).
- * -1 if out does not end in .npy or the name does not fit. */
-int feat_out_paths(const char *out, long T, int several, char *npy, char *tsv, size_t cap);
+/* The location (index into l->e) holding feature j, or -1 if j >= l->d. */
+int layout_location_of(const feat_layout *l, size_t j);
+/* Index of the location named name, or -1. */
+int layout_find(const feat_layout *l, const char *name);
 
-/* ==========================================================================
- * The driver of `h2t features` */
+/* count[e] = how many of sel[0..nsel) lie in location e (count[l->n]). */
+void layout_count(const feat_layout *l, const int64_t *sel, size_t nsel, size_t *count);
 
-#define FEAT_MAX_TARGETS 16
-
-typedef struct {
-    const char *model_dir;
-    const char *images;      /* X.npy: uint8 [n, H, W, C] (C 1 or 3) or [n, H, W] */
-    const char *out;         /* F.npy */
-    long target[FEAT_MAX_TARGETS];
-    int ntarget;
-    int batch;
-    const char *taps;        /* NULL (default set), "all", or "a,b,c" */
-    const char *select;      /* selected.npy: int64 ascending indices into the layout's D, or NULL */
-    const char *layout;      /* the layout the indices refer to (with select) */
-    long shard_k, shard_n;   /* 0-based shard k of n contiguous slices (n = 1: everything) */
-    int quiet;
-} feat_opts;
-
-/* Images -> features files. Memory: the model's batch buffers plus
- * batch x D floats per target size, never n x D. All outputs go to
- * temporary names and are renamed when complete; on failure nothing is
- * left at the output paths. Prints a summary line per output on stdout. */
-int features_run(const feat_opts *o);
-
-/* Rows of shard k of n images: [k*n_img/n, (k+1)*n_img/n). */
-void shard_bounds(size_t n_img, long k, long n, size_t *start, size_t *end);
-
-/* `h2t join`: concatenates 2-D .npy files row-wise into out (same dtype and
- * column count required). If the inputs have layouts (<in>.layout.tsv
- * beside <in>.npy), they must be identical and one is copied beside out. */
-int features_join(const char *out, char *const *inputs, int ninputs);
+/* After selection (docs/ALGORITHM.md §5): row[0..nsel) holds the features
+ * sel[0..nsel) (ascending indices into l) of one example; each location's
+ * selected features are scaled to unit L2 norm together (l2_normalize on
+ * each location's run of the row). The one renormalization of the
+ * project: the selected test features and the gathered training
+ * features both go through it. */
+void renormalize_selected(float *row, const int64_t *sel, size_t nsel, const feat_layout *l);
 
 #endif

@@ -1,0 +1,85 @@
+/* cv.h: model selection (docs/ALGORITHM.md §9, §10). The methods --
+ * Head2Toe and the Linear and All-l1 / All-l2 / All-l2,1 baselines -- and
+ * their grids (the paper's defaults live here and nowhere else), 5-fold
+ * cross-validation over a grid, and the final head at the chosen point.
+ * The training itself (scoring run, selection, heads) is lasso.c's; the
+ * files of a fit are headio.c's. */
+#ifndef H2T_CV_H
+#define H2T_CV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lasso.h"
+
+typedef enum { METHOD_HEAD2TOE, METHOD_LINEAR, METHOD_ALL_L1, METHOD_ALL_L2, METHOD_ALL_L21 } fit_method;
+extern const char *const method_names[];   /* "head2toe", "linear", "all-l1", "all-l2", "all-l21", NULL */
+/* The method called name; -1 with "<what>: expected head2toe, ..." otherwise. */
+int method_parse(const char *what, const char *name, size_t len, fit_method *m);
+
+/* ==========================================================================
+ * The grid. The paper's values (docs/ALGORITHM.md §9, §10), as comma lists:
+ * the CLI shows them in --help and fit_default_grid parses them. */
+
+#define GRID_LR "0.1,0.01"
+#define GRID_STEPS "500,5000"
+#define GRID_COEF "1e-3,1e-5"                 /* head2toe (and linear: unused) */
+#define GRID_COEF_ALL "1e-5,1e-4,1e-3"        /* the all-* baselines */
+#define GRID_FRACTION "0.0005,0.001,0.002,0.005,0.01,0.02,0.05,0.1"
+#define GRID_TARGET "1024"                    /* target sizes T (h2t run; the paper also uses 16384, 40000) */
+#define GRID_BATCH 128
+
+#define GRID_MAX 16
+#define CV_FOLDS 5
+
+typedef struct {
+    fit_method method;
+    int nlr, nsteps, ncoef, nfrac;
+    double lr[GRID_MAX];
+    long steps[GRID_MAX];
+    double coef[GRID_MAX];            /* unused by linear */
+    double frac[GRID_MAX];            /* head2toe only */
+    int batch;                        /* nominal batch (128) */
+    uint64_t seed;
+    int force_cv;                     /* cross-validate even a single grid point */
+    int quiet;                        /* no progress on stderr */
+} fit_config;
+
+/* Every list of c that is empty (n == 0) gets the paper's values for
+ * c->method; batch 0 becomes 128. */
+void fit_default_grid(fit_config *c);
+
+/* ==========================================================================
+ * Cross-validation */
+
+typedef struct {
+    double lr;
+    long steps;
+    double coef, frac;                /* 0 and 1 where the method has none */
+    size_t features;                  /* features of the head */
+    double mean, std;                 /* validation accuracy over the folds (NaN without CV) */
+    double fold_acc[CV_FOLDS];
+} grid_point;
+
+typedef struct {
+    int npoints, best, did_cv;
+    grid_point *points;               /* [npoints], grid order: lr, steps, coef, frac */
+} cv_result;
+
+/* Fold f of nfolds validates the consecutive examples [f*n/nfolds,
+ * (f+1)*n/nfolds) and trains on all the others, in their original order. */
+void fold_bounds(size_t n, int nfolds, int fold, size_t *start, size_t *end);
+
+/* Checks cfg and the data (labels, layout: head2toe and linear need one
+ * with X->d features, linear a location named pre_logits). */
+int fit_check(const lasso_data *X, const feat_layout *l, const fit_config *cfg);
+/* Every grid point; with more than one (or force_cv), each is
+ * cross-validated and best is the highest mean accuracy (ties: the first
+ * in grid order); otherwise the single point has NaN accuracies. */
+int cv_run(const lasso_data *X, const feat_layout *l, const fit_config *cfg, cv_result *r);
+void cv_result_free(cv_result *r);
+/* The final head on all examples at point p (docs/ALGORITHM.md §8), with
+ * its training accuracy. */
+int fit_final(const lasso_data *X, const feat_layout *l, const fit_config *cfg, const grid_point *p, fitted_head *h);
+
+#endif

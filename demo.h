@@ -1,0 +1,18 @@
+/* demo.h: `h2t demo` -- the bundled backbone and tasks (demo/), Linear vs
+ * Head2Toe on each: demo.cfg names the backbone, the task list and the
+ * grid; every task goes through `h2t run` (run.c) into out/<task>/; then a
+ * table on stdout, summary figures and an optional JSON report. */
+#ifndef H2T_DEMO_H
+#define H2T_DEMO_H
+
+typedef struct {
+    const char *dir;                    /* demo/ : demo.cfg, backbone/, tasks/ */
+    const char *out;                    /* where per-task runs and figures go */
+    const char *report;                 /* JSON report, or NULL */
+    const char *only;                   /* run only these tasks (comma list), or NULL */
+    int quiet;
+} demo_opts;
+
+int demo_run(const demo_opts *o);
+
+#endif

@@ -1,0 +1,253 @@
+/* headio.c: the files of a fit. See headio.h. */
+#include "headio.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "npy.h"
+#include "util.h"
+
+#define PI 3.14159265358979323846
+
+int labels_read(const char *path, size_t n, int **y, int *k)
+{
+    npy_array a;
+    *y = NULL;
+    if (npy_read(path, NPY_I64, &a)) return -1;
+    if (a.ndim != 1 || a.count != n) {
+        set_error("%s: expected labels of shape [%zu] (one per example), got %d dims, %zu values", path, n,
+                  a.ndim, a.count);
+        npy_free(&a);
+        return -1;
+    }
+    const int64_t *v = a.data;
+    int *out = alloc_array(n ? n : 1, sizeof(int));
+    if (!out) {
+        npy_free(&a);
+        return -1;
+    }
+    int mx = -1;
+    for (size_t i = 0; i < n; i++) {
+        if (v[i] < 0 || v[i] >= 65536) {
+            set_error("%s: label %lld at index %zu is outside [0, 65536)", path, (long long)v[i], i);
+            free_array(out);
+            npy_free(&a);
+            return -1;
+        }
+        out[i] = (int)v[i];
+        if (out[i] > mx) mx = out[i];
+    }
+    npy_free(&a);
+    *y = out;
+    *k = mx + 1;
+    return 0;
+}
+
+int score_write(const char *dir, const lasso_head *h, const lasso_opts *o, const double *losses)
+{
+    char path[700];
+    if (make_dir(dir)) return -1;
+    size_t shape[2] = {h->d, (size_t)h->k};
+    double *s = alloc_array(h->d, sizeof(double));
+    if (!s) return -1;
+    lasso_scores(h->w, h->d, h->k, s);
+    int rc = 0;
+    snprintf(path, sizeof path, "%s/scores.npy", dir);
+    rc = npy_write(path, NPY_F64, 1, shape, s);
+    free_array(s);
+    if (rc) return -1;
+    snprintf(path, sizeof path, "%s/W.npy", dir);
+    if (npy_write(path, NPY_F32, 2, shape, h->w)) return -1;
+    snprintf(path, sizeof path, "%s/b.npy", dir);
+    if (npy_write(path, NPY_F32, 1, shape + 1, h->b)) return -1;
+    textbuf t = {0};
+    tb_printf(&t, "step\tlr\tloss\n");
+    for (long i = 0; i < o->steps; i++)
+        tb_printf(&t, "%ld\t%.9g\t%.9g\n", i, o->lr * 0.5 * (1.0 + cos(PI * (double)i / (double)o->steps)),
+                  losses[i]);
+    snprintf(path, sizeof path, "%s/loss.tsv", dir);
+    return tb_write(&t, path);
+}
+
+int fit_write(const char *dir, const cv_result *cv, const fitted_head *r, const fit_config *cfg,
+              const feat_layout *l, size_t n, double seconds)
+{
+    char path[700];
+    if (make_dir(dir)) return -1;
+    size_t shape[2] = {r->nsel, (size_t)r->k};
+    snprintf(path, sizeof path, "%s/selected.npy", dir);
+    if (npy_write(path, NPY_I64, 1, shape, r->selected)) return -1;
+    snprintf(path, sizeof path, "%s/W.npy", dir);
+    if (npy_write(path, NPY_F32, 2, shape, r->w)) return -1;
+    snprintf(path, sizeof path, "%s/b.npy", dir);
+    if (npy_write(path, NPY_F32, 1, shape + 1, r->b)) return -1;
+    if (l) {
+        snprintf(path, sizeof path, "%s/layout.tsv", dir);
+        if (layout_write(path, l)) return -1;
+    }
+
+    textbuf t = {0};
+    tb_printf(&t, "lr\tsteps\tcoef\tfraction\tfeatures\tmean_acc\tstd_acc");
+    for (int f = 0; f < CV_FOLDS; f++) tb_printf(&t, "\tacc_fold%d", f + 1);
+    tb_printf(&t, "\n");
+    for (int p = 0; p < cv->npoints; p++) {
+        const grid_point *g = &cv->points[p];
+        tb_printf(&t, "%g\t%ld\t%g\t%g\t%zu\t%.6f\t%.6f", g->lr, g->steps, g->coef, g->frac, g->features,
+                  g->mean, g->std);
+        for (int f = 0; f < CV_FOLDS; f++) tb_printf(&t, "\t%.6f", g->fold_acc[f]);
+        tb_printf(&t, "\n");
+    }
+    snprintf(path, sizeof path, "%s/cv.tsv", dir);
+    if (tb_write(&t, path)) return -1;
+
+    const grid_point *bp = &cv->points[cv->best];
+    fit_method m = cfg->method;
+    tb_printf(&t, "{\n  \"method\": \"%s\",\n", method_names[m]);
+    tb_printf(&t, "  \"examples\": %zu,\n  \"features\": %zu,\n  \"classes\": %d,\n", n, r->d, r->k);
+    tb_printf(&t, "  \"seed\": %llu,\n  \"batch\": %d,\n", (unsigned long long)cfg->seed, cfg->batch);
+    tb_printf(&t, "  \"cross_validated\": %s,\n  \"folds\": %d,\n  \"grid_points\": %d,\n",
+              cv->did_cv ? "true" : "false", cv->did_cv ? CV_FOLDS : 0, cv->npoints);
+    tb_printf(&t, "  \"chosen\": {\"lr\": ");
+    tb_json_num(&t, bp->lr);
+    tb_printf(&t, ", \"steps\": %ld, \"coef\": ", bp->steps);
+    tb_json_num(&t, m == METHOD_LINEAR ? NAN : bp->coef);
+    tb_printf(&t, ", \"fraction\": ");
+    tb_json_num(&t, m == METHOD_HEAD2TOE ? bp->frac : NAN);
+    tb_printf(&t, "},\n  \"cv_mean_accuracy\": ");
+    tb_json_num(&t, bp->mean);
+    tb_printf(&t, ",\n  \"cv_std_accuracy\": ");
+    tb_json_num(&t, bp->std);
+    tb_printf(&t, ",\n  \"features_kept\": %zu,\n  \"features_per_location\": [", r->nsel);
+    if (l) {
+        size_t j = 0;
+        for (int i = 0; i < l->n; i++) {
+            size_t kept = 0, end = l->e[i].offset + l->e[i].dim;
+            while (j < r->nsel && (size_t)r->selected[j] < end) j++, kept++;
+            tb_printf(&t, "%s\n    {\"location\": \"%s\", \"dim\": %zu, \"kept\": %zu}", i ? "," : "",
+                      l->e[i].name, l->e[i].dim, kept);
+        }
+        tb_printf(&t, "\n  ");
+    }
+    tb_printf(&t, "],\n  \"train_accuracy\": ");
+    tb_json_num(&t, r->train_acc);
+    tb_printf(&t, ",\n  \"seconds\": %.3f\n}\n", seconds);
+    snprintf(path, sizeof path, "%s/report.json", dir);
+    return tb_write(&t, path);
+}
+
+int head_read(const char *dir, fitted_head *h)
+{
+    char path[700];
+    npy_array s = {0}, w = {0}, b = {0};
+    memset(h, 0, sizeof *h);
+    snprintf(path, sizeof path, "%s/selected.npy", dir);
+    if (npy_read(path, NPY_I64, &s)) return -1;
+    snprintf(path, sizeof path, "%s/W.npy", dir);
+    if (npy_read(path, NPY_F32, &w)) goto fail;
+    snprintf(path, sizeof path, "%s/b.npy", dir);
+    if (npy_read(path, NPY_F32, &b)) goto fail;
+    if (s.ndim != 1 || s.count < 1 || w.ndim != 2 || w.shape[0] != s.count || w.shape[1] < 1 ||
+        w.shape[1] > 65536 || b.ndim != 1 || b.count != w.shape[1]) {
+        set_error("%s: inconsistent head: selected.npy [n], W.npy [n, K] and b.npy [K] expected", dir);
+        goto fail;
+    }
+    const int64_t *sel = s.data;
+    for (size_t j = 0; j < s.count; j++)
+        if (sel[j] < 0 || (j > 0 && sel[j] <= sel[j - 1])) {
+            set_error("%s/selected.npy: indices must be >= 0 and strictly ascending (index %zu)", dir, j);
+            goto fail;
+        }
+    h->nsel = s.count;
+    h->k = (int)w.shape[1];
+    h->selected = s.data;
+    h->w = w.data;
+    h->b = b.data;
+    return 0;
+fail:
+    npy_free(&s);
+    npy_free(&w);
+    npy_free(&b);
+    return -1;
+}
+
+/* Checks the feature file against the head: already selected, or all D
+ * columns of layout l (then *gather = 1). */
+static int eval_check(const char *path, const npy_reader *r, size_t m, const fitted_head *h, const feat_layout *l,
+                      int *gather)
+{
+    const size_t c = r->ndim == 2 ? r->shape[1] : 0;
+    if (r->ndim != 2 || r->shape[0] != m) {
+        set_error("%s: expected features of shape [%zu, D] (one row per label)", path, m);
+        return -1;
+    }
+    *gather = c != h->nsel;
+    if (!*gather) return 0;
+    if (!l) {
+        set_error("%s: %zu columns but the head has %zu features: give the layout of all the features "
+                  "(--layout) or the selected features only", path, c, h->nsel);
+        return -1;
+    }
+    if (l->d != c || (size_t)h->selected[h->nsel - 1] >= c) {
+        set_error("%s: %zu columns, but the layout describes %zu features (head indices up to %lld)", path, c,
+                  l->d, (long long)h->selected[h->nsel - 1]);
+        return -1;
+    }
+    return 0;
+}
+
+int eval_file(const char *path, const int *y, size_t m, const fitted_head *h, const feat_layout *l,
+              size_t *correct, size_t *count)
+{
+    for (size_t i = 0; i < m; i++)
+        if (y[i] < 0 || y[i] >= h->k) {
+            set_error("label %d of example %zu is not a class of the head (K = %d)", y[i], i, h->k);
+            return -1;
+        }
+    npy_reader r;
+    if (npy_open(path, &r)) return -1;
+    float *buf = NULL, *xs = NULL, *z = NULL;
+    int *pred = NULL, gather, ret = -1;
+    if (eval_check(path, &r, m, h, l, &gather)) goto done;
+    const size_t c = r.shape[1];
+    /* chunks of rows: at most 256, and at most 2^26 floats (256 MiB) of input */
+    size_t chunk = ((size_t)1 << 26) / (c ? c : 1);
+    chunk = chunk > 256 ? 256 : chunk < 1 ? 1 : chunk;
+    if (!(buf = alloc_array(chunk * c, sizeof(float))) || !(z = alloc_array(chunk * (size_t)h->k, sizeof(float))) ||
+        !(pred = alloc_array(chunk, sizeof(int))) || (gather && !(xs = alloc_array(chunk * h->nsel, sizeof(float)))))
+        goto done;
+    for (int i = 0; i < h->k; i++) correct[i] = count[i] = 0;
+    for (size_t r0 = 0; r0 < m; r0 += chunk) {
+        const size_t cn = m - r0 < chunk ? m - r0 : chunk;
+        if (npy_read_rows(&r, r0, cn, NPY_F32, buf)) goto done;
+        if (gather) lasso_gather(buf, cn, c, l, h->selected, h->nsel, xs);
+        head_predict(h, gather ? xs : buf, cn, h->nsel, z, pred);
+        tally(pred, y + r0, cn, correct, count);
+    }
+    ret = 0;
+done:
+    npy_close(&r);
+    free_array(buf);
+    free_array(xs);
+    free_array(z);
+    free_array(pred);
+    return ret;
+}
+
+int eval_write(const char *path, const size_t *correct, const size_t *count, int k)
+{
+    size_t c = 0, m = 0;
+    for (int i = 0; i < k; i++) c += correct[i], m += count[i];
+    textbuf t = {0};
+    tb_printf(&t, "{\n  \"accuracy\": ");
+    tb_json_num(&t, m ? (double)c / (double)m : NAN);
+    tb_printf(&t, ",\n  \"correct\": %zu,\n  \"examples\": %zu,\n  \"per_class\": [", c, m);
+    for (int i = 0; i < k; i++) {
+        tb_printf(&t, "%s\n    {\"class\": %d, \"accuracy\": ", i ? "," : "", i);
+        tb_json_num(&t, count[i] ? (double)correct[i] / (double)count[i] : NAN);
+        tb_printf(&t, ", \"correct\": %zu, \"count\": %zu}", correct[i], count[i]);
+    }
+    tb_printf(&t, "\n  ]\n}\n");
+    return tb_write(&t, path);
+}

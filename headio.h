@@ -1,0 +1,40 @@
+/* headio.h: the files of a fit, at the edges of the program. Labels in;
+ * a scoring run's directory, a fitted head's directory (selected.npy,
+ * W.npy, b.npy, layout.tsv, cv.tsv, report.json) and an evaluation's JSON
+ * out; a head read back and evaluated on a feature file. Every writer goes
+ * through a temporary name and a rename. Nothing here trains or selects
+ * (lasso.c, cv.c). */
+#ifndef H2T_HEADIO_H
+#define H2T_HEADIO_H
+
+#include <stddef.h>
+
+#include "cv.h"
+
+/* Labels [n] of any integer .npy type, each in [0, 65536); *k = max + 1. */
+int labels_read(const char *path, size_t n, int **y, int *k);
+
+/* DIR/ W.npy [d, k], b.npy [k], scores.npy [d] (float64, sum_c W^2) and
+ * loss.tsv (step, learning rate, loss) of a scoring run. DIR is created. */
+int score_write(const char *dir, const lasso_head *h, const lasso_opts *o, const double *losses);
+
+/* DIR/ selected.npy (int64), W.npy, b.npy, cv.tsv, report.json and, with a
+ * layout, layout.tsv (the input layout, for `h2t eval`). n: training
+ * examples; seconds: the fit's time. DIR is created. */
+int fit_write(const char *dir, const cv_result *cv, const fitted_head *h, const fit_config *cfg,
+              const feat_layout *l, size_t n, double seconds);
+
+/* A head written by fit_write (selected, W, b; train_acc NaN). */
+int head_read(const char *dir, fitted_head *h);
+
+/* Accuracy of head h on the feature file path ([m, c] float) with labels
+ * y[m]. c == h->nsel: the features are already the selected ones;
+ * otherwise c must equal l->d and the selected columns are gathered and
+ * renormalized per location (l required). Rows stream through in chunks,
+ * so memory does not grow with m. correct[k], count[k]: per-class tallies. */
+int eval_file(const char *path, const int *y, size_t m, const fitted_head *h, const feat_layout *l,
+              size_t *correct, size_t *count);
+/* JSON: {"accuracy", "correct", "examples", "per_class": [{class, accuracy, correct, count}]}. */
+int eval_write(const char *path, const size_t *correct, const size_t *count, int k);
+
+#endif
