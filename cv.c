@@ -222,13 +222,14 @@ static void split_fold(fit_ctx *c, int fold)
     }
 }
 
-/* Train c->hd from a Glorot head on X's trows; its validation accuracy. */
-static int train_head(fit_ctx *c, const lasso_data *X, const lasso_opts *o, int fold, double *acc,
+/* Train c->hd from a Glorot head on the trows of data (all features, or
+ * the gathered selection); its accuracy on the vrows. */
+static int train_head(fit_ctx *c, const lasso_data *data, const lasso_opts *o, int fold, double *acc,
                       const char *progress)
 {
-    lasso_head_init_glorot(&c->hd, X->d, seed_mix(c->cfg->seed, 2, (uint64_t)fold));
-    if (lasso_train(&c->hd, X, c->trows, c->ntr, o, NULL, progress)) return -1;
-    if (c->nval) *acc = (double)lasso_predict(&c->hd, X, c->vrows, c->nval, NULL) / (double)c->nval;
+    lasso_head_init_glorot(&c->hd, data->d, seed_mix(c->cfg->seed, 2, (uint64_t)fold));
+    if (lasso_train(&c->hd, data, c->trows, c->ntr, o, NULL, progress)) return -1;
+    if (c->nval) *acc = (double)lasso_predict(&c->hd, data, c->vrows, c->nval, NULL) / (double)c->nval;
     return 0;
 }
 
@@ -252,9 +253,10 @@ static int point_head2toe(fit_ctx *c, const grid_point *p, const double *fracs, 
     return 0;
 }
 
-/* One (lr, steps, coef) on fold `fold`: acc[f] for each F of the method
- * (head2toe: fracs[0..nf); the others: one). Afterwards c->hd (and c->sel,
- * c->nsel) hold the head of the last F. */
+/* One (lr, steps, coef) on fold `fold` (CV_FOLDS: the final fit on all
+ * examples, nothing validated): acc[f] for each F of the method (head2toe:
+ * fracs[0..nf); the others: one). Afterwards c->hd (and c->sel, c->nsel)
+ * hold the head of the last F. */
 static int run_point(fit_ctx *c, const grid_point *p, const double *fracs, int nf, int fold, double *acc)
 {
     char label[96];
@@ -363,7 +365,8 @@ int fit_final(const lasso_data *X, const feat_layout *l, const fit_config *cfg, 
 {
     memset(h, 0, sizeof *h);
     fit_ctx c = {0};
-    if (fit_check(X, l, cfg) || ctx_alloc(&c, X, l, cfg) || run_point(&c, p, &p->frac, 1, CV_FOLDS, NULL)) {
+    double unused;                                  /* nothing is validated */
+    if (fit_check(X, l, cfg) || ctx_alloc(&c, X, l, cfg) || run_point(&c, p, &p->frac, 1, CV_FOLDS, &unused)) {
         ctx_free(&c);
         return -1;
     }

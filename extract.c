@@ -122,7 +122,7 @@ static void on_tap(void *vctx, int loc, const float *x, int n)
 /* Which model location each layout entry is, and (with a selection) which
  * selected features each entry holds. Returns the deepest model location
  * the target needs. */
-static int target_setup(const model *m, const extract_target *t, pass_target *p)
+static int target_setup(const extract_target *t, pass_target *p)
 {
     const feat_layout *lay = t->lay;
     int deepest = -1;
@@ -138,7 +138,6 @@ static int target_setup(const model *m, const extract_target *t, pass_target *p)
         p->count[e] = q - p->first[e];
         if ((!t->sel || p->count[e] > 0) && lay->loc[e] > deepest) deepest = lay->loc[e];
     }
-    (void)m;
     return deepest;
 }
 
@@ -222,7 +221,7 @@ int extract_pass(model *m, image_source *s, size_t start, size_t end, const extr
     b.c.m = m;
     b.c.nt = nt;
     for (int k = 0; k < nt; k++) {
-        const int deepest = target_setup(m, &t[k], &b.c.pt[k]);
+        const int deepest = target_setup(&t[k], &b.c.pt[k]);
         if (deepest > last) last = deepest;
         size_t rs;
         if (size_mul(b.c.pt[k].cols, (size_t)B, &rs) || !(b.c.pt[k].rows = alloc_array(rs ? rs : 1, sizeof(float))))
@@ -478,83 +477,110 @@ static char *slurp(const char *path, size_t *len, int *err)
     return s;
 }
 
-int features_join(const char *out, char *const *inputs, int ninputs)
+/* The layout text beside input in (<in>.layout.tsv), or NULL when there is
+ * none; -1 on a read error. */
+static int join_layout(const char *in, char **text, size_t *len)
 {
-    char out_npy[640], out_tsv[640], tsv[640];
-    npy_reader *rs = NULL;
-    npy_writer w;
-    int nopen = 0, w_open = 0, ret = -1;
-    char *lay0 = NULL, *lay = NULL;
-    size_t lay0_len = 0;
-    void *buf = NULL;
-    if (ninputs < 1) {
-        set_error("join: no input files");
-        return -1;
-    }
-    if (feat_out_paths(out, 0, 0, out_npy, out_tsv, sizeof out_npy)) return -1;
-    if (!(rs = calloc((size_t)ninputs, sizeof *rs))) {
-        set_error("out of memory");
-        return -1;
-    }
-    size_t rows = 0;
+    char tsv[640];
+    size_t n = strlen(in);
+    int err = 0;
+    *text = NULL, *len = 0;
+    if (n >= 4 && strcmp(in + n - 4, ".npy") == 0 &&
+        snprintf(tsv, sizeof tsv, "%.*s.layout.tsv", (int)(n - 4), in) < (int)sizeof tsv)
+        *text = slurp(tsv, len, &err);
+    return err ? -1 : 0;
+}
+
+/* Every input: a 2-D matrix like the first, with the same layout (all or
+ * none); *rows = their rows; *lay0 = the layout text, checked against the
+ * columns. */
+static int join_check(char *const *inputs, int ninputs, npy_reader *rs, size_t *rows, char **lay0, size_t *lay0_len)
+{
     for (int i = 0; i < ninputs; i++) {
-        if (npy_open(inputs[i], &rs[i])) goto done;
-        nopen++;
+        char *lay;
+        size_t len;
         if (rs[i].ndim != 2) {
             set_error("%s: expected a feature matrix [n, D], got %d dims", inputs[i], rs[i].ndim);
-            goto done;
+            return -1;
         }
         if (i > 0 && (rs[i].shape[1] != rs[0].shape[1] || rs[i].file_dtype != rs[0].file_dtype)) {
             set_error("%s: [%zu, %zu] %s does not match %s: [%zu, %zu] %s", inputs[i], rs[i].shape[0],
                       rs[i].shape[1], npy_dtype_name(rs[i].file_dtype), inputs[0], rs[0].shape[0], rs[0].shape[1],
                       npy_dtype_name(rs[0].file_dtype));
-            goto done;
+            return -1;
         }
-        if (size_add(rows, rs[i].shape[0], &rows)) goto done;
-        /* layouts: all or none, and identical */
-        size_t len = strlen(inputs[i]), l2 = 0;
-        int err;
-        if (len >= 4 && strcmp(inputs[i] + len - 4, ".npy") == 0 &&
-            snprintf(tsv, sizeof tsv, "%.*s.layout.tsv", (int)(len - 4), inputs[i]) < (int)sizeof tsv)
-            lay = slurp(tsv, &l2, &err);
-        else
-            lay = NULL, err = 0;
-        if (err) goto done;
+        if (size_add(*rows, rs[i].shape[0], rows) || join_layout(inputs[i], &lay, &len)) return -1;
         if (i == 0) {
-            lay0 = lay, lay0_len = l2, lay = NULL;
-        } else if (!lay != !lay0 || (lay && (l2 != lay0_len || memcmp(lay, lay0, l2) != 0))) {
+            *lay0 = lay, *lay0_len = len;
+            continue;
+        }
+        const int same = !lay == !*lay0 && (!lay || (len == *lay0_len && memcmp(lay, *lay0, len) == 0));
+        free(lay);
+        if (!same) {
             set_error("%s: its layout file differs from that of %s (or one of them has none): shards of different "
                       "runs?", inputs[i], inputs[0]);
-            goto done;
-        }
-        free(lay);
-        lay = NULL;
-    }
-    if (lay0) { /* the layout must describe the columns */
-        feat_layout fl;
-        size_t len = strlen(inputs[0]);
-        snprintf(tsv, sizeof tsv, "%.*s.layout.tsv", (int)(len - 4), inputs[0]);
-        if (layout_read(tsv, &fl)) goto done;
-        if (fl.d != rs[0].shape[1]) {
-            set_error("%s describes %zu features but %s has %zu columns", tsv, fl.d, inputs[0], rs[0].shape[1]);
-            goto done;
+            return -1;
         }
     }
+    if (!*lay0) return 0;
+    feat_layout *fl = malloc(sizeof *fl); /* the layout must describe the columns */
+    char tsv[640];
+    snprintf(tsv, sizeof tsv, "%.*s.layout.tsv", (int)(strlen(inputs[0]) - 4), inputs[0]);
+    int rc = !fl ? (set_error("out of memory"), -1) : layout_read(tsv, fl);
+    if (rc == 0 && fl->d != rs[0].shape[1]) {
+        set_error("%s describes %zu features but %s has %zu columns", tsv, fl->d, inputs[0], rs[0].shape[1]);
+        rc = -1;
+    }
+    free(fl);
+    return rc;
+}
+
+/* The inputs' rows, in order, into out_npy (through a temporary name). */
+static int join_copy(npy_reader *rs, int ninputs, const char *out_npy, size_t rows)
+{
     const npy_dtype dt = rs[0].file_dtype;
     const size_t rc = rs[0].row_count > 0 ? rs[0].row_count : 1, es = npy_dtype_size(dt);
     size_t chunk = ((size_t)1 << 24) / (rc * es); /* ~16 MB per read */
     if (chunk < 1) chunk = 1;
-    if (!(buf = alloc_array(chunk * rc, es))) goto done;
+    void *buf = alloc_array(chunk * rc, es);
     size_t shape[2] = {rows, rs[0].shape[1]};
-    if (npy_writer_open(&w, out_npy, dt, 2, shape)) goto done;
-    w_open = 1;
+    npy_writer w;
+    if (!buf || npy_writer_open(&w, out_npy, dt, 2, shape)) {
+        free_array(buf);
+        return -1;
+    }
     for (int i = 0; i < ninputs; i++)
         for (size_t r0 = 0; r0 < rs[i].shape[0]; r0 += chunk) {
             size_t nr = rs[i].shape[0] - r0 < chunk ? rs[i].shape[0] - r0 : chunk;
-            if (npy_read_rows(&rs[i], r0, nr, dt, buf) || npy_writer_rows(&w, buf, nr)) goto done;
+            if (npy_read_rows(&rs[i], r0, nr, dt, buf) || npy_writer_rows(&w, buf, nr)) {
+                npy_writer_abort(&w);
+                free_array(buf);
+                return -1;
+            }
         }
-    w_open = 0;
-    if (npy_writer_close(&w)) goto done;
+    free_array(buf);
+    return npy_writer_close(&w);
+}
+
+int features_join(const char *out, char *const *inputs, int ninputs)
+{
+    char out_npy[640], out_tsv[640], *lay0 = NULL;
+    size_t lay0_len = 0, rows = 0;
+    int nopen = 0, ret = -1;
+    if (ninputs < 1) {
+        set_error("join: no input files");
+        return -1;
+    }
+    if (feat_out_paths(out, 0, 0, out_npy, out_tsv, sizeof out_npy)) return -1;
+    npy_reader *rs = calloc((size_t)ninputs, sizeof *rs);
+    if (!rs) {
+        set_error("out of memory");
+        return -1;
+    }
+    while (nopen < ninputs && npy_open(inputs[nopen], &rs[nopen]) == 0) nopen++;
+    if (nopen < ninputs || join_check(inputs, ninputs, rs, &rows, &lay0, &lay0_len) ||
+        join_copy(rs, ninputs, out_npy, rows))
+        goto done;
     if (lay0 && write_file_atomic(out_tsv, lay0, lay0_len)) {
         remove(out_npy);
         goto done;
@@ -563,11 +589,8 @@ int features_join(const char *out, char *const *inputs, int ninputs)
            lay0 ? " and " : "", lay0 ? out_tsv : "");
     ret = 0;
 done:
-    if (w_open) npy_writer_abort(&w);
     for (int i = 0; i < nopen; i++) npy_close(&rs[i]);
     free(rs);
     free(lay0);
-    free(lay);
-    free_array(buf);
     return ret;
 }

@@ -1,6 +1,6 @@
 /* h2t.c: the command-line interface. main() dispatches to one function per
  * command; each command parses its flags with the small option parser below,
- * calls the library (model.c, features.c, lasso.c, ...) and reports errors
+ * calls the library (model.c, extract.c, cv.c, run.c, ...) and reports errors
  * as one line on stderr with exit status 1.
  *
  * Exit status: 0 success, 1 any refusal (bad flag, bad input file, failed
@@ -311,7 +311,7 @@ fail:
 }
 
 /* ==========================================================================
- * h2t features: pooled, normalized Head2Toe features (features.c) */
+ * h2t features: pooled, normalized Head2Toe features (extract.c) */
 
 static int cmd_features(int argc, char **argv)
 {
@@ -384,7 +384,7 @@ bad_shard:
 }
 
 /* ==========================================================================
- * h2t join: shards of `h2t features` back into one file (features.c) */
+ * h2t join: shards of `h2t features` back into one file (extract.c) */
 
 static int cmd_join(int argc, char **argv)
 {
@@ -860,7 +860,7 @@ static int cmd_run(int argc, char **argv)
 }
 
 /* ==========================================================================
- * h2t demo: the bundled backbone and tasks, Linear vs Head2Toe (run.c) */
+ * h2t demo: the bundled backbone and tasks, Linear vs Head2Toe (demo.c) */
 
 static int cmd_demo(int argc, char **argv)
 {

@@ -199,7 +199,7 @@ static inline double sum_squares(const float *w, int k)
     int c = 0;
     for (; c + 8 <= k; c += 8)
         for (int q = 0; q < 8; q++) acc[q] += (double)w[c + q] * (double)w[c + q];
-    for (; c < k; c++) acc[c - (k & ~7)] += (double)w[c] * (double)w[c];
+    for (; c < k; c++) acc[c % 8] += (double)w[c] * (double)w[c]; /* the tail: c % 8 < k % 8 */
     return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
 }
 
@@ -381,13 +381,9 @@ static void forward(lasso_head *h, const lasso_data *data, const size_t *rows, s
     sum_groups(h, B);
 }
 
-/* The fused pass over W: for each block of rows, the cross-entropy gradient
- * X_b[:, block]^T G (gemm into the thread's cache-sized buffer), plus the
- * penalty, then Adam, row by row, then (if there is a next batch) the
- * block's share of the next logits. Groups of blocks are independent and go
- * to the threads (a gemm inside a parallel loop runs on one thread; a single
- * block lets gemm use them); the blocks' penalty values are summed
- * afterwards in block order. Returns the penalty P(W) before the update. */
+/* Block bi of W's rows: the cross-entropy gradient X_b[:, block]^T G (gemm
+ * into the thread's cache-sized buffer g), plus the penalty, then Adam, row
+ * by row; the block's penalty value before the update goes to blkpen[bi]. */
 static void update_block(lasso_head *h, const lasso_data *data, const batch_view *bv, lasso_penalty p,
                          double pen, float lr_t, size_t bi, float *g)
 {
@@ -419,6 +415,12 @@ static void update_group(lasso_head *h, const lasso_data *data, const batch_view
     }
 }
 
+/* The fused pass over W: every block updated (update_block) and, if there
+ * is a next batch, its share of the next logits computed while it is in
+ * cache. Groups of blocks are independent and go to the threads (a gemm
+ * inside a parallel loop runs on one thread; a single group lets gemm use
+ * them); the blocks' penalty values are summed afterwards in block order.
+ * Returns the penalty P(W) before the update. */
 static double update_w(lasso_head *h, const lasso_data *data, const batch_view *cur, const batch_view *next,
                        lasso_penalty p, double pen, float lr_t)
 {
@@ -533,23 +535,31 @@ int lasso_train_ref(lasso_head *h, const lasso_data *X, const size_t *rows, size
  * would exceed the work. The results are the same either way. */
 #define LASSO_PARALLEL_MIN ((size_t)1 << 24)
 
+/* train_fused on one thread when the run is small (LASSO_PARALLEL_MIN). */
+static int train_fused_sized(lasso_head *h, const lasso_data *X, const size_t *rows, size_t nrows,
+                             const lasso_opts *o, double *losses, step_progress *p)
+{
+#ifdef _OPENMP
+    const int nt = h->nthreads, saved = omp_get_max_threads();
+    if (nt > 1 && (size_t)h->batch * h->d * (size_t)h->k < LASSO_PARALLEL_MIN) {
+        h->nthreads = 1;
+        omp_set_num_threads(1);
+        const int rc = train_fused(h, X, rows, nrows, o, losses, p);
+        omp_set_num_threads(saved);
+        h->nthreads = nt;
+        return rc;
+    }
+#endif
+    return train_fused(h, X, rows, nrows, o, losses, p);
+}
+
 int lasso_train(lasso_head *h, const lasso_data *X, const size_t *rows, size_t nrows, const lasso_opts *o,
                 double *losses, const char *label)
 {
     if (check_sizes(h, X, nrows, o)) return -1;
     step_progress p = {label, now_seconds(), now_seconds()};
     if (REFERENCE_BUILD) return train_plain(h, X, rows, nrows, o, losses, &p);
-    int rc, nt = h->nthreads, one = (size_t)h->batch * h->d * (size_t)h->k < LASSO_PARALLEL_MIN && nt > 1;
-#ifdef _OPENMP
-    int saved = omp_get_max_threads();
-    if (one) h->nthreads = 1, omp_set_num_threads(1);
-#endif
-    rc = train_fused(h, X, rows, nrows, o, losses, &p);
-#ifdef _OPENMP
-    if (one) h->nthreads = nt, omp_set_num_threads(saved);
-#endif
-    (void)one;
-    return rc;
+    return train_fused_sized(h, X, rows, nrows, o, losses, &p);
 }
 
 size_t lasso_predict(lasso_head *h, const lasso_data *data, const size_t *rows, size_t nrows, int *pred)

@@ -4,8 +4,8 @@
  * .npy per tensor. model_load reads config.txt, picks the architecture
  * (`arch = resnet50` or `arch = vit`), and the backbone file (resnet.c,
  * vit.c) loads and checks its tensors. A forward pass over a batch calls a
- * tap callback at every location (SPEC section 2), in depth order.
- * This file does not pool or normalize features (that is features.c). */
+ * tap callback at every location (docs/ALGORITHM.md §2), in depth order.
+ * This file does not pool or normalize features (that is pooling.c and extract.c). */
 #ifndef H2T_MODEL_H
 #define H2T_MODEL_H
 

@@ -163,6 +163,7 @@ int pipeline_curve(const method_result *mr, int t, const fit_config *cfg, val_cu
 {
     const cv_result *cv = &mr->cv[t];
     if (mr->method != METHOD_HEAD2TOE || t >= mr->ncv || !cv->did_cv) return 0;
+    /* F is the innermost axis of the grid: the best point's row of F values */
     c->points = cv->points + cv->best / cfg->nfrac * cfg->nfrac;
     return 1;
 }

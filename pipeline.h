@@ -44,7 +44,6 @@ typedef struct {
 
 /* The validation curve over F at the best (lr, steps, coef) of one T. */
 typedef struct {
-    long target;
     const grid_point *points;                 /* [nfrac] into that T's cv_result */
 } val_curve;
 

@@ -24,6 +24,34 @@
 /* ==========================================================================
  * Pooling (docs/ALGORITHM.md §4) */
 
+/* A conv map [H, H, C]: C >= T -> global mean; else n = (int) sqrt(T / C)
+ * with integer division first, p = H / n; p == 0 -> global mean. */
+static void plan_conv(long H, long C, long T, pool_plan *p)
+{
+    long pw = 0;
+    if (C < T) {
+        const long n = (long)sqrt((double)(T / C)); /* integer division first, then truncate */
+        pw = H / n;
+    }
+    p->pool = (int)pw;
+    p->grid = pw == 0 ? 1 : (int)(H / pw);          /* 'valid': trailing rows/cols dropped */
+    p->dim = (size_t)p->grid * (size_t)p->grid * (size_t)C;
+}
+
+/* A token map [Tk, C]: C >= T -> mean over tokens; else groups = T / C in
+ * floating point, p = (int)(Tk / groups); p == 0 -> mean over tokens. */
+static void plan_tokens(long Tk, long C, long T, pool_plan *p)
+{
+    long pw = 0;
+    if (C < T) {
+        const double groups = (double)T / (double)C; /* float division here */
+        pw = (long)((double)Tk / groups);
+    }
+    p->pool = (int)pw;
+    p->grid = pw == 0 ? 1 : (int)(Tk / pw);
+    p->dim = (size_t)p->grid * (size_t)C;
+}
+
 int pool_plan_make(const location *l, long T, pool_plan *p)
 {
     memset(p, 0, sizeof *p);
@@ -43,47 +71,16 @@ int pool_plan_make(const location *l, long T, pool_plan *p)
     const long C = l->dims[l->rank - 1];
     if (l->rank == 1) {                     /* vector: as it is */
         p->pool = -1;
-        p->grid = 0;
         p->dim = (size_t)C;
-        return 0;
-    }
-    if (l->rank == 3) {                     /* conv map [H, W, C] */
-        const long H = l->dims[0];
-        if (l->dims[1] != H) {
-            set_error("location %s: conv map %dx%d is not square (docs/ALGORITHM.md §4 pools square maps)", l->name,
-                      l->dims[0], l->dims[1]);
-            return -1;
-        }
-        long pw = 0;
-        if (C < T) {
-            long n = (long)sqrt((double)(T / C));   /* integer division first, then truncate */
-            pw = H / n;
-        }
-        if (pw == 0) {                      /* C >= T, or the window would be empty */
-            p->pool = 0;
-            p->grid = 1;
-        } else {
-            p->pool = (int)pw;
-            p->grid = (int)(H / pw);        /* 'valid': trailing rows/cols dropped */
-        }
-        p->dim = (size_t)p->grid * (size_t)p->grid * (size_t)C;
-        return 0;
-    }
-    /* token map [Tk, C] */
-    const long Tk = l->dims[0];
-    long pw = 0;
-    if (C < T) {
-        double groups = (double)T / (double)C;        /* float division here */
-        pw = (long)((double)Tk / groups);
-    }
-    if (pw == 0) {
-        p->pool = 0;
-        p->grid = 1;
+    } else if (l->rank == 2) {
+        plan_tokens(l->dims[0], C, T, p);
+    } else if (l->dims[1] != l->dims[0]) {
+        set_error("location %s: conv map %dx%d is not square (docs/ALGORITHM.md §4 pools square maps)", l->name,
+                  l->dims[0], l->dims[1]);
+        return -1;
     } else {
-        p->pool = (int)pw;
-        p->grid = (int)(Tk / pw);
+        plan_conv(l->dims[0], C, T, p);
     }
-    p->dim = (size_t)p->grid * (size_t)C;
     return 0;
 }
 
@@ -251,6 +248,67 @@ int layout_write(const char *path, const feat_layout *l)
     return r;
 }
 
+/* One line "location offset dim pool [shape pooled]" of a layout file into
+ * the next entry of l (line is modified). */
+static int layout_line(const char *path, int lineno, char *line, feat_layout *l)
+{
+    char *field[7];
+    int nf = 0;
+    for (char *p = line; *p && nf < 7;) {
+        while (*p == ' ' || *p == '\t') p++;
+        if (!*p) break;
+        field[nf++] = p;
+        while (*p && *p != ' ' && *p != '\t') p++;
+        if (*p) *p++ = 0;
+    }
+    if (nf == 0) return 0;
+    if (nf < 4 || nf > 6) {
+        set_error("%s:%d: expected 4 to 6 fields (location offset dim pool [shape pooled]), found %d", path,
+                  lineno, nf);
+        return -1;
+    }
+    if (l->n == MODEL_MAX_LOCATIONS) {
+        set_error("%s:%d: more than %d locations", path, lineno, MODEL_MAX_LOCATIONS);
+        return -1;
+    }
+    layout_entry *e = &l->e[l->n];
+    long off, dim, pool;
+    if (strlen(field[0]) >= sizeof e->name) {
+        set_error("%s:%d: location name longer than %zu characters", path, lineno, sizeof e->name - 1);
+        return -1;
+    }
+    if (parse_long(field[1], &off) || parse_long(field[2], &dim) || parse_long(field[3], &pool) || off < 0 ||
+        dim < 1 || pool < -1 || pool > 1000000) {
+        set_error("%s:%d: expected offset >= 0, dim >= 1, pool >= -1 (integers), got '%s %s %s'", path, lineno,
+                  field[1], field[2], field[3]);
+        return -1;
+    }
+    if ((size_t)off != l->d) {
+        set_error("%s:%d: offset %ld of '%s' should be %zu (offsets are contiguous from 0)", path, lineno, off,
+                  field[0], l->d);
+        return -1;
+    }
+    if (layout_find(l, field[0]) >= 0) {
+        set_error("%s:%d: location '%s' appears twice", path, lineno, field[0]);
+        return -1;
+    }
+    for (int k = 4; k < nf; k++)
+        if (strlen(field[k]) >= LAYOUT_SHAPE_MAX) {
+            set_error("%s:%d: shape field '%s' too long", path, lineno, field[k]);
+            return -1;
+        }
+    strcpy(e->name, field[0]);
+    e->offset = (size_t)off;
+    e->dim = (size_t)dim;
+    e->pool = (int)pool;
+    if (nf > 4) strcpy(e->shape, field[4]);
+    if (nf > 5) strcpy(e->pooled, field[5]);
+    l->loc[l->n] = -1;
+    if (size_add(l->d, (size_t)dim, &l->d)) return -1;
+    l->n++;
+    return 0;
+}
+
 int layout_read(const char *path, feat_layout *l)
 {
     memset(l, 0, sizeof *l);
@@ -260,91 +318,32 @@ int layout_read(const char *path, feat_layout *l)
         return -1;
     }
     char line[1024];
-    int lineno = 0;
-    while (fgets(line, sizeof line, f)) {
-        lineno++;
+    int lineno = 0, rc = 0;
+    while (rc == 0 && fgets(line, sizeof line, f)) {
         size_t len = strlen(line);
+        lineno++;
         if (len == sizeof line - 1 && line[len - 1] != '\n') {
             set_error("%s:%d: line too long", path, lineno);
-            goto fail;
+            rc = -1;
+            break;
         }
         while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
-        if (lineno == 1) {
-            if (strncmp(line, "location", 8) != 0) {
-                set_error("%s:1: expected the header line 'location offset dim pool ...'", path);
-                goto fail;
-            }
-            continue;
+        if (lineno > 1) rc = layout_line(path, lineno, line, l);
+        else if (strncmp(line, "location", 8) != 0) {
+            set_error("%s:1: expected the header line 'location offset dim pool ...'", path);
+            rc = -1;
         }
-        char *field[7];
-        int nf = 0;
-        for (char *p = line; *p && nf < 7;) {
-            while (*p == ' ' || *p == '\t') p++;
-            if (!*p) break;
-            field[nf++] = p;
-            while (*p && *p != ' ' && *p != '\t') p++;
-            if (*p) *p++ = 0;
-        }
-        if (nf == 0) continue;
-        if (nf < 4 || nf > 6) {
-            set_error("%s:%d: expected 4 to 6 fields (location offset dim pool [shape pooled]), found %d", path,
-                      lineno, nf);
-            goto fail;
-        }
-        if (l->n == MODEL_MAX_LOCATIONS) {
-            set_error("%s:%d: more than %d locations", path, lineno, MODEL_MAX_LOCATIONS);
-            goto fail;
-        }
-        layout_entry *e = &l->e[l->n];
-        long off, dim, pool;
-        if (strlen(field[0]) >= sizeof e->name) {
-            set_error("%s:%d: location name longer than %zu characters", path, lineno, sizeof e->name - 1);
-            goto fail;
-        }
-        if (parse_long(field[1], &off) || parse_long(field[2], &dim) || parse_long(field[3], &pool) || off < 0 ||
-            dim < 1 || pool < -1 || pool > 1000000) {
-            set_error("%s:%d: expected offset >= 0, dim >= 1, pool >= -1 (integers), got '%s %s %s'", path,
-                      lineno, field[1], field[2], field[3]);
-            goto fail;
-        }
-        if ((size_t)off != l->d) {
-            set_error("%s:%d: offset %ld of '%s' should be %zu (offsets are contiguous from 0)", path, lineno, off,
-                      field[0], l->d);
-            goto fail;
-        }
-        for (int i = 0; i < l->n; i++)
-            if (strcmp(l->e[i].name, field[0]) == 0) {
-                set_error("%s:%d: location '%s' appears twice", path, lineno, field[0]);
-                goto fail;
-            }
-        for (int k = 4; k < nf; k++)
-            if (strlen(field[k]) >= LAYOUT_SHAPE_MAX) {
-                set_error("%s:%d: shape field '%s' too long", path, lineno, field[k]);
-                goto fail;
-            }
-        strcpy(e->name, field[0]);
-        e->offset = (size_t)off;
-        e->dim = (size_t)dim;
-        e->pool = (int)pool;
-        if (nf > 4) strcpy(e->shape, field[4]);
-        if (nf > 5) strcpy(e->pooled, field[5]);
-        l->loc[l->n] = -1;
-        if (size_add(l->d, (size_t)dim, &l->d)) goto fail;
-        l->n++;
     }
-    if (ferror(f)) {
+    if (rc == 0 && ferror(f)) {
         set_error("%s: read error", path);
-        goto fail;
+        rc = -1;
     }
-    if (l->n == 0) {
+    if (rc == 0 && l->n == 0) {
         set_error("%s: no locations (expected a header line, then: location offset dim pool)", path);
-        goto fail;
+        rc = -1;
     }
     fclose(f);
-    return 0;
-fail:
-    fclose(f);
-    return -1;
+    return rc;
 }
 
 int taps_parse(const model *m, const char *taps, int *use)

@@ -1,6 +1,6 @@
 /* resnet.c: ResNet-50 written out (stem -> 4 blocks of bottleneck units ->
  * pooling -> classifier), with a tap at each of the Head2Toe locations of
- * SPEC section 2. Two variants, chosen by the model directory's config:
+ * docs/ALGORITHM.md §2. Two variants, chosen by the model directory's config:
  *
  *   v1.5 (torchvision, post-activation), unit(x) =
  *       relu( s + bn3(conv3( relu(bn2(conv2( relu(bn1(conv1(x))) ))) )) )
@@ -37,7 +37,7 @@
  * is folded at load into one scale and shift per channel (tensor.h bn_fold).
  * All activation memory is sized in resnet_prepare; resnet_forward allocates
  * nothing. Not here: reading config keys common to every backbone
- * (model.c), preprocessing (model.c), pooling for features (features.c).
+ * (model.c), preprocessing (model.c), pooling for features (pooling.c, extract.c).
  *
  * Config keys read here (weights/README):
  *   variant      = v1.5 | v2                 (required)
@@ -194,21 +194,19 @@ static void add_location(model *m, const char *name, int rank, int d0, int d1, i
     l->is_default = 1;
 }
 
-static int load_all(model *m, resnet *r, tensor_loader *L)
+/* The config keys of this file (resnet.c's header comment). */
+static int read_config(const config *cfg, resnet *r)
 {
-    const config *cfg = &m->cfg;
     static const char *const keys[] = {"arch", "input_size", "normalize", "variant", "units",
                                        "bn_eps", "padding", "pool_padding", NULL};
     static const char *const variants[] = {"v1.5", "v2", NULL};
     static const char *const paddings[] = {"symmetric", "same", NULL};
     static const char *const pool_paddings[] = {"ignore", "zero", NULL};
-    if (config_check_keys(cfg, keys)) return -1;
     int n = 4, total = 0;
     double eps = 0;
     r->units[0] = 3, r->units[1] = 4, r->units[2] = 6, r->units[3] = 3;
-    if (config_choice(cfg, "variant", 1, variants, &r->v2) ||
-        config_int_list(cfg, "units", 0, r->units, RESNET_BLOCKS, &n) ||
-        config_double(cfg, "bn_eps", 1, &eps) ||
+    if (config_check_keys(cfg, keys) || config_choice(cfg, "variant", 1, variants, &r->v2) ||
+        config_int_list(cfg, "units", 0, r->units, RESNET_BLOCKS, &n) || config_double(cfg, "bn_eps", 1, &eps) ||
         config_choice(cfg, "padding", 0, paddings, &r->same_padding) ||
         config_choice(cfg, "pool_padding", 0, pool_paddings, &r->pool_zero_pad))
         return -1;
@@ -223,86 +221,116 @@ static int load_all(model *m, resnet *r, tensor_loader *L)
         return -1;
     }
     r->eps = (float)eps;
-    const char *variant = variants[r->v2];
-    const int same = r->same_padding, S = m->input_size;
+    return 0;
+}
 
-    /* ---- stem: conv 7x7/2 (+ BN + ReLU in v1.5), max pool 3x3/2 pad 1 */
-    /* free widths (-1) come from the files; a random model gets torchvision's */
-    if (load_conv(L, &r->root, "root.conv", 7, 2, 3, loader_free_dim(L, 64), S, S, same)) return -1;
+/* The stem: conv 7x7/2 (+ BN + ReLU in v1.5), max pool 3x3/2 pad 1. Free
+ * widths (-1) come from the files; a random model gets torchvision's. */
+static int load_stem(model *m, resnet *r, tensor_loader *L)
+{
+    const int S = m->input_size;
+    if (load_conv(L, &r->root, "root.conv", 7, 2, 3, loader_free_dim(L, 64), S, S, r->same_padding)) return -1;
     const int c0 = r->root.cout;
     if (!r->v2 && load_bn(L, &r->root_bn, "root.bn", c0, r->eps)) return -1;
     r->pool_h = (r->root.oh + 2 - 3) / 2 + 1;
     r->pool_w = (r->root.ow + 2 - 3) / 2 + 1;
     add_location(m, "after_root", 3, r->pool_h, r->pool_w, c0);
+    return 0;
+}
 
-    /* ---- 4 blocks of bottleneck units */
-    int cin = c0, h = r->pool_h, w = r->pool_w;
-    for (int b = 0; b < RESNET_BLOCKS; b++) {
-        for (int k = 0; k < r->units[b]; k++) {
-            unit *u = &r->u[r->nunits++];
-            char p[40], q[64];
-            u->cin = cin, u->h = h, u->w = w;
-            u->stride = k == 0 && b > 0 ? 2 : 1;
-#define NAME(part) (snprintf(q, sizeof q, "%s.%s", p, part), q)
-            snprintf(p, sizeof p, "block%d.unit%d", b + 1, k + 1);
-            if (load_conv(L, &u->conv1, NAME("conv1"), 1, 1, cin, loader_free_dim(L, 64L << b), h, w, same)) return -1;
-            u->cmid = u->conv1.cout;
-            if (load_conv(L, &u->conv2, NAME("conv2"), 3, u->stride, u->cmid, u->cmid, h, w, same) ||
-                load_conv(L, &u->conv3, NAME("conv3"), 1, 1, u->cmid, loader_free_dim(L, 4L * u->cmid), u->conv2.oh,
-                          u->conv2.ow, same))
-                return -1;
-            u->cout = u->conv3.cout;
-            u->oh = u->conv2.oh, u->ow = u->conv2.ow;
-            /* v1.5: bnJ normalizes convJ's output; v2: convJ's input */
-            const int c1 = r->v2 ? cin : u->cmid, c3 = r->v2 ? u->cmid : u->cout;
-            if (load_bn(L, &u->bn1, NAME("bn1"), c1, r->eps) ||
-                load_bn(L, &u->bn2, NAME("bn2"), u->cmid, r->eps) ||
-                load_bn(L, &u->bn3, NAME("bn3"), c3, r->eps))
-                return -1;
-            /* the projection shortcut: needed where the stride or the width
-             * changes, allowed only in a block's first unit (timm's v2 has
-             * one there even when nothing changes) */
-            int need = u->stride != 1 || cin != u->cout;
-            if (k == 0 && (need || loader_has(L, NAME("proj.w")))) {
-                u->has_proj = 1;
-                if (load_conv(L, &u->proj, NAME("proj"), 1, u->stride, cin, u->cout, h, w, same)) return -1;
-                if (u->proj.oh != u->oh || u->proj.ow != u->ow) {
-                    set_error("%s/%s.proj.w.npy: the projection gives %dx%d, the unit %dx%d", L->dir, p,
-                              u->proj.oh, u->proj.ow, u->oh, u->ow);
-                    return -1;
-                }
-                if (!r->v2 && load_bn(L, &u->proj_bn, NAME("proj_bn"), u->cout, r->eps)) return -1;
-            } else if (need) {
-                set_error("%s/%s.proj.w.npy: missing: unit %d of block %d changes the %s and needs a projection",
-                          L->dir, p, k + 1, b + 1, u->stride != 1 ? "stride" : "width");
-                return -1;
-            }
-#undef NAME
-            u->block = b + 1, u->index = k + 1;
-            char ln[LOCATION_NAME_MAX];
-            snprintf(ln, sizeof ln, "block%d_unit%d_layer0", b + 1, k + 1);
-            add_location(m, ln, 3, h, w, cin);
-            snprintf(ln, sizeof ln, "block%d_unit%d_layer1", b + 1, k + 1);
-            add_location(m, ln, 3, h, w, u->cmid);
-            snprintf(ln, sizeof ln, "block%d_unit%d_layer2", b + 1, k + 1);
-            add_location(m, ln, 3, u->oh, u->ow, u->cmid);
-            cin = u->cout, h = u->oh, w = u->ow;
-        }
+/* The projection shortcut of unit u (block b, unit k, tensors p.proj*):
+ * needed where the stride or the width changes, allowed only in a block's
+ * first unit (timm's v2 has one there even when nothing changes). */
+static int load_projection(tensor_loader *L, resnet *r, unit *u, const char *p, int b, int k)
+{
+    char q[64];
+    const int need = u->stride != 1 || u->cin != u->cout;
+    snprintf(q, sizeof q, "%s.proj.w", p);
+    if (!(k == 0 && (need || loader_has(L, q)))) {
+        if (!need) return 0;
+        set_error("%s/%s.proj.w.npy: missing: unit %d of block %d changes the %s and needs a projection", L->dir, p,
+                  k + 1, b + 1, u->stride != 1 ? "stride" : "width");
+        return -1;
     }
-    r->out_h = h, r->out_w = w, r->out_c = cin;
+    u->has_proj = 1;
+    snprintf(q, sizeof q, "%s.proj", p);
+    if (load_conv(L, &u->proj, q, 1, u->stride, u->cin, u->cout, u->h, u->w, r->same_padding)) return -1;
+    if (u->proj.oh != u->oh || u->proj.ow != u->ow) {
+        set_error("%s/%s.proj.w.npy: the projection gives %dx%d, the unit %dx%d", L->dir, p, u->proj.oh,
+                  u->proj.ow, u->oh, u->ow);
+        return -1;
+    }
+    snprintf(q, sizeof q, "%s.proj_bn", p);
+    return !r->v2 && load_bn(L, &u->proj_bn, q, u->cout, r->eps) ? -1 : 0;
+}
 
-    /* ---- head: (v2: final BN + ReLU), global mean, dense */
+/* Unit k of block b (from 0) on an input [h, w, cin]: its convolutions,
+ * BatchNorms, projection and three locations. */
+static int load_unit(model *m, resnet *r, tensor_loader *L, int b, int k, int cin, int h, int w)
+{
+    unit *u = &r->u[r->nunits++];
+    char p[40], q[64], ln[LOCATION_NAME_MAX];
+    const int same = r->same_padding;
+    u->block = b + 1, u->index = k + 1;
+    u->cin = cin, u->h = h, u->w = w;
+    u->stride = k == 0 && b > 0 ? 2 : 1;
+#define NAME(part) (snprintf(q, sizeof q, "%s.%s", p, part), q)
+    snprintf(p, sizeof p, "block%d.unit%d", b + 1, k + 1);
+    if (load_conv(L, &u->conv1, NAME("conv1"), 1, 1, cin, loader_free_dim(L, 64L << b), h, w, same)) return -1;
+    u->cmid = u->conv1.cout;
+    if (load_conv(L, &u->conv2, NAME("conv2"), 3, u->stride, u->cmid, u->cmid, h, w, same) ||
+        load_conv(L, &u->conv3, NAME("conv3"), 1, 1, u->cmid, loader_free_dim(L, 4L * u->cmid), u->conv2.oh,
+                  u->conv2.ow, same))
+        return -1;
+    u->cout = u->conv3.cout;
+    u->oh = u->conv2.oh, u->ow = u->conv2.ow;
+    /* v1.5: bnJ normalizes convJ's output; v2: convJ's input */
+    const int c1 = r->v2 ? cin : u->cmid, c3 = r->v2 ? u->cmid : u->cout;
+    if (load_bn(L, &u->bn1, NAME("bn1"), c1, r->eps) || load_bn(L, &u->bn2, NAME("bn2"), u->cmid, r->eps) ||
+        load_bn(L, &u->bn3, NAME("bn3"), c3, r->eps) || load_projection(L, r, u, p, b, k))
+        return -1;
+#undef NAME
+    snprintf(ln, sizeof ln, "block%d_unit%d_layer0", b + 1, k + 1);
+    add_location(m, ln, 3, h, w, cin);
+    snprintf(ln, sizeof ln, "block%d_unit%d_layer1", b + 1, k + 1);
+    add_location(m, ln, 3, h, w, u->cmid);
+    snprintf(ln, sizeof ln, "block%d_unit%d_layer2", b + 1, k + 1);
+    add_location(m, ln, 3, u->oh, u->ow, u->cmid);
+    return 0;
+}
+
+/* The head: (v2: final BN + ReLU), global mean, dense. */
+static int load_head(model *m, resnet *r, tensor_loader *L)
+{
+    const int cin = r->out_c;
     if (r->v2 && load_bn(L, &r->final_bn, "final_bn", cin, r->eps)) return -1;
     long dw[2] = {cin, loader_free_dim(L, 1000)};
     if (!(r->fc_w = loader_load(L, "logits.w", 2, dw))) return -1;
     r->classes = (int)dw[1];
     long db[1] = {r->classes};
     if (!(r->fc_b = loader_load(L, "logits.b", 1, db))) return -1;
-    add_location(m, "pre_logits_pre_pooling", 3, h, w, cin);
+    add_location(m, "pre_logits_pre_pooling", 3, r->out_h, r->out_w, cin);
     add_location(m, "pre_logits", 1, cin, 0, 0);
     add_location(m, "logits", 1, r->classes, 0, 0);
+    return 0;
+}
+
+/* stem -> 4 blocks of bottleneck units -> head, in depth order, so that the
+ * locations are listed in the order the forward pass fires them. */
+static int load_all(model *m, resnet *r, tensor_loader *L)
+{
+    if (read_config(&m->cfg, r) || load_stem(m, r, L)) return -1;
+    int cin = r->root.cout, h = r->pool_h, w = r->pool_w;
+    for (int b = 0; b < RESNET_BLOCKS; b++)
+        for (int k = 0; k < r->units[b]; k++) {
+            if (load_unit(m, r, L, b, k, cin, h, w)) return -1;
+            const unit *u = &r->u[r->nunits - 1];
+            cin = u->cout, h = u->oh, w = u->ow;
+        }
+    r->out_h = h, r->out_w = w, r->out_c = cin;
+    if (load_head(m, r, L)) return -1;
     char what[64];
-    snprintf(what, sizeof what, "a variant = %s ResNet with these units", variant);
+    snprintf(what, sizeof what, "a variant = %s ResNet with these units", r->v2 ? "v2" : "v1.5");
     return loader_check_extra(L, what);
 }
 

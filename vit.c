@@ -1,7 +1,7 @@
 /* vit.c: the Vision Transformer written out (patchify -> class token ->
  * position embedding -> L pre-LayerNorm encoder blocks -> final LayerNorm ->
  * class token -> optional representation layer -> classifier), with a tap at
- * each of the Head2Toe locations of SPEC section 2.
+ * each of the Head2Toe locations of docs/ALGORITHM.md §2.
  *
  * With S the input size, P the patch, G = S / P, T = 1 + G*G tokens, C the
  * width, M the MLP width, R the representation size, K the classes:
@@ -47,7 +47,7 @@
  *
  * All activation memory is sized in vit_prepare; vit_forward allocates
  * nothing. Not here: config keys common to every backbone and preprocessing
- * (model.c), pooling for features (features.c), the kernels (tensor.c). */
+ * (model.c), pooling for features (pooling.c, extract.c), the kernels (tensor.c). */
 #include "vit.h"
 
 #include <stdio.h>
@@ -142,9 +142,10 @@ static void add_location(model *m, const char *name, int rank, int d0, int d1, i
     l->is_default = is_default;
 }
 
-static int load_all(model *m, vit *v, tensor_loader *L)
+/* The config keys of this file (vit.c's header comment), cross-checked
+ * with each other and the input size. */
+static int read_config(const config *cfg, int S, vit *v)
 {
-    const config *cfg = &m->cfg;
     static const char *const keys[] = {"arch", "input_size", "normalize", "patch", "width", "depth", "heads",
                                        "mlp_dim", "ln_eps", "gelu", "representation", "classes", NULL};
     static const char *const gelus[] = {"erf", "tanh", NULL};
@@ -163,21 +164,24 @@ static int load_all(model *m, vit *v, tensor_loader *L)
         return -1;
     }
     v->eps = (float)eps;
-    const int S = m->input_size, P = v->patch, C = v->width, M = v->mlp_dim;
-    if (S % P != 0) {
-        set_error("%s: input_size %d is not a multiple of patch %d", cfg->path, S, P);
+    if (S % v->patch != 0) {
+        set_error("%s: input_size %d is not a multiple of patch %d", cfg->path, S, v->patch);
         return -1;
     }
-    if (C % v->heads != 0) {
-        set_error("%s: width %d is not a multiple of heads %d", cfg->path, C, v->heads);
+    if (v->width % v->heads != 0) {
+        set_error("%s: width %d is not a multiple of heads %d", cfg->path, v->width, v->heads);
         return -1;
     }
-    v->grid = S / P;
+    v->grid = S / v->patch;
     v->tokens = 1 + v->grid * v->grid;
-    const int T = v->tokens;
-    v->patch_spec = (conv_spec){P, P, P, 0, 0, 0, 0};
+    v->patch_spec = (conv_spec){v->patch, v->patch, v->patch, 0, 0, 0, 0};
+    return 0;
+}
 
-    /* ---- embedding: patches, class token, positions */
+/* Patch embeddings, class token, position embeddings. */
+static int load_embedding(model *m, vit *v, tensor_loader *L)
+{
+    const int S = m->input_size, P = v->patch, C = v->width, T = v->tokens;
     if (!(v->patch_w = load_tensor(L, "patch_embed.w", 4, P, P, 3, C)) ||
         !(v->patch_b = load_tensor(L, "patch_embed.b", 1, C, 0, 0, 0)) ||
         !(v->cls = load_tensor(L, "cls", 1, C, 0, 0, 0)))
@@ -192,45 +196,49 @@ static int load_all(model *m, vit *v, tensor_loader *L)
     if (!(v->pos = load_tensor(L, "pos_embed", 2, T, C, 0, 0))) return -1;
     add_location(m, "root_output_with_cls", 2, T, C, 1);
     add_location(m, "position_embedded_input", 2, T, C, 1);
+    return 0;
+}
 
-    /* ---- encoder blocks */
-    for (int i = 0; i < v->depth; i++) {
-        block *b = &v->b[i];
-        char q[TENSOR_NAME_MAX], ln[LOCATION_NAME_MAX];
+/* Encoder block i: its tensors and four locations. */
+static int load_block(model *m, vit *v, tensor_loader *L, int i)
+{
+    block *b = &v->b[i];
+    const int C = v->width, M = v->mlp_dim, T = v->tokens;
+    char q[TENSOR_NAME_MAX], ln[LOCATION_NAME_MAX];
 #define NAME(part) (snprintf(q, sizeof q, "encoder_%d.%s", i, part), q)
-        if (!(b->ln1_g = load_tensor(L, NAME("ln1.gamma"), 1, C, 0, 0, 0)) ||
-            !(b->ln1_b = load_tensor(L, NAME("ln1.beta"), 1, C, 0, 0, 0)) ||
-            !(b->qkv_w = load_tensor(L, NAME("qkv.w"), 2, C, 3 * (size_t)C, 0, 0)) ||
-            !(b->qkv_b = load_tensor(L, NAME("qkv.b"), 1, 3 * (size_t)C, 0, 0, 0)) ||
-            !(b->out_w = load_tensor(L, NAME("out.w"), 2, C, C, 0, 0)) ||
-            !(b->out_b = load_tensor(L, NAME("out.b"), 1, C, 0, 0, 0)) ||
-            !(b->ln2_g = load_tensor(L, NAME("ln2.gamma"), 1, C, 0, 0, 0)) ||
-            !(b->ln2_b = load_tensor(L, NAME("ln2.beta"), 1, C, 0, 0, 0)) ||
-            !(b->mlp1_w = load_tensor(L, NAME("mlp1.w"), 2, C, M, 0, 0)) ||
-            !(b->mlp1_b = load_tensor(L, NAME("mlp1.b"), 1, M, 0, 0, 0)) ||
-            !(b->mlp2_w = load_tensor(L, NAME("mlp2.w"), 2, M, C, 0, 0)) ||
-            !(b->mlp2_b = load_tensor(L, NAME("mlp2.b"), 1, C, 0, 0, 0)))
-            return -1;
+    if (!(b->ln1_g = load_tensor(L, NAME("ln1.gamma"), 1, C, 0, 0, 0)) ||
+        !(b->ln1_b = load_tensor(L, NAME("ln1.beta"), 1, C, 0, 0, 0)) ||
+        !(b->qkv_w = load_tensor(L, NAME("qkv.w"), 2, C, 3 * (size_t)C, 0, 0)) ||
+        !(b->qkv_b = load_tensor(L, NAME("qkv.b"), 1, 3 * (size_t)C, 0, 0, 0)) ||
+        !(b->out_w = load_tensor(L, NAME("out.w"), 2, C, C, 0, 0)) ||
+        !(b->out_b = load_tensor(L, NAME("out.b"), 1, C, 0, 0, 0)) ||
+        !(b->ln2_g = load_tensor(L, NAME("ln2.gamma"), 1, C, 0, 0, 0)) ||
+        !(b->ln2_b = load_tensor(L, NAME("ln2.beta"), 1, C, 0, 0, 0)) ||
+        !(b->mlp1_w = load_tensor(L, NAME("mlp1.w"), 2, C, M, 0, 0)) ||
+        !(b->mlp1_b = load_tensor(L, NAME("mlp1.b"), 1, M, 0, 0, 0)) ||
+        !(b->mlp2_w = load_tensor(L, NAME("mlp2.w"), 2, M, C, 0, 0)) ||
+        !(b->mlp2_b = load_tensor(L, NAME("mlp2.b"), 1, C, 0, 0, 0)))
+        return -1;
 #undef NAME
-        if (i + 1 == v->depth && loader_has(L, (snprintf(q, sizeof q, "encoder_%d.ln1.gamma", i + 1), q))) {
-            set_error("%s/%s.npy: a block beyond depth = %d (config and tensors disagree)", L->dir, q, v->depth);
-            return -1;
-        }
-        snprintf(ln, sizeof ln, "encoder_%d_pre_attn", i);
-        add_location(m, ln, 2, T, C, 1);
-        snprintf(ln, sizeof ln, "encoder_%d_attn", i);
-        add_location(m, ln, 2, T, C, 1);
-        snprintf(ln, sizeof ln, "encoder_%d_mlp_1", i);
-        add_location(m, ln, 2, T, M, 1);
-        snprintf(ln, sizeof ln, "encoder_%d_mlp_2", i);
-        add_location(m, ln, 2, T, C, 1);
+    if (i + 1 == v->depth && loader_has(L, (snprintf(q, sizeof q, "encoder_%d.ln1.gamma", i + 1), q))) {
+        set_error("%s/%s.npy: a block beyond depth = %d (config and tensors disagree)", L->dir, q, v->depth);
+        return -1;
     }
+    static const char *const taps[4] = {"pre_attn", "attn", "mlp_1", "mlp_2"};
+    for (int t = 0; t < 4; t++) {
+        snprintf(ln, sizeof ln, "encoder_%d_%s", i, taps[t]);
+        add_location(m, ln, 2, T, t == 2 ? M : C, 1);
+    }
+    return 0;
+}
 
-    /* ---- final norm, representation layer, head */
+/* Final norm, representation layer, head. */
+static int load_head(model *m, vit *v, tensor_loader *L)
+{
+    const int C = v->width, R = v->rep, Cr = R > 0 ? R : C, K = v->classes, T = v->tokens;
     if (!(v->norm_g = load_tensor(L, "final_ln.gamma", 1, C, 0, 0, 0)) ||
         !(v->norm_b = load_tensor(L, "final_ln.beta", 1, C, 0, 0, 0)))
         return -1;
-    const int R = v->rep, Cr = R > 0 ? R : C, K = v->classes;
     if (R > 0) {
         if (!(v->rep_w = load_tensor(L, "pre_logits.w", 2, C, R, 0, 0)) ||
             !(v->rep_b = load_tensor(L, "pre_logits.b", 1, R, 0, 0, 0)))
@@ -246,6 +254,16 @@ static int load_all(model *m, vit *v, tensor_loader *L)
     add_location(m, "cls_embedded", 1, C, 0, 1);
     add_location(m, "pre_logits", 1, Cr, 0, 1);
     add_location(m, "logits", 1, K, 0, 0);
+    return 0;
+}
+
+/* embedding -> blocks -> head, in depth order (the order of the taps). */
+static int load_all(model *m, vit *v, tensor_loader *L)
+{
+    if (read_config(&m->cfg, m->input_size, v) || load_embedding(m, v, L)) return -1;
+    for (int i = 0; i < v->depth; i++)
+        if (load_block(m, v, L, i)) return -1;
+    if (load_head(m, v, L)) return -1;
     return loader_check_extra(L, "a ViT with this config");
 }
 

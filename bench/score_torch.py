@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""bench/score_torch.py: the scoring run of SPEC section 6 written in PyTorch
+"""bench/score_torch.py: the scoring run of docs/ALGORITHM.md §6 written in PyTorch
 (CPU), for bench/score_vs_torch.sh. The same loop as lasso.c and
 test/lasso_ref.py: logits by matmul, cross-entropy summed / 128, group
 penalty (B/128) coef sum ||W_i||, gradients by autograd, TF-style Adam

@@ -1,5 +1,5 @@
 #!/bin/sh
-# bench/score_vs_torch.sh [THREADS]: one scoring run (SPEC section 6) with
+# bench/score_vs_torch.sh [THREADS]: one scoring run (docs/ALGORITHM.md §6) with
 # n = 1000, D = 100,000, K = 50, 200 steps, batch 128, in h2t and in the same
 # loop written in PyTorch (CPU, bench/score_torch.py), on the same data, the
 # same initial head and the same number of threads, one after the other.

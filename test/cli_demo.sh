@@ -70,6 +70,29 @@ grep -q '"task": "' "$T/run/report.json" && grep -q '"validation_curves"' "$T/ru
     grep -q '"seconds": {"train_features"' "$T/run/report.json" && svg_ok "$T/run/head2toe/locations.svg" &&
     svg_ok "$T/run/head2toe/validation.svg" && [ -s "$T/run/head2toe/test.json" ]
 check $? "run writes report.json (task, curves, timings), test.json and both figures"
+# two backbone passes: the training one to the deepest default location, the
+# test one stopped after the deepest location holding a selected feature
+deepest=$(awk '/"name": / && /"kept": [1-9]/ { sub(/.*"name": "/, ""); sub(/".*/, ""); d = $0 } END { print d }' "$T/run/report.json")
+tr -d ' \n' <"$T/run/report.json" >"$T/run.flat"
+grep -q '"backbone_passes":\[{"for":"trainingfeatures","images":1000,"locations_computed":52,"of":52,"stopped_after":"logits"' "$T/run.flat" &&
+    grep -q "{\"for\":\"testfeaturesoftheselectedfeatures\",\"images\":1000,\"locations_computed\":[0-9]*,\"of\":52,\"stopped_after\":\"$deepest\"" "$T/run.flat" &&
+    [ -n "$deepest" ]
+check $? "run: report.json records 2 backbone passes of 1000 images, the test pass stopped after $deepest (the deepest selected location)"
+# locations of blocks 1 and 2 only: both passes stop early, after block2's last location
+taps=after_root
+for u in 1_unit1 1_unit2 1_unit3 2_unit1 2_unit2 2_unit3 2_unit4; do
+    for l in 0 1 2; do taps="$taps,block${u}_layer$l"; done
+done
+"$H2T" run --model demo/backbone --train-images $C/train_images.npy --train-labels $C/train_labels.npy \
+    --test-images $C/test_images.npy --test-labels $C/test_labels.npy --target-size 64 --lr 0.1 --steps 30 \
+    --coef 1e-3 --fraction 0.05 --taps "$taps" --out "$T/early" --quiet >/dev/null 2>"$T/early.err"
+rc=$?
+deepest=$(awk '/"name": / && /"kept": [1-9]/ { sub(/.*"name": "/, ""); sub(/".*/, ""); d = $0 } END { print d }' "$T/early/report.json")
+tr -d ' \n' <"$T/early/report.json" >"$T/early.flat"
+[ $rc = 0 ] && grep -q '"for":"trainingfeatures","images":1000,"locations_computed":22,"of":52,"stopped_after":"block2_unit4_layer2"' "$T/early.flat" &&
+    n=$(sed -n "s/.*\"for\":\"testfeaturesoftheselectedfeatures\",\"images\":1000,\"locations_computed\":\([0-9]*\),\"of\":52,\"stopped_after\":\"$deepest\".*/\1/p" "$T/early.flat") &&
+    [ -n "$n" ] && [ "$n" -le 22 ]
+check $? "run --taps (blocks 1-2): the training pass stops after block2_unit4_layer2 (22 of 52 locations), the test pass after $deepest ($n locations) $(head -c 200 "$T/early.err")"
 
 "$H2T_NOOMP" demo --dir "$T/mini" --out "$T/out1" --report "$T/r1.json" --tasks fashion,clevr_count --quiet \
     >/dev/null 2>&1

@@ -1,8 +1,8 @@
 #!/usr/bin/python3
-"""test/lasso_ref.py: an independent numpy implementation of SPEC section 6
+"""test/lasso_ref.py: an independent numpy implementation of docs/ALGORITHM.md §6
 (the Head2Toe group-lasso scoring run, scores and selection) and section 5
 (per-location renormalization). It shares no code with lasso.c and is
-written from the SPEC, in float64 by default. Used to
+written from docs/ALGORITHM.md, in float64 by default. Used to
 
   * write the reference values committed for test/test_lasso.c:
         /usr/bin/python3 test/lasso_ref.py fixtures test/fixtures/lasso
@@ -30,7 +30,7 @@ def glorot(rng, d, k):
 
 
 def train(X, y, k, W0, lr, steps, coef, batch=128, dtype=np.float64):
-    """SPEC section 6: returns W, b, losses (loss of each step before its update).
+    """docs/ALGORITHM.md §6: returns W, b, losses (loss of each step before its update).
     loss = (1/batch) sum CE + (B/batch) coef sum_i ||W_i||, B the actual batch;
     TF Adam (eps on sqrt(v), bias correction in the step size), cosine decay
     lr0 (1 + cos(pi s / S)) / 2 for s = 0..S-1, batches in order, cycling,
@@ -85,7 +85,7 @@ def select(s, fraction):
 
 
 def normalize_locations(X, dims):
-    """Unit L2 norm per example and location (SPEC section 5), zero stays zero."""
+    """Unit L2 norm per example and location (docs/ALGORITHM.md §5), zero stays zero."""
     X = X.copy()
     off = 0
     for dim in dims:

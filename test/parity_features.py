@@ -7,9 +7,9 @@ statistics) and ViT-B/16 (random weights), seeded:
   1. export the model with weights/export.py --checkpoint (once per model);
   2. run `h2t features` on 2 random images at several target sizes from one
      pass (ResNet-50: T = 512, 8192, 40000; ViT-B/16: T = 768, 15360, 32448);
-  3. compute every default location with PyTorch forward hooks (SPEC section
-     2), pool and normalize it with the numpy implementation of SPEC
-     sections 4-5 below (written from the SPEC, not from features.c), and
+  3. compute every default location with PyTorch forward hooks (docs/ALGORITHM.md
+     §2), pool and normalize it with the numpy implementation of
+     §4-§5 below (written from docs/ALGORITHM.md, not from pooling.c), and
      compare each location's slice: max |h2t - ref| <= 1e-4 * max |ref| of
      the slice; the layout's names, offsets and dims exactly; D exactly.
 Prints PASS/FAIL lines with the measured numbers (worst location per T).
@@ -39,7 +39,7 @@ def report(ok, msg):
 
 
 # ---------------------------------------------------------------------------
-# SPEC sections 4 and 5 in numpy (float32 means, as the official TF code)
+# docs/ALGORITHM.md §4 and §5 in numpy (float32 means, as the official TF code)
 
 def pool_np(x, T):
     """x: [N, H, W, C], [N, Tk, C] or [N, C] -> ([N, dim], pool)."""
@@ -76,7 +76,7 @@ def normalize_np(y):
 
 
 # ---------------------------------------------------------------------------
-# Locations with forward hooks (SPEC section 2), channels last
+# Locations with forward hooks (docs/ALGORITHM.md §2), channels last
 
 def nhwc(t):
     t = t.detach()

@@ -15,7 +15,7 @@ test/make_fixtures.py (small committed fixtures) and test/parity_resnet.py
 - tiny_torchvision_resnet: torchvision's own ResNet/Bottleneck classes
   (v1.5) at a reduced width, so the v1.5 reference is torchvision's code.
 - randomize_: random weights and random BatchNorm statistics.
-- taps: every Head2Toe location (SPEC section 2) of either model through
+- taps: every Head2Toe location (docs/ALGORITHM.md §2) of either model through
   forward hooks, as NHWC numpy arrays.
 """
 from collections import OrderedDict

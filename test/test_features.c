@@ -1,4 +1,4 @@
-/* test/test_features.c: the Head2Toe feature arithmetic (features.c).
+/* test/test_features.c: the Head2Toe feature arithmetic (pooling.c, extract.c).
  *   - every branch of the pooling plan (docs/ALGORITHM.md §4) on shapes chosen so
  *     the expected window sizes and means can be worked out by hand;
  *   - pool_example (all features) against pool_feature (one feature) and
@@ -59,7 +59,7 @@ static void pooled_is(const char *what, location l, long T, const float *x, cons
     check_same(name, y, want, n);
 }
 
-/* The naive reference, written from docs/ALGORITHM.md §4 without features.c's
+/* The naive reference, written from docs/ALGORITHM.md §4 without pooling.c's
  * window helper: feature j -> (cell, channel) -> window bounds. */
 static void pool_naive(const location *l, long T, const float *x, double *y, size_t *dim)
 {
@@ -255,7 +255,7 @@ static void test_select(void)
             pool_example(&locs[k], &p[k], x[k], full[e] + ll.e[k].offset, acc);
             l2_normalize(full[e] + ll.e[k].offset, p[k].dim);
         }
-        /* select path: as features.c's tap callback does it */
+        /* select path: as extract.c's tap callback does it */
         size_t q = 0;
         for (int k = 0; k < 3; k++) {
             size_t q0 = q;
