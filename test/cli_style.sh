@@ -61,4 +61,15 @@ for s in $(grep -ho 'ALGORITHM.md §[0-9]*' ./*.c ./*.h | sort -u | sed 's/.*§/
     grep -q "^## §$s " docs/ALGORITHM.md || { echo "cited but missing: docs/ALGORITHM.md §$s"; n=1; }
 done
 check $n "every docs/ALGORITHM.md §N cited in the sources exists"
+
+# ---- docs/READING.md: every file.c:function it names is defined in that file
+grep -o '[a-z_0-9]*\.c:[A-Za-z_][A-Za-z_0-9]*' docs/READING.md | sort -u >"$T/refs"
+: >"$T/unresolved"
+while IFS=: read -r f fn; do
+    [ -f "$f" ] || [ -f "test/$f" ] || { echo "$f:$fn" >>"$T/unresolved"; continue; }
+    [ -f "$f" ] || f="test/$f"
+    grep -q "^[A-Za-z_].*[ *]$fn(" "$f" || echo "$f:$fn" >>"$T/unresolved"
+done <"$T/refs"
+[ -s "$T/refs" ] && [ ! -s "$T/unresolved" ]
+check $? "docs/READING.md: all $(wc -l <"$T/refs") file.c:function references resolve $(head -5 "$T/unresolved" | tr '\n' ' ')"
 exit 0
