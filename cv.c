@@ -314,7 +314,7 @@ static void print_fold(const fit_config *cfg, const grid_point *p, int fold, con
 }
 
 /* Means and standard deviations over the folds; best = the highest mean. */
-static void summarize(cv_result *r)
+void cv_summarize(cv_result *r)
 {
     r->best = 0;
     for (int p = 0; p < r->npoints; p++) {
@@ -329,23 +329,31 @@ static void summarize(cv_result *r)
     }
 }
 
-int cv_run(const lasso_data *X, const feat_layout *l, const fit_config *cfg, cv_result *r)
+int cv_units(const fit_config *cfg)
+{
+    const grid_axes a = axes_of(cfg);
+    return does_cv(cfg) ? cfg->nlr * cfg->nsteps * a.ncoef * CV_FOLDS : 0;
+}
+
+int cv_run_shard(const lasso_data *X, const feat_layout *l, const fit_config *cfg, const cv_shard *s,
+                 cv_result *r)
 {
     memset(r, 0, sizeof *r);
-    fit_ctx c;
+    fit_ctx c = {0};
     const grid_axes a = axes_of(cfg);
     if (fit_check(X, l, cfg)) return -1;
     const int alloc_failed = ctx_alloc(&c, X, l, cfg);
     if (alloc_failed || make_points(cfg, X->d, c.nsel, r)) goto fail;
     r->did_cv = does_cv(cfg);
+    long u = 0; /* the unit: a row of the grid (F is swept inside it) and a fold */
     for (grid_point *p = r->points; r->did_cv && p < r->points + r->npoints; p += a.nfrac)
-        for (int fold = 0; fold < CV_FOLDS; fold++) {
+        for (int fold = 0; fold < CV_FOLDS; fold++, u++) {
+            if ((s->first + u) % s->n != s->k) continue;
             double acc[GRID_MAX], t0 = now_seconds();
             if (run_point(&c, p, a.frac, a.nfrac, fold, acc)) goto fail;
             for (int f = 0; f < a.nfrac; f++) p[f].fold_acc[fold] = acc[f];
             if (!cfg->quiet) print_fold(cfg, p, fold, acc, a.nfrac, now_seconds() - t0);
         }
-    if (r->did_cv) summarize(r);
     ctx_free(&c);
     return 0;
 fail:
@@ -353,6 +361,14 @@ fail:
     ctx_free(&c);
     cv_result_free(r);
     return -1;
+}
+
+int cv_run(const lasso_data *X, const feat_layout *l, const fit_config *cfg, cv_result *r)
+{
+    const cv_shard all = {0, 1, 0};
+    if (cv_run_shard(X, l, cfg, &all, r)) return -1;
+    if (r->did_cv) cv_summarize(r);
+    return 0;
 }
 
 void cv_result_free(cv_result *r)
@@ -391,4 +407,68 @@ int fit_final(const lasso_data *X, const feat_layout *l, const fit_config *cfg, 
         return -1;
     }
     return 0;
+}
+
+/* ==========================================================================
+ * Merging the shards' results */
+
+int cv_prepare(const lasso_data *X, const feat_layout *l, const fit_config *cfg, cv_result *r)
+{
+    memset(r, 0, sizeof *r);
+    if (fit_check(X, l, cfg)) return -1;
+    const size_t linear_dim = cfg->method == METHOD_LINEAR ? widest_head(cfg, X, l) : 0;
+    if (make_points(cfg, X->d, linear_dim, r)) return -1;
+    r->did_cv = does_cv(cfg);
+    return 0;
+}
+
+int cv_merge(const cv_unit_result *rows, size_t n, fit_method m, long target, cv_result *r)
+{
+    if (!r->did_cv) return 0; /* a single grid point, not cross-validated: nothing was split */
+    for (size_t i = 0; i < n; i++) {
+        const cv_unit_result *u = &rows[i];
+        if (u->method != m || u->target != target) continue;
+        if (u->point < 0 || u->point >= r->npoints || u->fold < 0 || u->fold >= CV_FOLDS) {
+            set_error("%s, T %ld: grid point %d fold %d is not in this grid", method_names[m], target, u->point,
+                      u->fold);
+            return -1;
+        }
+        double *a = &r->points[u->point].fold_acc[u->fold];
+        if (!isnan(*a)) {
+            set_error("%s, T %ld: grid point %d fold %d comes twice (the same shard collected twice?)",
+                      method_names[m], target, u->point, u->fold);
+            return -1;
+        }
+        *a = u->acc;
+    }
+    for (int p = 0; p < r->npoints; p++)
+        for (int f = 0; f < CV_FOLDS; f++)
+            if (isnan(r->points[p].fold_acc[f])) {
+                set_error("%s, T %ld: no shard has grid point %d (lr %g, steps %ld, coef %g, F %g) fold %d",
+                          method_names[m], target, p, r->points[p].lr, r->points[p].steps, r->points[p].coef,
+                          r->points[p].frac, f + 1);
+                return -1;
+            }
+    cv_summarize(r);
+    return 0;
+}
+
+static void append_list(char *out, size_t cap, const char *name, const double *v, int n)
+{
+    size_t len = strlen(out);
+    len += (size_t)snprintf(out + len, len < cap ? cap - len : 0, " %s ", name);
+    for (int i = 0; i < n && len < cap; i++) len += (size_t)snprintf(out + len, cap - len, "%s%.17g", i ? "," : "", v[i]);
+}
+
+void cv_grid_id(const fit_config *cfg, size_t n, size_t d, int k, char *out, size_t cap)
+{
+    const grid_axes a = axes_of(cfg);
+    double steps[GRID_MAX];
+    for (int i = 0; i < cfg->nsteps; i++) steps[i] = (double)cfg->steps[i];
+    snprintf(out, cap, "%s n %zu D %zu K %d seed %llu batch %d", method_names[cfg->method], n, d, k,
+             (unsigned long long)cfg->seed, cfg->batch);
+    append_list(out, cap, "lr", cfg->lr, cfg->nlr);
+    append_list(out, cap, "steps", steps, cfg->nsteps);
+    append_list(out, cap, "coef", a.coef, a.ncoef);
+    append_list(out, cap, "fraction", a.frac, a.nfrac);
 }

@@ -78,6 +78,51 @@ int fit_check(const lasso_data *X, const feat_layout *l, const fit_config *cfg);
  * in grid order); otherwise the single point has NaN accuracies. */
 int cv_run(const lasso_data *X, const feat_layout *l, const fit_config *cfg, cv_result *r);
 void cv_result_free(cv_result *r);
+
+/* ==========================================================================
+ * The grid across machines (--grid-shard K/N, --collect). The work of
+ * cv_run is a list of units: a row (lr, steps, coef) of the grid -- its F
+ * are swept inside the unit, after one scoring run -- times a fold:
+ * unit u = row * CV_FOLDS + fold, numbered on from `first` (the units of
+ * earlier target sizes in h2t run). Shard k of n runs the units with
+ * (first + u) % n == k, so slow and fast rows spread evenly. */
+
+typedef struct {
+    long k, n;          /* shard k of n (0 <= k < n) */
+    long first;         /* units before this grid */
+} cv_shard;
+
+/* Units of cfg's grid (0 when it is not cross-validated: a single point
+ * without force_cv). */
+int cv_units(const fit_config *cfg);
+/* cv_run restricted to the units of shard s: their fold accuracies are
+ * set, the others stay NaN; nothing is summarized (cv_summarize, once the
+ * shards are merged). */
+int cv_run_shard(const lasso_data *X, const feat_layout *l, const fit_config *cfg, const cv_shard *s,
+                 cv_result *r);
+/* Means and standard deviations over the folds; best = the highest mean
+ * (ties: the first in grid order). */
+void cv_summarize(cv_result *r);
+
+/* One unit's result as a shard reports it: the accuracy of grid point
+ * `point` (index into cv_result.points) on fold `fold`. */
+typedef struct {
+    fit_method method;
+    long target;        /* T (h2t run), 0 (h2t fit) */
+    int point, fold;
+    double acc;
+} cv_unit_result;
+
+/* The grid's points, accuracies NaN, nothing run (for cv_merge); did_cv
+ * as cv_run would set it. */
+int cv_prepare(const lasso_data *X, const feat_layout *l, const fit_config *cfg, cv_result *r);
+/* The rows of method m at target T into r (made by cv_prepare for the same
+ * grid): each point and fold exactly once, every one present; then
+ * cv_summarize. -1 naming the first missing or repeated unit. */
+int cv_merge(const cv_unit_result *rows, size_t n, fit_method m, long target, cv_result *r);
+/* A text naming the grid, the data's sizes and the seed: shards of one run
+ * carry the same one, --collect refuses parts that do not. */
+void cv_grid_id(const fit_config *cfg, size_t n, size_t d, int k, char *out, size_t cap);
 /* The final head on all examples at point p (docs/ALGORITHM.md §8), with
  * its training accuracy. */
 int fit_final(const lasso_data *X, const feat_layout *l, const fit_config *cfg, const grid_point *p, fitted_head *h);

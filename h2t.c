@@ -171,6 +171,39 @@ static int opt_list(const char *cmd, opt *o, int n, const char *name, double lo,
     return 0;
 }
 
+/* K/N (0 <= K < N <= 1000000) of flag name into *k, *n; absent: 0/1. */
+static int opt_shard(const char *cmd, opt *o, int n, const char *name, long *k, long *of)
+{
+    const char *v = opt_str(o, n, name);
+    *k = 0, *of = 1;
+    if (!v) return 0;
+    char a[32], b[32];
+    const char *slash = strchr(v, '/');
+    const size_t la = slash ? (size_t)(slash - v) : 0;
+    if (slash && la > 0 && la < sizeof a && strlen(slash + 1) < sizeof b) {
+        memcpy(a, v, la);
+        a[la] = 0;
+        strcpy(b, slash + 1);
+        if (!parse_long(a, k) && !parse_long(b, of) && *of >= 1 && *of <= 1000000 && *k >= 0 && *k < *of) return 0;
+    }
+    cli_error(cmd, "%s: expected K/N with 0 <= K < N (K 0-based), got '%s'", name, v);
+    return -1;
+}
+
+/* Target sizes T (whole numbers >= 1) of --target-size. */
+static int opt_targets(const char *cmd, opt *o, int n, long *target, int *count)
+{
+    double ts[FEAT_MAX_TARGETS];
+    const char *v = opt_str(o, n, "--target-size");
+    *count = 0;
+    if (v && parse_list("--target-size", v, 1, 1, 1e9, ts, FEAT_MAX_TARGETS, count)) {
+        cli_error(cmd, "%s", last_error());
+        return -1;
+    }
+    for (int i = 0; i < *count; i++) target[i] = (long)ts[i];
+    return 0;
+}
+
 /* ==========================================================================
  * h2t taps: every location of the backbone as <name>.npy */
 
@@ -338,33 +371,10 @@ static int cmd_features(int argc, char **argv)
     if (rc) return rc > 0 ? 0 : 1;
     feat_opts fo;
     memset(&fo, 0, sizeof fo);
-    double ts[FEAT_MAX_TARGETS];
     long batch = 16;
-    if (opt_list(cmd, o, no, "--target-size", 1, 1e9, ts, FEAT_MAX_TARGETS, &fo.ntarget) ||
-        opt_long(cmd, o, no, "--batch", 1, 4096, &batch))
+    if (opt_targets(cmd, o, no, fo.target, &fo.ntarget) || opt_long(cmd, o, no, "--batch", 1, 4096, &batch) ||
+        opt_shard(cmd, o, no, "--shard", &fo.shard_k, &fo.shard_n))
         return 1;
-    for (int i = 0; i < fo.ntarget; i++) {
-        if ((double)(long)ts[i] != ts[i]) {
-            cli_error(cmd, "--target-size: expected whole numbers, got %g", ts[i]);
-            return 1;
-        }
-        fo.target[i] = (long)ts[i];
-    }
-    fo.shard_k = 0;
-    fo.shard_n = 1;
-    const char *shard = opt_str(o, no, "--shard");
-    if (shard) {
-        char a[32], b[32];
-        const char *slash = strchr(shard, '/');
-        size_t la = slash ? (size_t)(slash - shard) : 0;
-        if (!slash || la == 0 || la >= sizeof a || strlen(slash + 1) >= sizeof b) goto bad_shard;
-        memcpy(a, shard, la);
-        a[la] = 0;
-        strcpy(b, slash + 1);
-        if (parse_long(a, &fo.shard_k) || parse_long(b, &fo.shard_n) || fo.shard_n < 1 || fo.shard_n > 1000000 ||
-            fo.shard_k < 0 || fo.shard_k >= fo.shard_n)
-            goto bad_shard;
-    }
     fo.model_dir = opt_str(o, no, "--model");
     fo.images = opt_str(o, no, "--images");
     fo.out = opt_str(o, no, "--out");
@@ -378,9 +388,6 @@ static int cmd_features(int argc, char **argv)
         return 1;
     }
     return 0;
-bad_shard:
-    cli_error(cmd, "--shard: expected K/N with 0 <= K < N (K 0-based), got '%s'", shard);
-    return 1;
 }
 
 /* ==========================================================================
@@ -590,6 +597,43 @@ static int read_labels_k(const char *path, size_t n, long classes, int **y, int 
 /* ==========================================================================
  * h2t fit: selection + final head, with cross-validation (lasso.c) */
 
+/* h2t fit --grid-shard K/N: the shard's units of the cross-validation
+ * into OUT/cv.part.K-of-N.tsv. */
+static int fit_shard(const lasso_data *X, const feat_layout *l, const fit_config *cfg, const cv_shard *s,
+                     const char *out)
+{
+    cv_result cv;
+    textbuf grids = {0}, rows = {0};
+    char id[1024];
+    if (cv_run_shard(X, l, cfg, s, &cv)) return -1;
+    cv_grid_id(cfg, X->n, X->d, X->k, id, sizeof id);
+    cv_part_grid(&grids, cfg->method, 0, id);
+    cv_part_rows(&rows, cfg->method, 0, &cv);
+    const int units = cv_units(cfg);
+    cv_result_free(&cv);
+    if (cv_part_write(out, s, &grids, &rows)) return -1;
+    printf("fit: shard %ld of %ld: %ld of %d cross-validation units -> %s/cv.part.%ld-of-%ld.tsv\n", s->k, s->n,
+           (units - s->k + s->n - 1) / s->n, units, out, s->k, s->n);
+    return 0;
+}
+
+/* h2t fit --collect DIRS: the grid's accuracies from the shards' parts. */
+static int fit_collect(const lasso_data *X, const feat_layout *l, const fit_config *cfg, const char *dirs,
+                       cv_result *cv)
+{
+    textbuf grids = {0};
+    char id[1024];
+    cv_unit_result *rows = NULL;
+    size_t n = 0;
+    cv_grid_id(cfg, X->n, X->d, X->k, id, sizeof id);
+    cv_part_grid(&grids, cfg->method, 0, id);
+    int rc = grids.failed || cv_prepare(X, l, cfg, cv) || cv_parts_read(dirs, grids.s, &rows, &n) ||
+             cv_merge(rows, n, cfg->method, 0, cv);
+    tb_free(&grids);
+    free(rows);
+    return rc ? -1 : 0;
+}
+
 static int cmd_fit(int argc, char **argv)
 {
     const char *cmd = "fit";
@@ -601,6 +645,10 @@ static int cmd_fit(int argc, char **argv)
         {"--method", "M", "head2toe | linear | all-l1 | all-l2 | all-l21", "head2toe", 0, NULL},
         GRID_FLAGS(COEF_HELP),
         {"--classes", "K", "number of classes (default: max label + 1)", NULL, 0, NULL},
+        {"--grid-shard", "K/N", "run only shard K of N of the cross-validation; writes DIR/cv.part.K-of-N.tsv",
+         NULL, 0, NULL},
+        {"--collect", "DIR[,DIR]", "merge the cv.part files of every shard found there, then fit as one run",
+         NULL, 0, NULL},
         {"--out", "DIR", "writes DIR/selected.npy W.npy b.npy cv.tsv report.json layout.tsv", NULL, 1,
          NULL},
         {"--quiet", NULL, "no progress on stderr", NULL, 0, NULL},
@@ -626,7 +674,15 @@ static int cmd_fit(int argc, char **argv)
         return 1;
     }
     long classes = 0;
-    if (grid_from_opts(cmd, o, no, &cfg) || opt_long(cmd, o, no, "--classes", 1, 65536, &classes)) return 1;
+    cv_shard sh = {0, 1, 0};
+    const char *collect = opt_str(o, no, "--collect");
+    if (grid_from_opts(cmd, o, no, &cfg) || opt_long(cmd, o, no, "--classes", 1, 65536, &classes) ||
+        opt_shard(cmd, o, no, "--grid-shard", &sh.k, &sh.n))
+        return 1;
+    if (sh.n > 1 && collect) {
+        cli_error(cmd, "--grid-shard and --collect: a shard runs its part, --collect merges them (one or the other)");
+        return 1;
+    }
     const char *fpath = opt_str(o, no, "--features"), *lpath = opt_str(o, no, "--layout");
     if (!lpath && (cfg.method == METHOD_HEAD2TOE || cfg.method == METHOD_LINEAR)) {
         cli_error(cmd, "--method %s needs --layout F.layout.tsv (the locations of the features)", mname);
@@ -647,9 +703,15 @@ static int cmd_fit(int argc, char **argv)
     }
     if (read_labels_k(opt_str(o, no, "--labels"), n, classes, &y, &k)) goto fail;
     const lasso_data data = {X.data, n, d, d, y, k};
-    if (cv_run(&data, layout, &cfg, &cv) || fit_final(&data, layout, &cfg, &cv.points[cv.best], &head)) goto fail;
-    const double secs = now_seconds() - t0;
     const char *out = opt_str(o, no, "--out");
+    if (sh.n > 1) { /* this shard's part of the cross-validation, and stop */
+        if ((rc = fit_shard(&data, layout, &cfg, &sh, out))) goto fail;
+        ret = 0;
+        goto fail;
+    }
+    if (collect ? fit_collect(&data, layout, &cfg, collect, &cv) : cv_run(&data, layout, &cfg, &cv)) goto fail;
+    if (fit_final(&data, layout, &cfg, &cv.points[cv.best], &head)) goto fail;
+    const double secs = now_seconds() - t0;
     if (fit_write(out, &cv, &head, &cfg, layout, n, secs)) goto fail;
     const grid_point *bp = &cv.points[cv.best];
     printf("fit: %s kept %zu of %zu features (lr %g, steps %ld", mname, head.nsel, d, bp->lr, bp->steps);
@@ -777,11 +839,15 @@ static int methods_from_opts(const char *cmd, const char *list, const fit_config
 /* h2t run after its flags: the task, then a line per method. */
 static int run_and_print(const char *cmd, const run_opts *ro)
 {
+    const double t0 = now_seconds();
     model *m = calloc(1, sizeof *m);
     pipeline_result r;
     int rc = m ? run_task(ro, m, &r) : (set_error("out of memory"), -1);
     if (rc) {
         cli_error(cmd, "%s", last_error());
+    } else if (ro->shard.n > 1) {
+        printf("run: shard %ld of %ld of the cross-validation -> %s/cv.part.%ld-of-%ld.tsv (%.1f s)\n", ro->shard.k,
+               ro->shard.n, ro->out, ro->shard.k, ro->shard.n, now_seconds() - t0);
     } else {
         for (int i = 0; i < r.nmethods; i++) {
             const method_result *mr = &r.m[i];
@@ -818,6 +884,10 @@ static int cmd_run(int argc, char **argv)
         {"--image-batch", "N", "images per backbone pass", "64", 0, NULL},
         {"--task", "NAME", "task name for the report (default: the --out directory)", NULL, 0, NULL},
         {"--keep-features", NULL, "also write the training features to DIR", NULL, 0, NULL},
+        {"--grid-shard", "K/N", "run only shard K of N of every cross-validation; writes DIR/cv.part.K-of-N.tsv",
+         NULL, 0, NULL},
+        {"--collect", "DIR[,DIR]", "merge the cv.part files of every shard found there, then finish as one run",
+         NULL, 0, NULL},
         {"--no-figures", NULL, "do not write the SVG figures", NULL, 0, NULL},
         {"--out", "DIR", "writes DIR/report.json and DIR/<method>/ (head, test.json, figures)", NULL, 1, NULL},
         {"--quiet", NULL, "no progress on stderr", NULL, 0, NULL},
@@ -828,22 +898,19 @@ static int cmd_run(int argc, char **argv)
     if (rc) return rc > 0 ? 0 : 1;
     run_opts ro;
     fit_config g0;
-    double ts[FEAT_MAX_TARGETS];
     long ibatch = 64;
     memset(&ro, 0, sizeof ro);
     memset(&g0, 0, sizeof g0);
-    if (opt_list(cmd, o, no, "--target-size", 1, 1e9, ts, FEAT_MAX_TARGETS, &ro.ntarget) ||
-        opt_long(cmd, o, no, "--image-batch", 1, 4096, &ibatch) || grid_from_opts(cmd, o, no, &g0))
+    if (opt_targets(cmd, o, no, ro.target, &ro.ntarget) || opt_long(cmd, o, no, "--image-batch", 1, 4096, &ibatch) ||
+        grid_from_opts(cmd, o, no, &g0) || opt_shard(cmd, o, no, "--grid-shard", &ro.shard.k, &ro.shard.n))
         return 1;
+    ro.collect = opt_str(o, no, "--collect");
+    if (ro.shard.n > 1 && ro.collect) {
+        cli_error(cmd, "--grid-shard and --collect: a shard runs its part, --collect merges them (one or the other)");
+        return 1;
+    }
     g0.ncoef = opt_str(o, no, "--coef") ? g0.ncoef : 0; /* absent: each method's own default */
     if (methods_from_opts(cmd, opt_str(o, no, "--method"), &g0, &ro)) return 1;
-    for (int i = 0; i < ro.ntarget; i++) {
-        if (ts[i] != floor(ts[i])) {
-            cli_error(cmd, "--target-size: expected whole numbers, got %g", ts[i]);
-            return 1;
-        }
-        ro.target[i] = (long)ts[i];
-    }
     ro.model_dir = opt_str(o, no, "--model");
     ro.train_images = opt_str(o, no, "--train-images");
     ro.train_labels = opt_str(o, no, "--train-labels");

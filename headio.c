@@ -1,6 +1,8 @@
 /* headio.c: the files of a fit. See headio.h. */
 #include "headio.h"
 
+#include <dirent.h>
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -250,4 +252,180 @@ int eval_write(const char *path, const size_t *correct, const size_t *count, int
     }
     tb_printf(&t, "\n  ]\n}\n");
     return tb_write(&t, path);
+}
+
+/* ==========================================================================
+ * Parts of the cross-validation (--grid-shard, --collect) */
+
+void cv_part_rows(textbuf *rows, fit_method m, long target, const cv_result *r)
+{
+    for (int p = 0; p < r->npoints; p++) {
+        const grid_point *g = &r->points[p];
+        for (int f = 0; f < CV_FOLDS; f++)
+            if (!isnan(g->fold_acc[f]))
+                tb_printf(rows, "%s\t%ld\t%d\t%d\t%.17g\t%ld\t%.17g\t%.17g\t%.17g\n", method_names[m], target, p, f,
+                          g->lr, g->steps, g->coef, g->frac, g->fold_acc[f]);
+    }
+}
+
+void cv_part_grid(textbuf *grids, fit_method m, long target, const char *id)
+{
+    tb_printf(grids, "# grid %s T %ld: %s\n", method_names[m], target, id);
+}
+
+#define PART_HEADER "method\ttarget\tpoint\tfold\tlr\tsteps\tcoef\tfraction\taccuracy\n"
+
+int cv_part_write(const char *dir, const cv_shard *s, textbuf *grids, textbuf *rows)
+{
+    char path[1024];
+    textbuf t = {0};
+    tb_printf(&t, "# h2t cross-validation part: shard %ld of %ld\n%s" PART_HEADER "%s", s->k, s->n,
+              grids->s ? grids->s : "", rows->s ? rows->s : "");
+    t.failed |= grids->failed || rows->failed;
+    tb_free(grids);
+    tb_free(rows);
+    if ((size_t)snprintf(path, sizeof path, "%s/cv.part.%ld-of-%ld.tsv", dir, s->k, s->n) >= sizeof path) {
+        tb_free(&t);
+        set_error("%s: path too long", dir);
+        return -1;
+    }
+    if (make_dir(dir)) {
+        tb_free(&t);
+        return -1;
+    }
+    return tb_write(&t, path);
+}
+
+/* One line of a part into *u. */
+static int part_row(const char *path, int ln, char *line, cv_unit_result *u)
+{
+    char *f[9];
+    int nf = 0;
+    for (char *p = line; nf < 9; p = NULL) {
+        char *tok = strtok(p, "\t");
+        if (!tok) break;
+        f[nf++] = tok;
+    }
+    long point, fold;
+    if (nf == 9 && method_parse("method", f[0], strlen(f[0]), &u->method) == 0 && parse_long(f[1], &u->target) == 0 &&
+        parse_long(f[2], &point) == 0 && parse_long(f[3], &fold) == 0 && parse_double(f[8], &u->acc) == 0 &&
+        point >= 0 && point < 1000000 && fold >= 0 && fold < CV_FOLDS && u->acc >= 0 && u->acc <= 1) {
+        u->point = (int)point, u->fold = (int)fold;
+        return 0;
+    }
+    set_error("%s:%d: expected method, target, point, fold, lr, steps, coef, fraction, accuracy in [0, 1]", path, ln);
+    return -1;
+}
+
+/* A part file: its first line must name shard k of n, its grid lines must
+ * be `grids`; its rows are appended to rows[*n] (capacity *cap). */
+static int part_read(const char *path, long k, long n, const char *grids, cv_unit_result **rows, size_t *nrows,
+                     size_t *cap)
+{
+    FILE *f = fopen(path, "r");
+    char line[2048], want[128];
+    textbuf g = {0};
+    int ln = 0, rc = -1;
+    if (!f) {
+        set_error("%s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+    snprintf(want, sizeof want, "# h2t cross-validation part: shard %ld of %ld\n", k, n);
+    while (fgets(line, sizeof line, f)) {
+        ln++;
+        if (ln == 1 && strcmp(line, want) != 0) {
+            set_error("%s:1: expected '%.*s'", path, (int)strlen(want) - 1, want);
+            goto done;
+        }
+        if (ln == 1) continue;
+        if (strncmp(line, "# grid ", 7) == 0) {
+            tb_printf(&g, "%s", line);
+            continue;
+        }
+        if (strcmp(line, PART_HEADER) == 0) {
+            if (g.failed || strcmp(g.s ? g.s : "", grids) != 0) {
+                set_error("%s: a part of another run (its grid, data sizes or seed differ from this one's)", path);
+                goto done;
+            }
+            continue;
+        }
+        line[strcspn(line, "\r\n")] = 0;
+        if (*nrows == *cap) {
+            cv_unit_result *r2 = realloc(*rows, (*cap = *cap * 2 + 64) * sizeof **rows);
+            if (!r2) {
+                set_error("out of memory");
+                goto done;
+            }
+            *rows = r2;
+        }
+        if (part_row(path, ln, line, &(*rows)[*nrows])) goto done;
+        (*nrows)++;
+    }
+    rc = ferror(f) ? (set_error("%s: read error", path), -1) : 0;
+done:
+    tb_free(&g);
+    fclose(f);
+    return rc;
+}
+
+/* The parts in folder dir: *n (the split, shared by all), seen[k]. */
+static int parts_in(const char *dir, const char *grids, long *split, unsigned char *seen, cv_unit_result **rows,
+                    size_t *nrows, size_t *cap)
+{
+    DIR *d = opendir(dir);
+    if (!d) {
+        set_error("--collect %s: cannot list the folder: %s", dir, strerror(errno));
+        return -1;
+    }
+    int rc = 0;
+    struct dirent *e;
+    errno = 0;
+    while (rc == 0 && (e = readdir(d))) {
+        long k, n;
+        char name[256], path[1400];
+        if (sscanf(e->d_name, "cv.part.%ld-of-%ld.tsv", &k, &n) != 2) continue;
+        snprintf(name, sizeof name, "cv.part.%ld-of-%ld.tsv", k, n);
+        if (strcmp(name, e->d_name) != 0 || n < 1 || n > 100000 || k < 0 || k >= n) continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (*split && n != *split) {
+            set_error("%s: a part of a %ld-way split among parts of a %ld-way split", path, n, *split);
+            rc = -1;
+        } else if (seen[k]) {
+            set_error("%s: shard %ld of %ld comes twice", path, k, n);
+            rc = -1;
+        } else {
+            *split = n;
+            seen[k] = 1;
+            rc = part_read(path, k, n, grids, rows, nrows, cap);
+        }
+        errno = 0;
+    }
+    if (rc == 0 && errno != 0) rc = (set_error("--collect %s: cannot list the folder: %s", dir, strerror(errno)), -1);
+    closedir(d);
+    return rc;
+}
+
+int cv_parts_read(const char *dirs, const char *grids, cv_unit_result **rows, size_t *n)
+{
+    unsigned char *seen = calloc(100000, 1);
+    size_t cap = 0;
+    long split = 0;
+    const char *it;
+    size_t len;
+    int rc = seen ? 0 : (set_error("out of memory"), -1);
+    *rows = NULL, *n = 0;
+    for (const char *p = dirs; rc == 0 && list_item(&p, &it, &len);) {
+        char dir[1024];
+        snprintf(dir, sizeof dir, "%.*s", (int)len, it);
+        rc = parts_in(dir, grids, &split, seen, rows, n, &cap);
+    }
+    if (rc == 0 && split == 0) rc = (set_error("--collect %s: no cv.part.K-of-N.tsv files there", dirs), -1);
+    for (long k = 0; rc == 0 && k < split; k++)
+        if (!seen[k]) rc = (set_error("--collect %s: shard %ld of %ld is missing", dirs, k, split), -1);
+    free(seen);
+    if (rc) {
+        free(*rows);
+        *rows = NULL, *n = 0;
+    }
+    return rc;
 }

@@ -24,6 +24,24 @@ int score_write(const char *dir, const lasso_head *h, const lasso_opts *o, const
 int fit_write(const char *dir, const cv_result *cv, const fitted_head *h, const fit_config *cfg,
               const feat_layout *l, size_t n, double seconds);
 
+/* ==========================================================================
+ * The grid across machines: a shard's part of the cross-validation,
+ * DIR/cv.part.K-of-N.tsv: a first line naming the shard, a line per grid
+ * it ran ("# grid <method> T <T>: <cv_grid_id>"), then one line per unit
+ * result: method, target, point, fold, the point's lr, steps, coef,
+ * fraction, and the accuracy printed exactly (%.17g). */
+
+/* Append r's results that were run (not NaN) to rows. */
+void cv_part_rows(textbuf *rows, fit_method m, long target, const cv_result *r);
+/* Append the "# grid" line of one (method, T) to grids. */
+void cv_part_grid(textbuf *grids, fit_method m, long target, const char *id);
+/* Write DIR/cv.part.K-of-N.tsv (DIR created); frees grids and rows. */
+int cv_part_write(const char *dir, const cv_shard *s, textbuf *grids, textbuf *rows);
+/* Every part in the folders of the comma list dirs: all of one split
+ * (the same N, each K once), all with exactly these grid lines. The unit
+ * results of all of them into *rows (free()). */
+int cv_parts_read(const char *dirs, const char *grids, cv_unit_result **rows, size_t *n);
+
 /* A head written by fit_write (selected, W, b; train_acc NaN). */
 int head_read(const char *dir, fitted_head *h);
 

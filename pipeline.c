@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "headio.h"
 #include "util.h"
 
 /* ==========================================================================
@@ -41,7 +42,33 @@ static int train_features(const pipeline_in *in, pipeline_result *r)
 /* ==========================================================================
  * 2. Each method: cross-validation over its grid and over T, the final head */
 
-static int fit_one_method(const pipeline_in *in, pipeline_result *r, int i)
+void pipeline_grids(const pipeline_in *in, const pipeline_result *r, textbuf *grids)
+{
+    char id[1024];
+    for (int i = 0; i < in->nmethods; i++)
+        for (int t = 0; t < (in->grid[i].method == METHOD_LINEAR ? 1 : r->ntarget); t++) {
+            cv_grid_id(&in->grid[i], r->n_train, r->lay[t].d, in->k, id, sizeof id);
+            cv_part_grid(grids, in->grid[i].method, in->target[t], id);
+        }
+}
+
+/* The cross-validation of method i at T index t: run (all of it, or this
+ * shard's units, numbered on from *unit), or merged from the shards. */
+static int cross_validate(const pipeline_in *in, pipeline_result *r, int i, int t, const fit_config *cfg,
+                          const cv_unit_result *rows, size_t nrows, long *unit)
+{
+    const lasso_data X = {r->xtr[t], r->n_train, r->lay[t].d, r->lay[t].d, in->ytr, in->k};
+    cv_result *cv = &r->m[i].cv[t];
+    if (!in->quiet) fprintf(stderr, "run: %s at T %ld (D %zu)\n", method_names[cfg->method], in->target[t], X.d);
+    if (in->collect) return cv_prepare(&X, &r->lay[t], cfg, cv) || cv_merge(rows, nrows, cfg->method, in->target[t], cv);
+    if (in->shard.n <= 1) return cv_run(&X, &r->lay[t], cfg, cv);
+    const cv_shard s = {in->shard.k, in->shard.n, *unit};
+    *unit += cv_units(cfg);
+    return cv_run_shard(&X, &r->lay[t], cfg, &s, cv);
+}
+
+static int fit_one_method(const pipeline_in *in, pipeline_result *r, int i, const cv_unit_result *rows,
+                          size_t nrows, long *unit)
 {
     method_result *mr = &r->m[i];
     fit_config cfg = in->grid[i];
@@ -51,18 +78,35 @@ static int fit_one_method(const pipeline_in *in, pipeline_result *r, int i)
     if (mr->ncv > 1) cfg.force_cv = 1;                       /* the T compete by validation accuracy */
     mr->t = 0;
     for (int t = 0; t < mr->ncv; t++) {
-        const lasso_data X = {r->xtr[t], r->n_train, r->lay[t].d, r->lay[t].d, in->ytr, in->k};
-        if (!in->quiet)
-            fprintf(stderr, "run: %s at T %ld (D %zu)\n", method_names[cfg.method], in->target[t], X.d);
-        if (cv_run(&X, &r->lay[t], &cfg, &mr->cv[t])) return -1;
+        if (cross_validate(in, r, i, t, &cfg, rows, nrows, unit)) return -1;
         const cv_result *a = &mr->cv[t], *b = &mr->cv[mr->t];
         if (a->points[a->best].mean > b->points[b->best].mean) mr->t = t; /* ties: the earlier T */
     }
+    if (in->shard.n > 1) return 0; /* a shard stops at its part of the CV */
     const int t = mr->t;
     const lasso_data X = {r->xtr[t], r->n_train, r->lay[t].d, r->lay[t].d, in->ytr, in->k};
     if (fit_final(&X, &r->lay[t], &cfg, &mr->cv[t].points[mr->cv[t].best], &mr->head)) return -1;
     mr->t_fit = now_seconds() - t0;
     return 0;
+}
+
+/* 2. for every method: CV over its grid and T, the final head (or, for a
+ * shard, only its units of the CV; with collect, the shards' results). */
+static int fit_methods(const pipeline_in *in, pipeline_result *r)
+{
+    cv_unit_result *rows = NULL;
+    size_t nrows = 0;
+    long unit = 0;
+    int rc = 0;
+    if (in->collect) {
+        textbuf grids = {0};
+        pipeline_grids(in, r, &grids);
+        rc = grids.failed ? (set_error("out of memory"), -1) : in->collect(in->collect_ctx, grids.s, &rows, &nrows);
+        tb_free(&grids);
+    }
+    for (int i = 0; rc == 0 && i < in->nmethods; i++) rc = fit_one_method(in, r, i, rows, nrows, &unit);
+    free(rows);
+    return rc;
 }
 
 /* ==========================================================================
@@ -136,8 +180,8 @@ int pipeline_run(const pipeline_in *in, pipeline_result *r)
     /* 1. features of the training images at every T: one backbone pass (§4, §5) */
     if (train_features(in, r)) return -1;
     /* 2. each method: CV over its grid and T, scores, top-k, the final head (§6-§10) */
-    for (int i = 0; i < in->nmethods; i++)
-        if (fit_one_method(in, r, i)) return -1;
+    if (fit_methods(in, r)) return -1;
+    if (in->shard.n > 1) return 0; /* a shard of the grid: its part of the CV is all */
     /* 3, 4. the test images' features restricted to what the methods selected, one
      * backbone pass stopped after the deepest location they need; test accuracy */
     if (test_accuracy(in, r)) return -1;

@@ -33,6 +33,13 @@ typedef struct {
     fit_config grid[PIPE_MAX_METHODS];        /* one per method: its method, grid, batch, seed */
     int image_batch;                          /* images per backbone batch */
     int quiet;
+    /* The grid across machines (cv.h): shard.n > 1 runs only that shard's
+     * units of every method's cross-validation and stops there (n 0 or 1:
+     * the whole grid); collect
+     * (if set) supplies all the shards' results instead of running it. */
+    cv_shard shard;
+    int (*collect)(void *ctx, const char *grids, cv_unit_result **rows, size_t *n);
+    void *collect_ctx;
 } pipeline_in;
 
 /* What one backbone pass did. */
@@ -71,6 +78,9 @@ typedef struct {
 } pipeline_result;
 
 int pipeline_run(const pipeline_in *in, pipeline_result *r);
+/* The "# grid" lines of every method and T (headio.h cv_part_grid), once
+ * the training features are known: what a shard's part must carry. */
+void pipeline_grids(const pipeline_in *in, const pipeline_result *r, textbuf *grids);
 void pipeline_result_free(pipeline_result *r);
 
 /* The best (lr, steps, coef) of T index t's cross-validation and its curve

@@ -255,6 +255,26 @@ static int write_report(const char *path, const run_opts *o, const model *m, con
 }
 
 /* ==========================================================================
+ * The grid across machines */
+
+/* --collect: every shard's part in the folders o->collect names. */
+static int collect_parts(void *ctx, const char *grids, cv_unit_result **rows, size_t *n)
+{
+    const run_opts *o = ctx;
+    return cv_parts_read(o->collect, grids, rows, n);
+}
+
+/* --grid-shard: this shard's unit results as out/cv.part.K-of-N.tsv. */
+static int write_part(const run_opts *o, const pipeline_in *in, const pipeline_result *r)
+{
+    textbuf grids = {0}, rows = {0};
+    pipeline_grids(in, r, &grids);
+    for (int i = 0; i < r->nmethods; i++)
+        for (int t = 0; t < r->m[i].ncv; t++) cv_part_rows(&rows, r->m[i].method, o->target[t], &r->m[i].cv[t]);
+    return cv_part_write(o->out, &o->shard, &grids, &rows);
+}
+
+/* ==========================================================================
  * The task */
 
 int run_task(const run_opts *o, model *m, pipeline_result *r)
@@ -265,11 +285,17 @@ int run_task(const run_opts *o, model *m, pipeline_result *r)
     memset(r, 0, sizeof *r);
     memset(m, 0, sizeof *m);
     if (inputs_open(o, &in, m)) goto done;
-    pipeline_in p = {m, &in.train, &in.test, in.ytr, in.yte, in.k, {0}, o->ntarget, o->taps, o->nmethods,
-                     {{0}}, o->image_batch, o->quiet};
+    pipeline_in p = {.m = m, .train = &in.train, .test = &in.test, .ytr = in.ytr, .yte = in.yte, .k = in.k,
+                     .ntarget = o->ntarget, .taps = o->taps, .nmethods = o->nmethods, .image_batch = o->image_batch,
+                     .quiet = o->quiet, .shard = o->shard, .collect = o->collect ? collect_parts : NULL,
+                     .collect_ctx = (void *)o};
     memcpy(p.target, o->target, sizeof p.target);
     memcpy(p.grid, o->grid, sizeof p.grid);
-    if (make_dir(o->out) || pipeline_run(&p, r)) goto done;
+    if (pipeline_run(&p, r) || make_dir(o->out)) goto done; /* nothing is written before the work is done */
+    if (o->shard.n > 1) {
+        ret = write_part(o, &p, r);
+        goto done;
+    }
     for (int i = 0; i < r->nmethods; i++)
         if (method_outputs(o, r, i)) goto done;
     if ((o->keep_features && keep_features(o, r)) || join_path(path, sizeof path, o->out, "report.json") ||

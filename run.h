@@ -3,7 +3,9 @@
  * runs the in-memory pipeline (pipeline.h), then writes each method's head
  * (out/<method>/: selected.npy, W.npy, b.npy, layout.tsv, cv.tsv,
  * report.json), its test accuracy (test.json) and figures, and
- * out/report.json. Nothing numerical happens here. */
+ * out/report.json. With --grid-shard K/N it writes only its part of the
+ * cross-validation (out/cv.part.K-of-N.tsv); with --collect it reads every
+ * shard's part instead of cross-validating. Nothing numerical happens here. */
 #ifndef H2T_RUN_H
 #define H2T_RUN_H
 
@@ -23,6 +25,8 @@ typedef struct {
     int figures;                        /* write the SVG figures */
     const char *out;                    /* directory (created; may exist) */
     int quiet;
+    cv_shard shard;                     /* --grid-shard K/N (n 0 or 1: the whole grid) */
+    const char *collect;                /* --collect DIR[,DIR]: the shards' parts, or NULL */
 } run_opts;
 
 /* The whole task; r holds the results (pipeline_result_free it). The

@@ -94,6 +94,24 @@ tr -d ' \n' <"$T/early/report.json" >"$T/early.flat"
     [ -n "$n" ] && [ "$n" -le 22 ]
 check $? "run --taps (blocks 1-2): the training pass stops after block2_unit4_layer2 (22 of 52 locations), the test pass after $deepest ($n locations) $(head -c 200 "$T/early.err")"
 
+# the grid across processes: 2 shards of h2t run + --collect = one run
+R="--model demo/backbone --train-images $C/train_images.npy --train-labels $C/train_labels.npy
+   --test-images $C/test_images.npy --test-labels $C/test_labels.npy --target-size 32,64 --lr 0.1 --steps 20
+   --coef 1e-3 --fraction 0.05,0.2 --method head2toe,linear --no-figures --quiet"
+"$H2T" run $R --out "$T/r1" >/dev/null 2>&1
+"$H2T" run $R --grid-shard 0/2 --out "$T/rparts" >/dev/null 2>&1 &
+"$H2T" run $R --grid-shard 1/2 --out "$T/rparts" >/dev/null 2>&1
+wait
+"$H2T" run $R --collect "$T/rparts" --out "$T/r2" >/dev/null 2>"$T/err"
+rc=$?
+n=0
+for f in head2toe/cv.tsv head2toe/selected.npy head2toe/W.npy linear/cv.tsv linear/W.npy head2toe/test.json; do
+    cmp -s "$T/r1/$f" "$T/r2/$f" || { n=1; echo "differs: $f"; }
+done
+[ $rc = 0 ] && [ $n = 0 ] && [ ! -e "$T/rparts/report.json" ] &&
+    [ "$(grep accuracy "$T/r1/report.json")" = "$(grep accuracy "$T/r2/report.json")" ]
+check $? "run --grid-shard 0/2, 1/2 + --collect = one run (heads, CV tables, accuracies) $(head -c 200 "$T/err")"
+
 "$H2T_NOOMP" demo --dir "$T/mini" --out "$T/out1" --report "$T/r1.json" --tasks fashion,clevr_count --quiet \
     >/dev/null 2>&1
 grep -o '"\(linear\|head2toe\|fraction\)": [0-9.e-]*' "$T/r.json" >"$T/a"

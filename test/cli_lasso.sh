@@ -74,6 +74,23 @@ check $? "fit --method linear keeps the 10 pre_logits features"
 check $? "--help of score, fit, eval"
 
 # ---- refusals: status 1, one line on stderr naming the problem, no output
+# ---- the grid across processes: 4 shards (run at once, in any order) + collect = one run, byte for byte
+G="--features $FX/X.npy --labels $FX/y.npy --layout $FX/X.layout.tsv --lr 0.05,0.1 --steps 20,40 --coef 1e-2,1e-4 \
+   --fraction 0.1,0.5 --quiet"
+"$H2T" fit $G --out "$T/g1" >/dev/null 2>&1
+for k in 3 1 0 2; do "$H2T" fit $G --grid-shard $k/4 --out "$T/parts" >/dev/null 2>"$T/err.$k" & done
+wait
+"$H2T" fit $G --collect "$T/parts" --out "$T/g4" >/dev/null 2>"$T/err"
+rc=$?
+n=0
+for f in cv.tsv selected.npy W.npy b.npy; do cmp -s "$T/g1/$f" "$T/g4/$f" || { n=1; echo "differs: $f"; }; done
+[ $rc = 0 ] && [ $n = 0 ] && [ "$(ls "$T/parts" | wc -l)" = 4 ] &&
+    [ "$(grep -c . "$T/parts/cv.part.0-of-4.tsv")" = 23 ] &&
+    [ "$(grep -v '"seconds"' "$T/g1/report.json")" = "$(grep -v '"seconds"' "$T/g4/report.json")" ]
+check $? "fit --grid-shard K/4 x 4 + --collect = one run: cv.tsv, selected.npy, W.npy, b.npy, report byte-identical ($(head -c 200 "$T/err"))"
+mkdir -p "$T/three" && cp "$T"/parts/cv.part.[012]-of-4.tsv "$T/three/"
+mkdir -p "$T/other" && "$H2T" fit $G --seed 1 --grid-shard 3/4 --out "$T/other" >/dev/null 2>&1
+
 refuse() { # name, expected word in the message, command...
     name=$1; word=$2; shift 2
     rm -rf "$T/x"
@@ -114,6 +131,13 @@ refuse "a layout with a gap" "gap.tsv" "$H2T" fit --features $FX/X.npy --labels 
 refuse "a layout of the wrong size" "short.tsv" "$H2T" fit --features $FX/X.npy --labels $FX/y.npy --layout "$T/short.tsv" --out "$T/x"
 refuse "linear without pre_logits" "pre_logits" "$H2T" fit --method linear --features $FX/X.npy --labels $FX/y.npy \
     --layout "$T/nopre.tsv" --out "$T/x"
+refuse "--grid-shard 4/4" "--grid-shard" $F --features $FX/X.npy --grid-shard 4/4
+refuse "--grid-shard 1" "K/N" $F --features $FX/X.npy --grid-shard 1
+refuse "--grid-shard with --collect" "one or the other" $F --features $FX/X.npy --grid-shard 0/2 --collect "$T/parts"
+refuse "--collect of a missing folder" "nowhere" $F --features $FX/X.npy --collect "$T/nowhere"
+refuse "--collect with a shard missing" "shard 3 of 4 is missing" "$H2T" fit $G --out "$T/x" --collect "$T/three"
+refuse "--collect of a part of another run" "another run" "$H2T" fit $G --out "$T/x" --collect "$T/three,$T/other"
+refuse "--collect of a shard given twice" "twice" "$H2T" fit $G --out "$T/x" --collect "$T/parts,$T/three"
 refuse "eval of a missing head" "nohead" "$H2T" eval --head "$T/nohead" --features $FX/X.npy --labels $FX/y.npy --out "$T/x"
 refuse "eval with labels outside the head" "K = 4" "$H2T" eval --head "$T/f" --features $FX/X.npy \
     --labels "$T/y7.npy" --out "$T/x"
