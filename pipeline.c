@@ -78,14 +78,18 @@ static int fit_one_method(const pipeline_in *in, pipeline_result *r, int i, cons
     if (mr->ncv > 1) cfg.force_cv = 1;                       /* the T compete by validation accuracy */
     mr->t = 0;
     for (int t = 0; t < mr->ncv; t++) {
+        const double tc = now_seconds();
         if (cross_validate(in, r, i, t, &cfg, rows, nrows, unit)) return -1;
+        mr->t_cv[t] = now_seconds() - tc;
         const cv_result *a = &mr->cv[t], *b = &mr->cv[mr->t];
         if (a->points[a->best].mean > b->points[b->best].mean) mr->t = t; /* ties: the earlier T */
     }
     if (in->shard.n > 1) return 0; /* a shard stops at its part of the CV */
     const int t = mr->t;
     const lasso_data X = {r->xtr[t], r->n_train, r->lay[t].d, r->lay[t].d, in->ytr, in->k};
+    const double tf = now_seconds();
     if (fit_final(&X, &r->lay[t], &cfg, &mr->cv[t].points[mr->cv[t].best], &mr->head)) return -1;
+    mr->t_final = now_seconds() - tf;
     mr->t_fit = now_seconds() - t0;
     return 0;
 }

@@ -63,7 +63,8 @@ typedef struct {
     size_t *correct, *count;                  /* [k] test tallies per class */
     size_t test_correct, test_n;
     double test_acc;
-    double t_fit, t_eval;                     /* seconds */
+    double t_cv[FEAT_MAX_TARGETS];            /* seconds: the cross-validation at each T */
+    double t_final, t_fit;                    /* the final head; all of the method's fitting */
 } method_result;
 
 typedef struct {

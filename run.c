@@ -209,7 +209,9 @@ static void json_method(textbuf *t, const run_opts *o, const pipeline_result *r,
     tb_printf(t, ", \"test_accuracy\": ");
     tb_json_num(t, mr->test_acc);
     tb_printf(t, ", \"test_correct\": %zu, \"test_examples\": %zu,\n", mr->test_correct, mr->test_n);
-    tb_printf(t, "     \"seconds\": {\"fit\": %.3f},\n     \"locations\": [", mr->t_fit);
+    tb_printf(t, "     \"seconds\": {\"fit\": %.3f, \"cv\": [", mr->t_fit);
+    for (int c = 0; c < mr->ncv; c++) tb_printf(t, "%s%.3f", c ? ", " : "", mr->t_cv[c]);
+    tb_printf(t, "], \"final\": %.3f},\n     \"locations\": [", mr->t_final);
     layout_count(l, mr->head.selected, mr->head.nsel, kept);
     for (int e = 0, first = 1; e < l->n; e++) {
         if (!kept[e] && mr->method != METHOD_HEAD2TOE) continue;
