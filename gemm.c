@@ -79,7 +79,7 @@ void gemm_ref(int transA, int transB, size_t M, size_t N, size_t K,
  *
  * Packing memory: one buffer per thread (GEMM_PACK_FLOATS floats, ~1 MiB),
  * allocated on first use in that thread and kept for the life of the thread
- * (_Thread_local), so gemm() does not allocate per call. Should that
+ * (PER_THREAD), so gemm() does not allocate per call. Should that
  * allocation fail, gemm() falls back to gemm_ref (slow, never wrong).
  *
  * The block sizes may be overridden at compile time (-DGEMM_KC=...) when
@@ -320,10 +320,18 @@ static void pack_b(int transB, const float *B, size_t ldb, size_t p0, size_t kc,
     }
 }
 
+/* One packing buffer per OpenMP thread. Without OpenMP the program has one
+ * thread, and compilers without C11 thread storage (tcc) need none. */
+#ifdef _OPENMP
+#define PER_THREAD _Thread_local
+#else
+#define PER_THREAD
+#endif
+
 /* This thread's packing buffer (GEMM_PACK_FLOATS), or NULL if it cannot be had. */
 static float *gemm_pack_buffer(void)
 {
-    static _Thread_local float *buf;
+    static PER_THREAD float *buf;
     if (!buf) buf = alloc_array(GEMM_PACK_FLOATS, sizeof(float));
     return buf;
 }
