@@ -57,10 +57,35 @@ $(B):
 
 test-bins: $(B)/h2t $(TEST_BIN)
 
-# The suite also checks that a build without OpenMP gives the same bytes.
-test: h2t test-bins
+# The suite also checks that a build without OpenMP gives the same bytes,
+# and runs the kernel tests built with x87 float evaluation (below).
+test: h2t test-bins x87-bins
 	@$(MAKE) --no-print-directory NO_OMP=1 test-bins >/dev/null
-	@sh test/run.sh $(B) build/$(subst -omp,,$(FLAVOUR))
+	@sh test/run.sh $(B) build/$(subst -omp,,$(FLAVOUR)) $(X87)
+
+# Float evaluation: test_tensor, test_resnet and test_vit built a second
+# time, in build/x87/, with gcc -mfpmath=387 (FLT_EVAL_METHOD 2: float
+# expressions evaluated in long double, as on i686; s390x does it in
+# double). A kernel that counts on float rounding fails them. Where the
+# compiler cannot (clang, non-x86) a SKIP line says so and none are built.
+X87 := build/x87
+X87_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -O2 -mfpmath=387 -fno-math-errno $(WARN) -Wno-unknown-pragmas
+X87_OBJ := $(addprefix $(X87)/,util.o npy.o gemm.o tensor.o backbone.o model.o resnet.o vit.o)
+X87_TEST := $(X87)/test_tensor $(X87)/test_resnet $(X87)/test_vit
+.SECONDARY: $(X87_OBJ)
+.PHONY: x87-bins
+x87-bins:
+	@if printf '#include <float.h>\n#if FLT_EVAL_METHOD != 2\n#error\n#endif\nint main(void) { return 0; }\n' | \
+	    $(CC) -std=c11 -mfpmath=387 -x c - -o /dev/null 2>/dev/null; then \
+	  $(MAKE) --no-print-directory $(X87_TEST) >/dev/null; \
+	else \
+	  rm -rf $(X87); echo "SKIP float evaluation: $(CC) cannot build with -mfpmath=387 (FLT_EVAL_METHOD 2)"; \
+	fi
+$(X87)/%.o: %.c $(HDRS)
+	@mkdir -p $(X87)
+	$(CC) $(X87_CFLAGS) -c $< -o $@
+$(X87)/test_%: test/test_%.c $(wildcard test/*.h) $(X87_OBJ) $(HDRS)
+	$(CC) $(X87_CFLAGS) -iquote . $< $(X87_OBJ) -o $@ $(LDLIBS)
 
 parity: h2t
 	@sh test/parity.sh ./h2t $(PYTHON)

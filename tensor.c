@@ -277,14 +277,20 @@ static double sum8_sq_dev(const float *x, size_t n, double m)
     return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
 }
 
-/* e^x: x = n ln2 + r, |r| <= ln2/2 (ln2 in two parts, so n*ln2_hi is
- * exact), e^x = 2^n p(r). Below -87 the result is 0 (true value < 1.7e-38),
- * above 88 it is e^88; NaN stays NaN. */
+/* e^x: x = n ln2 + r, n = round(x log2 e), |r| <= ln2/2 (ln2 in two
+ * parts, so n*ln2_hi is exact), e^x = 2^n p(r). Below -87 the result is 0
+ * (true value < 1.7e-38), above 88 it is e^88; NaN stays NaN.
+ * n comes from rintf, which gcc inlines (vroundps with -march=native), not
+ * from the classic (t + 1.5*2^23) - 1.5*2^23: that sum rounds t to a whole
+ * number only when float arithmetic is done in float. Where it is done
+ * wider (FLT_EVAL_METHOD 2 on x87, 1 on s390x; or -ffast-math's
+ * reassociation) n was not whole and e^x was off by up to 2x. test_tensor
+ * and test_vit run built with -mfpmath=387 to keep it so (Makefile). */
 static inline float exp_f(float x)
 {
     float xc = x > -87.0f ? x : -87.0f; /* (NaN goes to -87 here, see the end) */
     xc = xc < 88.0f ? xc : 88.0f;
-    const float n = (xc * 1.44269504f + 12582912.0f) - 12582912.0f; /* round to nearest: 1.5 * 2^23 */
+    const float n = rintf(xc * 1.44269504f);
     const float r = (xc - n * 0.693145751953125f) - n * 1.428606765330187e-06f;
     float p = 1.39804623933778e-03f;
     p = MADD(p, r, 8.37460908911345e-03f);
