@@ -2,18 +2,34 @@
 # `make parity` compares against PyTorch (needs /usr/bin/python3 + torch).
 #   NO_OMP=1    build without OpenMP (single-threaded, same results)
 #   PORTABLE=1  plain -std=c11 -O2, no machine-specific flags
-# Objects live in build/<flavour>/ so flavours never mix.
+#   REFERENCE=1 the teaching build: compiled with -DH2T_REFERENCE, every
+#               fast kernel (gemm, conv2d, conv2d_ep, layernorm, the GELUs,
+#               softmax, the softmax inside attention) hands over to its
+#               plain twin (*_ref: the definition, summed in order in double,
+#               libm's exp/erf/tanh), so only the plain code runs. Both are
+#               compiled in every build; REFERENCE_BUILD (util.h) picks. Far
+#               slower (naive GEMM).
+# Objects live in build/<flavour>/ so flavours never mix: native[-omp],
+# portable[-omp], reference[-omp] (portable-reference[-omp]), x87 (below).
 
 CC ?= cc
 PYTHON ?= /usr/bin/python3
 
 ifeq ($(PORTABLE),1)
   OPTFLAGS := -O2
-  FLAVOUR := portable
+  FAST_FLAVOUR := portable
+  REF_FLAVOUR := portable-reference
 else
   NATIVE := $(shell echo 'int main(void){return 0;}' | $(CC) -march=native -x c - -o /dev/null 2>/dev/null && echo -march=native)
   OPTFLAGS := -O3 $(NATIVE)
-  FLAVOUR := native
+  FAST_FLAVOUR := native
+  REF_FLAVOUR := reference
+endif
+ifeq ($(REFERENCE),1)
+  OPTFLAGS += -DH2T_REFERENCE
+  FLAVOUR := $(REF_FLAVOUR)
+else
+  FLAVOUR := $(FAST_FLAVOUR)
 endif
 OPTFLAGS += -fno-math-errno # sqrtf etc. need not set errno: lets gcc vectorize them (same results; not -ffast-math)
 

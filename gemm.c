@@ -420,6 +420,10 @@ void gemm(int transA, int transB, size_t M, size_t N, size_t K,
           const float *A, size_t lda, const float *B, size_t ldb,
           float beta, float *C, size_t ldc)
 {
+    if (REFERENCE_BUILD) {
+        gemm_ref(transA, transB, M, N, K, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
     if (M == 0 || N == 0) return;
     if (K == 0) { /* C = beta * C with beta 0 or 1 */
         if (beta == 0.0f)

@@ -58,7 +58,9 @@ typedef struct {
 /* y[N*OH*OW, Cout] = X w, then ep (may be NULL) on each finished tile.
  * Needs N*OH*OW, Cout and KH*KW*C all > 0. Returns -1, having computed
  * nothing, when this thread's packing buffer cannot be allocated (the
- * caller then uses its plain convolution); 0 otherwise. */
+ * caller then uses its plain convolution); 0 otherwise. The fast path
+ * only: its caller, conv2d_ep (tensor.c), runs its plain twin
+ * conv2d_ep_ref instead in the reference build. */
 int gemm_conv(const conv_geom *cv, const float *w, int Cout, float *y, const conv_epilogue *ep);
 
 #endif

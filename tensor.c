@@ -1,8 +1,16 @@
 /* tensor.c: the numerical kernels of tensor.h -- the per-channel and
  * elementwise ops, convolution, pooling, the transformer pieces and the TF1
  * bilinear resize. Not here: the matrix product and the blocked machinery
- * that also runs the convolutions (gemm.c), anything of a model. Plain
- * C11; OpenMP (when compiled with -fopenmp) only splits independent
+ * that also runs the convolutions (gemm.c), anything of a model.
+ *
+ * Every fast kernel has its plain twin right before it, named *_ref: the
+ * definition written out, summed in order in double, with libm's exp, erf
+ * and tanh. test_tensor.c holds each pair together. In the reference build
+ * (make REFERENCE=1, REFERENCE_BUILD in util.h) the fast kernels hand over
+ * to their twins at their first line, so that build runs the plain code
+ * only; both are compiled in every build.
+ *
+ * Plain C11; OpenMP (when compiled with -fopenmp) only splits independent
  * outputs, so every result is bitwise identical for any thread count. No
  * allocation of activations here: every caller passes its buffers (scratch
  * sizes come from *_work_size()).
@@ -169,6 +177,10 @@ void conv2d(const float *x, int N, int H, int W, int Cin,
 void conv2d_ep(const float *x, int N, int H, int W, int Cin, const float *w, int Cout, const conv_spec *s,
                float *y, float *work, const conv_epilogue *ep)
 {
+    if (REFERENCE_BUILD) {
+        conv2d_ep_ref(x, N, H, W, Cin, w, Cout, s, y, ep);
+        return;
+    }
     const int OH = conv_out_h(s, H), OW = conv_out_w(s, W);
     const size_t M = (size_t)N * OH * OW, K = (size_t)s->kh * s->kw * Cin;
     if (M == 0 || Cout == 0) return;
@@ -236,26 +248,35 @@ void global_avgpool(const float *x, int N, int HW, int C, float *y)
 }
 
 /* ==========================================================================
- * Transformer pieces */
+ * Transformer pieces. The plain twins come first in each part: sums in
+ * order, libm's exp, erf and tanh in double. The fast kernels after them
+ * vectorize: a double sum over a row is a chain of dependent adds (4 cycles
+ * each), and libm's expf, erff and tanhf are scalar calls (10-40 ns each
+ * here) of which a ViT forward makes ~10^8 per batch, more time than its
+ * matrix products take. */
 
-/* ---- sums, exp and GELU that vectorize ------------------------------------
- * A double sum over a row is a chain of dependent adds (4 cycles each);
- * sum8 keeps 8 partial sums, element j going to sum j % 8, and adds them in
- * a fixed tree: the same order on every run and thread count, and the
- * compiler can do the 8 lanes at once.
- *
- * libm's expf, erff and tanhf are scalar calls (10-40 ns each here) and a
- * ViT forward makes ~10^8 of them per batch, more time than its matrix
- * products take. exp_f and the GELUs below are branch-free (selects, no
- * calls), so gcc vectorizes the loops that use them. They agree with the
- * double-precision functions to a few units in the last place (tested in
- * test_tensor.c). The polynomial coefficients are near-minimax
- * least-squares fits made in double precision (numpy):
- *   exp:  e^r on |r| <= ln2/2, degree 6          (relative error 3e-9)
- *   erf:  erf(z)/z in z^2 on |z| <= 1, degree 6  (relative error 1.2e-8)
- *   erfc: log erfc(a) on 1 <= a <= 4 in t = (a - 2.5) / 1.5, degree 9
- *         (absolute error 1.5e-8) */
+/* ---- LayerNorm ------------------------------------------------------------ */
 
+/* Reference: per row, mean and biased variance as sums in order, in double;
+ * y = (x - mean) / sqrt(var + eps) * gamma + beta, rounded once. */
+void layernorm_ref(const float *x, size_t rows, int C, const float *gamma, const float *beta,
+                   float eps, float *y)
+{
+    for (size_t r = 0; r < rows; r++) {
+        const float *xr = x + r * C;
+        double mean = 0.0, var = 0.0;
+        for (int c = 0; c < C; c++) mean += xr[c];
+        mean /= C;
+        for (int c = 0; c < C; c++) var += (xr[c] - mean) * (xr[c] - mean);
+        var /= C;
+        for (int c = 0; c < C; c++)
+            y[r * C + c] = (float)((xr[c] - mean) / sqrt(var + (double)eps) * gamma[c] + beta[c]);
+    }
+}
+
+/* sum8 keeps 8 partial sums, element j going to sum j % 8, and adds them
+ * in a fixed tree: the same order on every run and thread count, and the
+ * compiler can do the 8 lanes at once. */
 static double sum8(const float *x, size_t n)
 {
     double s[8] = {0};
@@ -276,6 +297,54 @@ static double sum8_sq_dev(const float *x, size_t n, double m)
     for (int k = 0; j < n; j++, k++) s[k] += (x[j] - m) * (x[j] - m);
     return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
 }
+
+/* Per row: mean and biased variance (two passes, in double, sum8), then
+ * y = (x - mean) * rstd * gamma + beta in float, rstd = 1 / sqrt(var + eps). */
+void layernorm(const float *x, size_t rows, int C, const float *gamma, const float *beta,
+               float eps, float *y)
+{
+    if (REFERENCE_BUILD) {
+        layernorm_ref(x, rows, C, gamma, beta, eps, y);
+        return;
+    }
+    const long rl = (long)rows;
+#pragma omp parallel for schedule(static) if (rows * (size_t)C >= PAR_MIN)
+    for (long r = 0; r < rl; r++) {
+        const float *xr = x + (size_t)r * C;
+        float *yr = y + (size_t)r * C;
+        const double mean = sum8(xr, (size_t)C) / C;
+        const double var = sum8_sq_dev(xr, (size_t)C, mean) / C;
+        const float m = (float)mean, rstd = (float)(1.0 / sqrt(var + (double)eps));
+        for (int c = 0; c < C; c++) yr[c] = (xr[c] - m) * rstd * gamma[c] + beta[c];
+    }
+}
+
+/* ---- GELU ------------------------------------------------------------------ */
+
+/* References: the definitions in double, rounded once. */
+void gelu_erf_ref(float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++) x[i] = (float)(0.5 * x[i] * (1.0 + erf(x[i] / sqrt(2.0))));
+}
+
+void gelu_tanh_ref(float *x, size_t n)
+{
+    const double k = sqrt(2.0 / 3.14159265358979323846);
+    for (size_t i = 0; i < n; i++) {
+        const double t = x[i];
+        x[i] = (float)(0.5 * t * (1.0 + tanh(k * (t + 0.044715 * t * t * t))));
+    }
+}
+
+/* exp_f and the GELUs below are branch-free (selects, no calls), so gcc
+ * vectorizes the loops that use them. They agree with the double-precision
+ * functions to a few units in the last place (tested in test_tensor.c
+ * against the references above). The polynomial coefficients are
+ * near-minimax least-squares fits made in double precision (numpy):
+ *   exp:  e^r on |r| <= ln2/2, degree 6          (relative error 3e-9)
+ *   erf:  erf(z)/z in z^2 on |z| <= 1, degree 6  (relative error 1.2e-8)
+ *   erfc: log erfc(a) on 1 <= a <= 4 in t = (a - 2.5) / 1.5, degree 9
+ *         (absolute error 1.5e-8) */
 
 /* e^x: x = n ln2 + r, n = round(x log2 e), |r| <= ln2/2 (ln2 in two
  * parts, so n*ln2_hi is exact), e^x = 2^n p(r). Below -87 the result is 0
@@ -344,25 +413,12 @@ static inline float gelu_tanh_one(float x)
     return x / (1.0f + exp_f(-2.0f * u));
 }
 
-/* Per row: mean and biased variance (two passes, in double, sum8), then
- * y = (x - mean) * rstd * gamma + beta in float, rstd = 1 / sqrt(var + eps). */
-void layernorm(const float *x, size_t rows, int C, const float *gamma, const float *beta,
-               float eps, float *y)
-{
-    const long rl = (long)rows;
-#pragma omp parallel for schedule(static) if (rows * (size_t)C >= PAR_MIN)
-    for (long r = 0; r < rl; r++) {
-        const float *xr = x + (size_t)r * C;
-        float *yr = y + (size_t)r * C;
-        const double mean = sum8(xr, (size_t)C) / C;
-        const double var = sum8_sq_dev(xr, (size_t)C, mean) / C;
-        const float m = (float)mean, rstd = (float)(1.0 / sqrt(var + (double)eps));
-        for (int c = 0; c < C; c++) yr[c] = (xr[c] - m) * rstd * gamma[c] + beta[c];
-    }
-}
-
 void gelu_erf(float *x, size_t n)
 {
+    if (REFERENCE_BUILD) {
+        gelu_erf_ref(x, n);
+        return;
+    }
     const long nl = (long)n;
 #pragma omp parallel for schedule(static) if (n >= PAR_MIN / 4)
     for (long i = 0; i < nl; i++) x[i] = gelu_erf_one(x[i]);
@@ -370,6 +426,10 @@ void gelu_erf(float *x, size_t n)
 
 void gelu_tanh(float *x, size_t n)
 {
+    if (REFERENCE_BUILD) {
+        gelu_tanh_ref(x, n);
+        return;
+    }
     const long nl = (long)n;
 #pragma omp parallel for schedule(static) if (n >= PAR_MIN / 4)
     for (long i = 0; i < nl; i++) x[i] = gelu_tanh_one(x[i]);
@@ -382,9 +442,31 @@ void tanh_inplace(float *x, size_t n)
     for (long i = 0; i < nl; i++) x[i] = tanhf(x[i]);
 }
 
+/* ---- softmax ---------------------------------------------------------------- */
+
+/* Reference, one row: e_j = exp(x_j - max x) in double, x_j = e_j / sum e,
+ * the sum in order. */
+static void softmax_row_ref(float *x, size_t cols)
+{
+    float mx = -INFINITY;
+    for (size_t j = 0; j < cols; j++) mx = x[j] > mx ? x[j] : mx;
+    double sum = 0.0;
+    for (size_t j = 0; j < cols; j++) sum += exp((double)x[j] - mx);
+    for (size_t j = 0; j < cols; j++) x[j] = (float)(exp((double)x[j] - mx) / sum);
+}
+
+void softmax_rows_ref(float *x, size_t rows, size_t cols)
+{
+    for (size_t r = 0; r < rows; r++) softmax_row_ref(x + r * cols, cols);
+}
+
 /* One row: e_j = exp(x_j - max x), their sum in double (sum8), x_j = e_j * (1 / sum). */
 static void softmax_row(float *x, size_t cols)
 {
+    if (REFERENCE_BUILD) {
+        softmax_row_ref(x, cols);
+        return;
+    }
     float m8[8] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY};
     size_t j = 0;
     for (; j + 8 <= cols; j += 8)

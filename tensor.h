@@ -61,14 +61,21 @@ void maxpool2d(const float *x, int N, int H, int W, int C, int k, int stride, in
 /* y[N,C] = mean over the HW positions of x[N,HW,C]. */
 void global_avgpool(const float *x, int N, int HW, int C, float *y);
 
-/* ---- transformer pieces -------------------------------------------------- */
+/* ---- transformer pieces --------------------------------------------------
+ * Each *_ref is the plain twin of the kernel before it: the definition,
+ * in double, with libm (the fast ones use sums of 8 lanes and polynomials). */
 /* y[rows,C] = (x - mean) / sqrt(var + eps) * gamma + beta (biased variance). */
 void layernorm(const float *x, size_t rows, int C, const float *gamma, const float *beta,
                float eps, float *y);
+void layernorm_ref(const float *x, size_t rows, int C, const float *gamma, const float *beta,
+                   float eps, float *y);
 void gelu_erf(float *x, size_t n);     /* 0.5 x (1 + erf(x / sqrt 2)) */
+void gelu_erf_ref(float *x, size_t n);
 void gelu_tanh(float *x, size_t n);    /* 0.5 x (1 + tanh(sqrt(2/pi)(x + 0.044715 x^3))) */
+void gelu_tanh_ref(float *x, size_t n);
 void tanh_inplace(float *x, size_t n);
-void softmax_rows(float *x, size_t rows, size_t cols);   /* max-subtracted */
+void softmax_rows(float *x, size_t rows, size_t cols);   /* max-subtracted, per row */
+void softmax_rows_ref(float *x, size_t rows, size_t cols);
 /* Multi-head self-attention core. qkv[N,T,3C] holds q, k, v (each [T,C],
  * head h = channels [h*C/heads, (h+1)*C/heads)). out[N,T,C] gets
  * softmax(q k^T / sqrt(dh)) v per head, heads concatenated.

@@ -8,6 +8,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* 1 in the teaching build (make REFERENCE=1): fast kernels hand over to their plain twins. */
+#ifdef H2T_REFERENCE
+#define REFERENCE_BUILD 1
+#else
+#define REFERENCE_BUILD 0
+#endif
+
 /* ---- errors ------------------------------------------------------------
  * Library functions return 0 on success and -1 on failure; on failure they
  * record a one-line message (naming the file or argument and what was
