@@ -8,7 +8,8 @@
 #               plain twin (*_ref: the definition, summed in order in double,
 #               libm's exp/erf/tanh), so only the plain code runs. Both are
 #               compiled in every build; REFERENCE_BUILD (util.h) picks. Far
-#               slower (naive GEMM).
+#               slower (naive GEMM); test/cli_reference.sh states how close
+#               its results are to the fast build's.
 # Objects live in build/<flavour>/ so flavours never mix: native[-omp],
 # portable[-omp], reference[-omp] (portable-reference[-omp]), x87 (below).
 
@@ -28,8 +29,10 @@ endif
 ifeq ($(REFERENCE),1)
   OPTFLAGS += -DH2T_REFERENCE
   FLAVOUR := $(REF_FLAVOUR)
+  OTHER_FLAVOUR := $(FAST_FLAVOUR)
 else
   FLAVOUR := $(FAST_FLAVOUR)
+  OTHER_FLAVOUR := $(REF_FLAVOUR)
 endif
 OPTFLAGS += -fno-math-errno # sqrtf etc. need not set errno: lets gcc vectorize them (same results; not -ffast-math)
 
@@ -38,6 +41,7 @@ ifneq ($(NO_OMP),1)
 endif
 ifneq ($(OMPFLAGS),)
   FLAVOUR := $(FLAVOUR)-omp
+  OTHER_FLAVOUR := $(OTHER_FLAVOUR)-omp
 else
   OMPFLAGS := -Wno-unknown-pragmas
 endif
@@ -68,16 +72,29 @@ $(B)/h2t: $(B)/h2t.o $(LIB_OBJ)
 $(B)/test_%: test/test_%.c $(wildcard test/*.h) $(LIB_OBJ) $(HDRS)
 	$(CC) $(CFLAGS_ALL) -iquote . $< $(LIB_OBJ) -o $@ $(LDLIBS)
 
+# npycmp: the shell tests' comparison of two .npy files within a tolerance
+$(B)/npycmp: test/npycmp.c $(B)/npy.o $(B)/util.o $(HDRS)
+	$(CC) $(CFLAGS_ALL) -iquote . $< $(B)/npy.o $(B)/util.o -o $@ $(LDLIBS)
+
 $(B):
 	@mkdir -p $(B)
 
-test-bins: $(B)/h2t $(TEST_BIN)
+test-bins: $(B)/h2t $(B)/npycmp $(TEST_BIN)
 
 # The suite also checks that a build without OpenMP gives the same bytes,
-# and runs the kernel tests built with x87 float evaluation (below).
+# compares this build's h2t with the other of the fast and reference builds
+# (test/cli_reference.sh), and runs the kernel tests built with x87 float
+# evaluation (below).
+OTHER_B := build/$(OTHER_FLAVOUR)
+ifeq ($(REFERENCE),1)
+  REF_FAST := H2T_BIN_REF=$(B)/h2t H2T_BIN_FAST=$(OTHER_B)/h2t
+else
+  REF_FAST := H2T_BIN_REF=$(OTHER_B)/h2t H2T_BIN_FAST=$(B)/h2t
+endif
 test: h2t test-bins x87-bins
 	@$(MAKE) --no-print-directory NO_OMP=1 test-bins >/dev/null
-	@sh test/run.sh $(B) build/$(subst -omp,,$(FLAVOUR)) $(X87)
+	@$(MAKE) --no-print-directory REFERENCE=$(if $(filter 1,$(REFERENCE)),0,1) $(OTHER_B)/h2t >/dev/null
+	@$(REF_FAST) sh test/run.sh $(B) build/$(subst -omp,,$(FLAVOUR)) $(X87)
 
 # Float evaluation: test_tensor, test_resnet and test_vit built a second
 # time, in build/x87/, with gcc -mfpmath=387 (FLT_EVAL_METHOD 2: float

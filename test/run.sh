@@ -5,6 +5,8 @@
 # and every test/cli_*.sh, counts PASS/FAIL lines, and ends with
 # "N passed, M failed". A binary or script that exits non-zero without a
 # FAIL line (a crash) counts as one failure. Exit status: 0 iff M == 0.
+# H2T_BIN_FAST and H2T_BIN_REF (fast and reference builds' h2t, set by make
+# test) reach test/cli_reference.sh through the environment.
 B=${1:?usage: test/run.sh BUILD_DIR [NOOMP_BUILD_DIR [MORE_TEST_DIR...]]}
 NB=${2:-$B}
 shift; [ $# -gt 0 ] && shift
