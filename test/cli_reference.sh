@@ -7,18 +7,21 @@
 # (H2T_BIN_REF, H2T_BIN_FAST) and builds test/npycmp.c, which compares two
 # .npy files as check_close does: max |fast - ref| <= TOL * max |ref|.
 #
-# Tolerances, and the largest differences measured (gcc 12, x86-64 with
-# AVX-512 and FMA), as max |fast - ref| / max |ref| per tensor:
-#   taps, every location        2e-6   measured 4.0e-7 (resnet_v15
-#                                      pre_logits_pre_pooling), 3.2e-7
-#                                      (resnet_v2), 4.0e-7 (vit mlp_1)
-#   features, T 16/64/100000    2e-6   measured 1.5e-7, 2.3e-7, 4.8e-7 (vit)
-#   score, fit: W, b, scores    1e-6   measured 1.3e-7 (score W), 7e-8 (fit W)
-#   fit: selected features, cv.tsv     the same bytes (measured: identical)
+# Tolerances, and the largest differences measured as max |fast - ref| /
+# max |ref| per tensor (gcc 12 on x86-64 with AVX-512; the default build,
+# which uses FMA, and PORTABLE=1's -O2 without -march, which does not):
+#   taps, every location      5e-6   default: resnet_v15 4.5e-7, resnet_v2
+#                                    4.8e-7, vit 6.4e-7 (pre_logits);
+#                                    PORTABLE: 6.4e-7, 5.8e-7, 9.6e-7
+#   features, T 16/64/100000  5e-6   default 2.0e-7, 2.3e-7, 4.8e-7;
+#                                    PORTABLE 3.6e-7, 1.4e-7, 6.5e-7
+#   score, fit: W, b, scores  1e-6   default 1.5e-7, PORTABLE 1.6e-7
+#   fit: selected features, cv.tsv   the same bytes (they are, in both)
 # The differences are float sums in the fast kernels against double sums,
 # and our exp/erf polynomials against libm: a few units in the last place.
-# A real bug (a missed epilogue step, a wrong exponent, a padding error)
-# moves values by 1e-2 or more.
+# Bugs move them far more: gelu_erf_ref with sqrt(2.01) for sqrt(2) moves
+# the ViT's taps by 5e-4 of their largest magnitude, conv2d_ep_ref skipping
+# its ReLU moves the ResNets' by 0.3 and more (both tried).
 H2T_FAST=${H2T_BIN_FAST:-}
 H2T_REF=${H2T_BIN_REF:-}
 T=$(mktemp -d)
@@ -62,11 +65,11 @@ for fx in resnet_v15 resnet_v2 vit; do
     check $? "$fx: h2t taps --taps all writes the same $n locations from both builds"
     for f in "$T/$fx.fast"/*.npy; do
         name=$(basename "$f" .npy)
-        within "$fx: h2t taps $name" 2e-6 "$f" "$T/$fx.ref/$name.npy"
+        within "$fx: h2t taps $name" 5e-6 "$f" "$T/$fx.ref/$name.npy"
         cmp -s "$f" "$T/$fx.ref/$name.npy" || all_bytes_same=0
     done
     for ts in 16 64 100000; do
-        within "$fx: h2t features --target-size $ts" 2e-6 "$T/$fx.fast.F.T$ts.npy" "$T/$fx.ref.F.T$ts.npy"
+        within "$fx: h2t features --target-size $ts" 5e-6 "$T/$fx.fast.F.T$ts.npy" "$T/$fx.ref.F.T$ts.npy"
         cmp -s "$T/$fx.fast.F.T$ts.layout.tsv" "$T/$fx.ref.F.T$ts.layout.tsv"
         check $? "$fx: h2t features --target-size $ts: the same layout"
     done
