@@ -1,9 +1,19 @@
-/* tensor.c: the numerical kernels of tensor.h -- GEMM, convolution, the
- * per-channel and elementwise ops, pooling, the transformer pieces and the
- * TF1 bilinear resize. Plain C11; OpenMP (when compiled with -fopenmp) only
- * splits independent outputs, so every result is bitwise identical for any
- * thread count. No model code and no allocation of activations here: every
- * caller passes its buffers (scratch sizes come from *_work_size()).
+/* tensor.c: the numerical kernels of tensor.h -- the per-channel and
+ * elementwise ops, convolution, pooling, the transformer pieces and the TF1
+ * bilinear resize. Not here: the matrix product and the blocked machinery
+ * that also runs the convolutions (gemm.c), anything of a model.
+ *
+ * Every fast kernel has its plain twin right before it, named *_ref: the
+ * definition written out, summed in order in double, with libm's exp, erf
+ * and tanh. test_tensor.c holds each pair together. In the reference build
+ * (make REFERENCE=1, REFERENCE_BUILD in util.h) the fast kernels hand over
+ * to their twins at their first line, so that build runs the plain code
+ * only; both are compiled in every build.
+ *
+ * Plain C11; OpenMP (when compiled with -fopenmp) only splits independent
+ * outputs, so every result is bitwise identical for any thread count. No
+ * allocation of activations here: every caller passes its buffers (scratch
+ * sizes come from *_work_size()).
  *
  * Dimension legend (as in tensor.h):
  *   N  images in a batch          H, W  spatial height, width
@@ -21,538 +31,6 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
-
-/* ==========================================================================
- * GEMM, reference: the naive triple loop, kept forever as the yardstick the
- * fast gemm() is tested against. Each C element is accumulated in double,
- * k = 0..K-1 in order, then rounded once to float (so it is slightly more
- * accurate than any float GEMM, not bitwise equal to one). */
-
-void gemm_ref(int transA, int transB, size_t M, size_t N, size_t K,
-              const float *A, size_t lda, const float *B, size_t ldb,
-              float beta, float *C, size_t ldc)
-{
-    for (size_t i = 0; i < M; i++)
-        for (size_t j = 0; j < N; j++) {
-            double s = 0.0;
-            for (size_t p = 0; p < K; p++) {
-                float a = transA ? A[p * lda + i] : A[i * lda + p];
-                float b = transB ? B[j * ldb + p] : B[p * ldb + j];
-                s += (double)a * (double)b;
-            }
-            float *c = &C[i * ldc + j];
-            *c = beta != 0.0f ? (float)((double)*c + s) : (float)s;
-        }
-}
-
-/* ==========================================================================
- * GEMM, fast: cache-blocked and register-tiled (after BLIS / GotoBLAS), in
- * plain C that gcc -O3 -march=native turns into AVX-512 FMAs. The same
- * machinery computes convolutions (conv2d below) without an im2col matrix.
- *
- *   C is cut into tiles of mc x nc (nc at most GEMM_NC, mc see below); each
- *   tile is one task for one thread. For each depth block of at most GEMM_KC (in
- *   order):
- *     pack op(B)[block, tile columns] into Bp: slivers of GEMM_NR columns,
- *       each stored [kc][NR] (columns past N zero), so that the kernel
- *       reads B with unit stride; the panel, KC x NC, stays in L2;
- *     for each sliver of GEMM_MR rows of op(A):
- *       pack it into Ap, [MR][KC] (rows past M zero), which stays in L1;
- *       for each sliver of Bp, micro-kernel: acc[MR][NR] = sum_p
- *       op(A)[i, p] * Bp[p][j], p in order, then C += acc (C = acc for the
- *       first block when beta = 0).
- *   Two exceptions read op(A) in place: A^T (each p is MR contiguous
- *   floats already; only its last sliver, of fewer than MR rows, is copied,
- *   [kc][MR] zero-padded), and a convolution's sliver of MR input pixels of
- *   one output row (evenly spaced; other slivers are copied like A's rows).
- *
- * Tile height: every tile packs its own B panel, so with a wide panel
- * (large N) tiles are tall, up to GEMM_MC_WIDE rows: the fewer row tiles,
- * the fewer times B is read from memory, which is what limits large
- * products (their A and C tiles stream through). With a narrow panel, up
- * to GEMM_MC rows: the C tile then stays in L2 from one depth block to the
- * next.
- *
- * Every C element is summed the same way whatever the tile sizes,
- * the thread count and M: depth blocks in order, within a block p in order
- * into an accumulator starting at 0. So results are bitwise identical for
- * any number of threads, and a row of C does not depend on which other rows
- * are computed with it (an image's features do not depend on its batch).
- *
- * Multiply-add: fmaf (one rounding) where the C library says it is fast
- * (FP_FAST_FMAF, e.g. -march=native on x86-64), a*b+c otherwise; the
- * project builds with -std=c11, where gcc never fuses a*b+c by itself.
- *
- * Packing memory: one buffer per thread (GEMM_PACK_FLOATS floats, ~1 MiB),
- * allocated on first use in that thread and kept for the life of the thread
- * (_Thread_local), so gemm() does not allocate per call. Should that
- * allocation fail, gemm() falls back to gemm_ref (slow, never wrong).
- *
- * The block sizes may be overridden at compile time (-DGEMM_KC=...) when
- * porting; MR x NR should fill most of the vector registers. */
-
-#ifndef GEMM_MR
-#define GEMM_MR 14   /* register tile rows: 14 x 2 accumulator vectors = 28 zmm */
-#endif
-#ifndef GEMM_NR
-#define GEMM_NR 32   /* register tile columns: two 16-float vectors */
-#endif
-#ifndef GEMM_KC
-#define GEMM_KC 256  /* depth block: an A sliver (MR x KC, 14 KiB) stays in L1 */
-#endif
-#ifndef GEMM_MC
-#define GEMM_MC 252  /* tile rows at most (a multiple of MR), for a narrow B panel */
-#endif
-#ifndef GEMM_MC_WIDE
-#define GEMM_MC_WIDE 2016 /* the same for a B panel of GEMM_NC / 2 columns or more */
-#endif
-#ifndef GEMM_NC
-#define GEMM_NC 1024 /* tile columns (a multiple of NR): the B panel, 1 MiB, in L2 */
-#endif
-#define GEMM_PACK_FLOATS ((size_t)GEMM_KC * (GEMM_NC + GEMM_MR))
-
-#ifdef FP_FAST_FMAF
-#define MADD(a, b, c) fmaf(a, b, c)
-#else
-#define MADD(a, b, c) ((a) * (b) + (c))
-#endif
-
-/* gcc may prefer 256-bit vectors on some AVX-512 targets; the micro-kernel
- * is written for 512 (NR = 32 = two vectors). */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__AVX512F__)
-#define KERNEL_ATTR __attribute__((target("prefer-vector-width=512")))
-#else
-#define KERNEL_ATTR
-#endif
-/* PREFETCH: into all cache levels; PREFETCH_L2: into L2, not L1 */
-#if defined(__GNUC__)
-#define ALWAYS_INLINE inline __attribute__((always_inline))
-#define PREFETCH(p) __builtin_prefetch(p)
-#define PREFETCH_L2(p) __builtin_prefetch(p, 0, 2)
-#else
-#define ALWAYS_INLINE inline
-#define PREFETCH(p) ((void)0)
-#define PREFETCH_L2(p) ((void)0)
-#endif
-
-/* The micro-kernel: acc[i][j] = sum_p a[i*rsa + p*csa] * b[p*NR + j] over
- * p = 0..kc-1, then the full MR x NR tile C (+)= acc. The fixed-size loops
- * over i and j are unrolled and vectorized by the compiler, and acc stays in
- * registers. It is instantiated three times below with constant strides. (Partial
- * tiles at the edges of C go through a scratch tile, see gemm_tile.) The C
- * tile is fetched first, so that it arrives while acc is being summed. */
-static ALWAYS_INLINE void gemm_kernel(size_t kc, const float *restrict a, size_t rsa, size_t csa,
-                                      const float *restrict b, float *restrict c, size_t ldc, int accumulate)
-{
-    for (int i = 0; i < GEMM_MR; i++) PREFETCH(c + i * ldc), PREFETCH(c + i * ldc + GEMM_NR - 1);
-    float acc[GEMM_MR][GEMM_NR] = {{0}};
-    for (size_t p = 0; p < kc; p++, a += csa, b += GEMM_NR)
-        for (int i = 0; i < GEMM_MR; i++)
-            for (int j = 0; j < GEMM_NR; j++) acc[i][j] = MADD(a[i * rsa], b[j], acc[i][j]);
-    if (accumulate)
-        for (int i = 0; i < GEMM_MR; i++)
-            for (int j = 0; j < GEMM_NR; j++) c[i * ldc + j] += acc[i][j];
-    else
-        for (int i = 0; i < GEMM_MR; i++)
-            for (int j = 0; j < GEMM_NR; j++) c[i * ldc + j] = acc[i][j];
-}
-
-/* How a sliver of op(A) is laid out, see a_sliver: which kernel reads it */
-enum { SLIVER_PACKED, SLIVER_ROWS, SLIVER_COLS };
-
-/* op(A)[i, p] = a[i*KC + p]: a sliver packed by rows (Ap) */
-KERNEL_ATTR static void gemm_kernel_apacked(size_t kc, const float *a, const float *b, float *c, size_t ldc,
-                                            int accumulate)
-{
-    gemm_kernel(kc, a, GEMM_KC, 1, b, c, ldc, accumulate);
-}
-
-/* op(A)[i, p] = a[i*lda + p]: a convolution's input pixels, in place */
-KERNEL_ATTR static void gemm_kernel_arows(size_t kc, const float *a, size_t lda, const float *b, float *c,
-                                          size_t ldc, int accumulate)
-{
-    gemm_kernel(kc, a, lda, 1, b, c, ldc, accumulate);
-}
-
-/* op(A)[i, p] = a[p*lda + i]: A^T in place, or its last sliver copied (lda = MR) */
-KERNEL_ATTR static void gemm_kernel_acols(size_t kc, const float *a, size_t lda, const float *b, float *c,
-                                          size_t ldc, int accumulate)
-{
-    gemm_kernel(kc, a, 1, lda, b, c, ldc, accumulate);
-}
-
-static void gemm_kernel_sliver(int kind, size_t kc, const float *a, size_t lda, const float *b, float *c,
-                               size_t ldc, int accumulate)
-{
-    if (kind == SLIVER_PACKED) gemm_kernel_apacked(kc, a, b, c, ldc, accumulate);
-    else if (kind == SLIVER_ROWS) gemm_kernel_arows(kc, a, lda, b, c, ldc, accumulate);
-    else gemm_kernel_acols(kc, a, lda, b, c, ldc, accumulate);
-}
-
-/* The operands of one blocked product C[M,N] (+)= op(A)[M,K] op(B)[K,N].
- * op(A) is a matrix (conv == NULL) or the implicit im2col matrix of a
- * convolution over an input already padded with zeros:
- *   op(A)[(n*OH + oy)*OW + ox, (ky*KW + kx)*C + c] = x[n, oy*s + ky, ox*s + kx, c]
- * For one ky the KW*C columns (kx, c) are contiguous in x, so depth blocks
- * never straddle two values of ky (run = KW*C; run = K for a matrix). */
-typedef struct {
-    const float *x;            /* [N, Hp, Wp, C], zero-padded */
-    int Hp, Wp, C, KW, stride, OH, OW;
-} conv_geom;
-
-typedef struct {
-    size_t M, N, K, run;
-    int transA, transB;
-    const float *A, *B;
-    size_t lda, ldb;
-    const conv_geom *conv;
-    float beta;
-    float *C;
-    size_t ldc;
-    int c_trans;               /* the product is C^T: element (i, j) goes to C[j*ldc + i] */
-    const conv_epilogue *ep;   /* applied to each finished register tile (not with c_trans) */
-} gemm_args;
-
-/* The epilogue on rows [i, i+mr) and columns [j, j+nr) of C (c points at
- * C[i*ldc + j]); res has C's layout. Written as scale_shift, add_inplace
- * and relu write it, so the bits are the same. */
-static void epilogue_apply(const conv_epilogue *ep, float *c, size_t ldc, size_t i, size_t j, size_t mr,
-                           size_t nr)
-{
-    const float *restrict sc = ep->scale ? ep->scale + j : NULL, *restrict sh = ep->shift ? ep->shift + j : NULL;
-    for (size_t r = 0; r < mr; r++) { /* one short vectorizable loop per step, the row in L1 */
-        float *restrict y = c + r * ldc;
-        if (sc)
-            for (size_t u = 0; u < nr; u++) y[u] = y[u] * sc[u] + sh[u];
-        if (ep->res) {
-            const float *restrict res = ep->res + (i + r) * ldc + j;
-            for (size_t u = 0; u < nr; u++) y[u] += res[u];
-        }
-        if (ep->relu)
-            for (size_t u = 0; u < nr; u++) y[u] = y[u] > 0.0f ? y[u] : 0.0f;
-    }
-}
-
-/* Where the sliver op(A)[i .. i+MR, p0 .. p0+kc) is: returns a pointer and
- * sets *ld and *kind so that op(A)[i+r, p0+q] is
- *   SLIVER_PACKED  ptr[r*KC + q]  a copy in Ap, [MR][KC], rows past mr zero:
- *                                 rows of A, or a convolution's pixels;
- *   SLIVER_ROWS    ptr[r*ld + q]  a convolution's MR pixels of one output
- *                                 row, evenly spaced: read in place;
- *   SLIVER_COLS    ptr[q*ld + r]  A^T in place, or its last sliver of
- *                                 mr < MR rows copied into Ap as [kc][MR]. */
-static const float *a_sliver(const gemm_args *g, size_t i, size_t mr, size_t p0, size_t kc, float *Ap,
-                             size_t *ld, int *kind)
-{
-    const conv_geom *cv = g->conv;
-    *ld = GEMM_KC, *kind = SLIVER_PACKED;
-    if (!cv && !g->transA) { /* rows of A, contiguous in p */
-        for (size_t r = 0; r < GEMM_MR; r++) {
-            const float *src = g->A + (i + r) * g->lda + p0;
-            float *d = Ap + r * GEMM_KC;
-            if (r < mr)
-                for (size_t p = 0; p < kc; p++) d[p] = src[p];
-            else
-                for (size_t p = 0; p < kc; p++) d[p] = 0.0f;
-        }
-        /* the next sliver's rows, into L2: each row is a short run in
-         * another page, too short for the hardware prefetcher to catch */
-        for (size_t r = i + GEMM_MR; r < i + 2 * GEMM_MR && r < g->M; r++)
-            for (size_t p = 0; p < kc; p += 16) PREFETCH_L2(g->A + r * g->lda + p0 + p);
-        return Ap;
-    }
-    if (!cv) { /* A^T: op(A)[i+r, p0+q] = A[(p0+q)*lda + i + r] */
-        *kind = SLIVER_COLS;
-        if (mr == GEMM_MR) {
-            *ld = g->lda;
-            /* each p is another row of A, often another page: too many
-             * streams for the hardware prefetcher, so fetch the next
-             * sliver's floats ahead (2.5x faster on the lasso's X^T G) */
-            for (size_t p = 0; p < kc; p++) PREFETCH(g->A + (p0 + p) * g->lda + i + GEMM_MR);
-            return g->A + p0 * g->lda + i;
-        }
-        for (size_t p = 0; p < kc; p++)
-            for (size_t r = 0; r < GEMM_MR; r++)
-                Ap[p * GEMM_MR + r] = r < mr ? g->A[(p0 + p) * g->lda + i + r] : 0.0f;
-        *ld = GEMM_MR;
-        return Ap;
-    }
-    /* convolution: row i is output pixel (n, oy, ox); column p0 is (ky, q) */
-    const size_t ohw = (size_t)cv->OH * cv->OW, ky = p0 / g->run, q = p0 % g->run;
-    size_t n = i / ohw, oy = i % ohw / cv->OW, ox = i % cv->OW;
-#define PIXEL(n_, oy_, ox_) \
-    (cv->x + (((n_) * cv->Hp + (oy_) * cv->stride + ky) * cv->Wp + (ox_) * cv->stride) * cv->C + q)
-    /* in place (no copy: often a depth block is short, KW*C, the copy would
-     * cost as much as the product) */
-    if (mr == GEMM_MR && ox + GEMM_MR <= (size_t)cv->OW) {
-        *ld = (size_t)cv->stride * cv->C, *kind = SLIVER_ROWS;
-        return PIXEL(n, oy, ox);
-    }
-    for (size_t r = 0; r < GEMM_MR; r++) {
-        float *d = Ap + r * GEMM_KC;
-        if (r < mr) {
-            const float *src = PIXEL(n, oy, ox);
-            for (size_t p = 0; p < kc; p++) d[p] = src[p];
-            if (++ox == (size_t)cv->OW) { /* next pixel: the sliver may wrap rows and images */
-                ox = 0;
-                if (++oy == (size_t)cv->OH) oy = 0, n++;
-            }
-        } else {
-            for (size_t p = 0; p < kc; p++) d[p] = 0.0f;
-        }
-    }
-#undef PIXEL
-    return Ap;
-}
-
-/* Bp[NR slivers][kc][NR] = op(B)[p0 .. p0+kc, j0 .. j0+nc), columns past nc zero. */
-static void pack_b(int transB, const float *B, size_t ldb, size_t p0, size_t kc, size_t j0, size_t nc, float *Bp)
-{
-    const size_t full = nc / GEMM_NR * GEMM_NR, rest = nc - full; /* columns in full slivers, others */
-    if (!transB) { /* op(B)[p,j] = B[p,j]: row by row, each read once, in order */
-        for (size_t p = 0; p < kc; p++) {
-            const float *src = B + (p0 + p) * ldb + j0;
-            float *d = Bp + p * GEMM_NR;
-            for (size_t jr = 0; jr < full; jr += GEMM_NR, d += kc * GEMM_NR)
-                for (size_t j = 0; j < GEMM_NR; j++) d[j] = src[jr + j];
-            if (rest) {
-                for (size_t j = 0; j < rest; j++) d[j] = src[full + j];
-                for (size_t j = rest; j < GEMM_NR; j++) d[j] = 0.0f;
-            }
-        }
-        return;
-    }
-    /* op(B)[p,j] = B[j,p]: each column j contiguous in p */
-    for (size_t jr = 0; jr < nc; jr += GEMM_NR, Bp += kc * GEMM_NR) {
-        const size_t nr = nc - jr < GEMM_NR ? nc - jr : GEMM_NR;
-        for (size_t j = 0; j < GEMM_NR; j++) {
-            float *d = Bp + j;
-            if (j < nr) {
-                const float *src = B + (j0 + jr + j) * ldb + p0;
-                for (size_t p = 0; p < kc; p++) d[p * GEMM_NR] = src[p];
-            } else {
-                for (size_t p = 0; p < kc; p++) d[p * GEMM_NR] = 0.0f;
-            }
-        }
-    }
-}
-
-/* This thread's packing buffer (GEMM_PACK_FLOATS), or NULL if it cannot be had. */
-static float *gemm_pack_buffer(void)
-{
-    static _Thread_local float *buf;
-    if (!buf) buf = alloc_array(GEMM_PACK_FLOATS, sizeof(float));
-    return buf;
-}
-
-/* One tile: C[i0 .. i0+mc, j0 .. j0+nc) of the product. Bp: the packing buffer. */
-static void gemm_tile(const gemm_args *g, size_t i0, size_t mc, size_t j0, size_t nc, float *Bp)
-{
-    float *Ap = Bp + (size_t)GEMM_KC * GEMM_NC; /* [MR][KC]: a packed A sliver */
-    float tile[GEMM_MR * GEMM_NR];               /* a partial tile of C */
-    for (size_t p0 = 0; p0 < g->K;) {
-        const size_t left = g->run - p0 % g->run, kc = left < GEMM_KC ? left : GEMM_KC;
-        const int accumulate = p0 > 0 || g->beta != 0.0f;
-        const conv_epilogue *ep = p0 + kc == g->K ? g->ep : NULL; /* after the last depth block */
-        pack_b(g->transB, g->B, g->ldb, p0, kc, j0, nc, Bp);
-        for (size_t ir = 0; ir < mc; ir += GEMM_MR) {
-            const size_t mr = mc - ir < GEMM_MR ? mc - ir : GEMM_MR, i = i0 + ir;
-            size_t la;
-            int kind;
-            const float *a = a_sliver(g, i, mr, p0, kc, Ap, &la, &kind);
-            for (size_t jr = 0; jr < nc; jr += GEMM_NR) {
-                const size_t nr = nc - jr < GEMM_NR ? nc - jr : GEMM_NR;
-                const float *b = Bp + jr * kc;
-                /* element (r, u) of the tile is at c + r*rs + u*cs */
-                const size_t j = j0 + jr, rs = g->c_trans ? 1 : g->ldc, cs = g->c_trans ? g->ldc : 1;
-                float *c = g->C + (g->c_trans ? j * g->ldc + i : i * g->ldc + j);
-                if (mr == GEMM_MR && nr == GEMM_NR && !g->c_trans) { /* straight into C */
-                    gemm_kernel_sliver(kind, kc, a, la, b, c, g->ldc, accumulate);
-                    if (ep) epilogue_apply(ep, c, g->ldc, i, j, mr, nr);
-                    continue;
-                }
-                gemm_kernel_sliver(kind, kc, a, la, b, tile, GEMM_NR, 0);
-                for (size_t r = 0; r < mr; r++) /* C (+)= the tile's valid mr x nr part */
-                    for (size_t u = 0; u < nr; u++) {
-                        float *cc = c + r * rs + u * cs;
-                        *cc = accumulate ? *cc + tile[r * GEMM_NR + u] : tile[r * GEMM_NR + u];
-                    }
-                if (ep) epilogue_apply(ep, c, g->ldc, i, j, mr, nr);
-            }
-        }
-        p0 += kc;
-    }
-}
-
-static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
-static size_t ceil_div(size_t x, size_t m) { return (x + m - 1) / m; }
-
-/* The product described by g, split into tiles over the threads. Returns -1
- * (computing nothing) if a packing buffer cannot be allocated. */
-static int gemm_blocked(const gemm_args *g)
-{
-    const size_t M = g->M, N = g->N;
-    /* Tiles: tm x tn of them, at most GEMM_MC x GEMM_NC each. With several
-     * threads, cut more (at least 3 per thread for balance) while a tile
-     * keeps at least 4 slivers each way: every tile packs its own B panel. */
-    int threads = 1;
-#ifdef _OPENMP
-    /* no threads of our own inside a parallel region, even an inactive one
-     * (a nested team would start new threads on every call) */
-    if (omp_get_level() == 0) threads = omp_get_max_threads();
-#endif
-    size_t tn = ceil_div(N, GEMM_NC), tm = ceil_div(M, ceil_div(N, tn) >= GEMM_NC / 2 ? GEMM_MC_WIDE : GEMM_MC);
-    while (threads > 1 && tm * tn < (size_t)threads * 3) {
-        if (ceil_div(N, tn + 1) >= 4 * GEMM_NR && ceil_div(N, tn) >= ceil_div(M, tm)) tn++;
-        else if (ceil_div(M, tm + 1) >= 4 * GEMM_MR) tm++;
-        else break;
-    }
-    const size_t mc = round_up(ceil_div(M, tm), GEMM_MR), nc = round_up(ceil_div(N, tn), GEMM_NR);
-    tm = ceil_div(M, mc), tn = ceil_div(N, nc);
-    const long tiles = (long)(tm * tn);
-    int failed = 0;
-    /* (threads only for more than ~0.4 MFLOP) */
-#pragma omp parallel if (threads > 1 && tiles > 1 && (double)M * N * g->K > 2e5) reduction(| : failed)
-    {
-        float *buf = gemm_pack_buffer();
-        if (!buf) failed = 1;
-#pragma omp for schedule(dynamic, 1)
-        for (long t = 0; t < tiles; t++) {
-            const size_t i0 = (size_t)t / tn * mc, j0 = (size_t)t % tn * nc;
-            if (buf) gemm_tile(g, i0, M - i0 < mc ? M - i0 : mc, j0, N - j0 < nc ? N - j0 : nc, buf);
-        }
-    }
-    return failed ? -1 : 0;
-}
-
-void gemm(int transA, int transB, size_t M, size_t N, size_t K,
-          const float *A, size_t lda, const float *B, size_t ldb,
-          float beta, float *C, size_t ldc)
-{
-    if (M == 0 || N == 0) return;
-    if (K == 0) { /* C = beta * C with beta 0 or 1 */
-        if (beta == 0.0f)
-            for (size_t i = 0; i < M; i++) memset(C + i * ldc, 0, N * sizeof(float));
-        return;
-    }
-    gemm_args g = {.M = M, .N = N, .K = K, .run = K, .transA = transA, .transB = transB, .A = A, .B = B,
-                   .lda = lda, .ldb = ldb, .beta = beta, .C = C, .ldc = ldc};
-    /* A few columns and many rows of A^T (the lasso's X^T G with few
-     * classes): padding N up to NR would waste most of the work, so compute
-     * C^T = op(B)^T A instead, where A's rows become the packed, contiguous
-     * B side. Each element gets the very same sum (same products, same
-     * order), so the result is bitwise the same either way. */
-    if (transA && N <= GEMM_NR / 2 && M >= 4 * GEMM_NR) {
-        gemm_args t = {.M = N, .N = M, .K = K, .run = K, .transA = !transB, .transB = 0, .A = B, .B = A,
-                       .lda = ldb, .ldb = lda, .beta = beta, .C = C, .ldc = ldc, .c_trans = 1};
-        g = t;
-    }
-    if (gemm_blocked(&g)) gemm_ref(transA, transB, M, N, K, A, lda, B, ldb, beta, C, ldc);
-}
-
-/* ==========================================================================
- * Convolution. y[N,OH,OW,Cout] = x[N,H,W,Cin] (*) w[KH,KW,Cin,Cout], zero
- * padding pad_t/pad_b rows above/below and pad_l/pad_r columns left/right:
- *   y[n,oy,ox,co] = sum_{ky,kx,ci} x[n, oy*s - pad_t + ky, ox*s - pad_l + kx, ci]
- *                                  * w[ky,kx,ci,co]
- * This is the GEMM  X[N*OH*OW, KH*KW*Cin] w[KH*KW*Cin, Cout]  with X the
- * im2col matrix, X[(n*OH + oy)*OW + ox, (ky*KW + kx)*Cin + ci]. X is never
- * built: the blocked GEMM reads its rows straight from the input (see
- * conv_geom). A 1x1 stride-1 unpadded conv is a plain gemm on x itself.
- * Padded convs first copy x into `work` with its zero border,
- * [N, H + pad_t + pad_b, W + pad_l + pad_r, Cin]. */
-
-int conv_out_h(const conv_spec *s, int H) { return (H + s->pad_t + s->pad_b - s->kh) / s->stride + 1; }
-int conv_out_w(const conv_spec *s, int W) { return (W + s->pad_l + s->pad_r - s->kw) / s->stride + 1; }
-
-static int conv_is_padded(const conv_spec *s) { return s->pad_t || s->pad_l || s->pad_b || s->pad_r; }
-
-size_t conv2d_work_size(const conv_spec *s, int N, int H, int W, int Cin)
-{
-    if (!conv_is_padded(s)) return 0;
-    return (size_t)N * (H + s->pad_t + s->pad_b) * (W + s->pad_l + s->pad_r) * Cin;
-}
-
-/* xp[N, Hp, Wp, C] = x with pad_t/pad_b zero rows and pad_l/pad_r zero columns */
-static void pad_input(const float *x, int N, int H, int W, int C, const conv_spec *s, float *xp)
-{
-    const int Hp = H + s->pad_t + s->pad_b, Wp = W + s->pad_l + s->pad_r;
-    const size_t row = (size_t)Wp * C;
-    const long rows = (long)N * Hp;
-#pragma omp parallel for schedule(static) if ((size_t)rows * row >= 65536)
-    for (long r = 0; r < rows; r++) {
-        const int n = (int)(r / Hp), py = (int)(r % Hp), iy = py - s->pad_t;
-        float *d = xp + (size_t)r * row;
-        if (iy < 0 || iy >= H) {
-            memset(d, 0, row * sizeof(float));
-            continue;
-        }
-        memset(d, 0, (size_t)s->pad_l * C * sizeof(float));
-        memcpy(d + (size_t)s->pad_l * C, x + ((size_t)n * H + iy) * W * C, (size_t)W * C * sizeof(float));
-        memset(d + (size_t)(s->pad_l + W) * C, 0, (size_t)s->pad_r * C * sizeof(float));
-    }
-}
-
-void conv2d(const float *x, int N, int H, int W, int Cin,
-            const float *w, int Cout, const conv_spec *s, float *y, float *work)
-{
-    conv2d_ep(x, N, H, W, Cin, w, Cout, s, y, work, NULL);
-}
-
-void conv2d_ep(const float *x, int N, int H, int W, int Cin, const float *w, int Cout, const conv_spec *s,
-               float *y, float *work, const conv_epilogue *ep)
-{
-    const int OH = conv_out_h(s, H), OW = conv_out_w(s, W);
-    const size_t M = (size_t)N * OH * OW, K = (size_t)s->kh * s->kw * Cin;
-    if (M == 0 || Cout == 0) return;
-    gemm_args g = {.M = M, .N = (size_t)Cout, .K = K, .run = (size_t)s->kw * Cin, .B = w, .ldb = (size_t)Cout,
-                   .beta = 0.0f, .C = y, .ldc = (size_t)Cout, .ep = ep};
-    conv_geom cv;
-    int tiled = 0; /* the blocked GEMM ran, and applied the epilogue tile by tile */
-    if (K == 0) {
-        memset(y, 0, M * (size_t)Cout * sizeof(float));
-    } else if (s->kh == 1 && s->kw == 1 && s->stride == 1 && !conv_is_padded(s)) {
-        g.A = x, g.lda = (size_t)Cin; /* a plain GEMM on x itself */
-        if (!(tiled = gemm_blocked(&g) == 0))
-            gemm_ref(0, 0, M, (size_t)Cout, K, x, (size_t)Cin, w, (size_t)Cout, 0.0f, y, (size_t)Cout);
-    } else {
-        const float *xp = x;
-        if (conv_is_padded(s)) {
-            pad_input(x, N, H, W, Cin, s, work);
-            xp = work;
-        }
-        cv = (conv_geom){xp, H + s->pad_t + s->pad_b, W + s->pad_l + s->pad_r, Cin, s->kw, s->stride, OH, OW};
-        g.conv = &cv;
-        if (!(tiled = gemm_blocked(&g) == 0)) conv2d_ref(x, N, H, W, Cin, w, Cout, s, y);
-    }
-    if (!tiled && ep) /* K == 0 or the reference ran: one pass over y */
-        epilogue_apply(ep, y, (size_t)Cout, 0, 0, M, (size_t)Cout);
-}
-
-/* Reference: the definition above, literally, accumulated in double. */
-void conv2d_ref(const float *x, int N, int H, int W, int Cin,
-                const float *w, int Cout, const conv_spec *s, float *y)
-{
-    const int OH = conv_out_h(s, H), OW = conv_out_w(s, W);
-    for (int n = 0; n < N; n++)
-        for (int oy = 0; oy < OH; oy++)
-            for (int ox = 0; ox < OW; ox++)
-                for (int co = 0; co < Cout; co++) {
-                    double acc = 0.0;
-                    for (int ky = 0; ky < s->kh; ky++) {
-                        int iy = oy * s->stride - s->pad_t + ky;
-                        if (iy < 0 || iy >= H) continue;
-                        for (int kx = 0; kx < s->kw; kx++) {
-                            int ix = ox * s->stride - s->pad_l + kx;
-                            if (ix < 0 || ix >= W) continue;
-                            const float *xp = x + (((size_t)n * H + iy) * W + ix) * Cin;
-                            const float *wp = w + ((size_t)ky * s->kw + kx) * Cin * Cout + co;
-                            for (int ci = 0; ci < Cin; ci++) acc += (double)xp[ci] * wp[(size_t)ci * Cout];
-                        }
-                    }
-                    y[(((size_t)n * OH + oy) * OW + ox) * Cout + co] = (float)acc;
-                }
-}
 
 /* ==========================================================================
  * Elementwise and per-channel ops. Each output element depends on its own
@@ -610,6 +88,118 @@ void add_bias(float *y, size_t rows, int C, const float *b)
 }
 
 /* ==========================================================================
+ * Convolution. y[N,OH,OW,Cout] = x[N,H,W,Cin] (*) w[KH,KW,Cin,Cout], zero
+ * padding pad_t/pad_b rows above/below and pad_l/pad_r columns left/right:
+ *   y[n,oy,ox,co] = sum_{ky,kx,ci} x[n, oy*s - pad_t + ky, ox*s - pad_l + kx, ci]
+ *                                  * w[ky,kx,ci,co]
+ * conv2d_ref is this definition, literally. conv2d computes it as the GEMM
+ *   X[N*OH*OW, KH*KW*Cin] w[KH*KW*Cin, Cout]  with X the im2col matrix,
+ *   X[(n*OH + oy)*OW + ox, (ky*KW + kx)*Cin + ci]
+ * which is never built: gemm_conv (gemm.c) reads its rows straight from the
+ * input. Padded convs first copy x into `work` with its zero border,
+ * [N, H + pad_t + pad_b, W + pad_l + pad_r, Cin]. */
+
+int conv_out_h(const conv_spec *s, int H) { return (H + s->pad_t + s->pad_b - s->kh) / s->stride + 1; }
+int conv_out_w(const conv_spec *s, int W) { return (W + s->pad_l + s->pad_r - s->kw) / s->stride + 1; }
+
+static int conv_is_padded(const conv_spec *s) { return s->pad_t || s->pad_l || s->pad_b || s->pad_r; }
+
+size_t conv2d_work_size(const conv_spec *s, int N, int H, int W, int Cin)
+{
+    if (!conv_is_padded(s)) return 0;
+    return (size_t)N * (H + s->pad_t + s->pad_b) * (W + s->pad_l + s->pad_r) * Cin;
+}
+
+/* Reference: the definition above, literally, accumulated in double. */
+void conv2d_ref(const float *x, int N, int H, int W, int Cin,
+                const float *w, int Cout, const conv_spec *s, float *y)
+{
+    const int OH = conv_out_h(s, H), OW = conv_out_w(s, W);
+    for (int n = 0; n < N; n++)
+        for (int oy = 0; oy < OH; oy++)
+            for (int ox = 0; ox < OW; ox++)
+                for (int co = 0; co < Cout; co++) {
+                    double acc = 0.0;
+                    for (int ky = 0; ky < s->kh; ky++) {
+                        int iy = oy * s->stride - s->pad_t + ky;
+                        if (iy < 0 || iy >= H) continue;
+                        for (int kx = 0; kx < s->kw; kx++) {
+                            int ix = ox * s->stride - s->pad_l + kx;
+                            if (ix < 0 || ix >= W) continue;
+                            const float *xp = x + (((size_t)n * H + iy) * W + ix) * Cin;
+                            const float *wp = w + ((size_t)ky * s->kw + kx) * Cin * Cout + co;
+                            for (int ci = 0; ci < Cin; ci++) acc += (double)xp[ci] * wp[(size_t)ci * Cout];
+                        }
+                    }
+                    y[(((size_t)n * OH + oy) * OW + ox) * Cout + co] = (float)acc;
+                }
+}
+
+/* Reference of conv2d_ep: conv2d_ref, then the epilogue's steps as three
+ * separate passes over y. */
+void conv2d_ep_ref(const float *x, int N, int H, int W, int Cin, const float *w, int Cout, const conv_spec *s,
+                   float *y, const conv_epilogue *ep)
+{
+    conv2d_ref(x, N, H, W, Cin, w, Cout, s, y);
+    if (!ep) return;
+    const size_t rows = (size_t)N * conv_out_h(s, H) * conv_out_w(s, W), n = rows * (size_t)Cout;
+    if (ep->scale) scale_shift(y, rows, Cout, ep->scale, ep->shift, 0);
+    if (ep->res) add_inplace(y, ep->res, n);
+    if (ep->relu) relu(y, n);
+}
+
+/* xp[N, Hp, Wp, C] = x with pad_t/pad_b zero rows and pad_l/pad_r zero columns */
+static void pad_input(const float *x, int N, int H, int W, int C, const conv_spec *s, float *xp)
+{
+    const int Hp = H + s->pad_t + s->pad_b, Wp = W + s->pad_l + s->pad_r;
+    const size_t row = (size_t)Wp * C;
+    const long rows = (long)N * Hp;
+#pragma omp parallel for schedule(static) if ((size_t)rows * row >= 65536)
+    for (long r = 0; r < rows; r++) {
+        const int n = (int)(r / Hp), py = (int)(r % Hp), iy = py - s->pad_t;
+        float *d = xp + (size_t)r * row;
+        if (iy < 0 || iy >= H) {
+            memset(d, 0, row * sizeof(float));
+            continue;
+        }
+        memset(d, 0, (size_t)s->pad_l * C * sizeof(float));
+        memcpy(d + (size_t)s->pad_l * C, x + ((size_t)n * H + iy) * W * C, (size_t)W * C * sizeof(float));
+        memset(d + (size_t)(s->pad_l + W) * C, 0, (size_t)s->pad_r * C * sizeof(float));
+    }
+}
+
+void conv2d(const float *x, int N, int H, int W, int Cin,
+            const float *w, int Cout, const conv_spec *s, float *y, float *work)
+{
+    conv2d_ep(x, N, H, W, Cin, w, Cout, s, y, work, NULL);
+}
+
+void conv2d_ep(const float *x, int N, int H, int W, int Cin, const float *w, int Cout, const conv_spec *s,
+               float *y, float *work, const conv_epilogue *ep)
+{
+    if (REFERENCE_BUILD) {
+        conv2d_ep_ref(x, N, H, W, Cin, w, Cout, s, y, ep);
+        return;
+    }
+    const int OH = conv_out_h(s, H), OW = conv_out_w(s, W);
+    const size_t M = (size_t)N * OH * OW, K = (size_t)s->kh * s->kw * Cin;
+    if (M == 0 || Cout == 0) return;
+    if (K == 0) { /* an empty sum: y = 0, then the epilogue */
+        conv2d_ep_ref(x, N, H, W, Cin, w, Cout, s, y, ep);
+        return;
+    }
+    const float *xp = x;
+    if (conv_is_padded(s)) {
+        pad_input(x, N, H, W, Cin, s, work);
+        xp = work;
+    }
+    const conv_geom cv = {xp, N, H + s->pad_t + s->pad_b, W + s->pad_l + s->pad_r, Cin, s->kh, s->kw, s->stride,
+                          OH, OW};
+    if (gemm_conv(&cv, w, Cout, y, ep) != 0) /* no packing buffer: slow, never wrong */
+        conv2d_ep_ref(x, N, H, W, Cin, w, Cout, s, y, ep);
+}
+
+/* ==========================================================================
  * Pooling */
 
 /* PyTorch MaxPool2d (ceil_mode = false): window of output (oy, ox) covers
@@ -658,26 +248,35 @@ void global_avgpool(const float *x, int N, int HW, int C, float *y)
 }
 
 /* ==========================================================================
- * Transformer pieces */
+ * Transformer pieces. The plain twins come first in each part: sums in
+ * order, libm's exp, erf and tanh in double. The fast kernels after them
+ * vectorize: a double sum over a row is a chain of dependent adds (4 cycles
+ * each), and libm's expf, erff and tanhf are scalar calls (10-40 ns each
+ * here) of which a ViT forward makes ~10^8 per batch, more time than its
+ * matrix products take. */
 
-/* ---- sums, exp and GELU that vectorize ------------------------------------
- * A double sum over a row is a chain of dependent adds (4 cycles each);
- * sum8 keeps 8 partial sums, element j going to sum j % 8, and adds them in
- * a fixed tree: the same order on every run and thread count, and the
- * compiler can do the 8 lanes at once.
- *
- * libm's expf, erff and tanhf are scalar calls (10-40 ns each here) and a
- * ViT forward makes ~10^8 of them per batch, more time than its matrix
- * products take. exp_f and the GELUs below are branch-free (selects, no
- * calls), so gcc vectorizes the loops that use them. They agree with the
- * double-precision functions to a few units in the last place (tested in
- * test_tensor.c). The polynomial coefficients are near-minimax
- * least-squares fits made in double precision (numpy):
- *   exp:  e^r on |r| <= ln2/2, degree 6          (relative error 3e-9)
- *   erf:  erf(z)/z in z^2 on |z| <= 1, degree 6  (relative error 1.2e-8)
- *   erfc: log erfc(a) on 1 <= a <= 4 in t = (a - 2.5) / 1.5, degree 9
- *         (absolute error 1.5e-8) */
+/* ---- LayerNorm ------------------------------------------------------------ */
 
+/* Reference: per row, mean and biased variance as sums in order, in double;
+ * y = (x - mean) / sqrt(var + eps) * gamma + beta, rounded once. */
+void layernorm_ref(const float *x, size_t rows, int C, const float *gamma, const float *beta,
+                   float eps, float *y)
+{
+    for (size_t r = 0; r < rows; r++) {
+        const float *xr = x + r * C;
+        double mean = 0.0, var = 0.0;
+        for (int c = 0; c < C; c++) mean += xr[c];
+        mean /= C;
+        for (int c = 0; c < C; c++) var += (xr[c] - mean) * (xr[c] - mean);
+        var /= C;
+        for (int c = 0; c < C; c++)
+            y[r * C + c] = (float)((xr[c] - mean) / sqrt(var + (double)eps) * gamma[c] + beta[c]);
+    }
+}
+
+/* sum8 keeps 8 partial sums, element j going to sum j % 8, and adds them
+ * in a fixed tree: the same order on every run and thread count, and the
+ * compiler can do the 8 lanes at once. */
 static double sum8(const float *x, size_t n)
 {
     double s[8] = {0};
@@ -699,14 +298,68 @@ static double sum8_sq_dev(const float *x, size_t n, double m)
     return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
 }
 
-/* e^x: x = n ln2 + r, |r| <= ln2/2 (ln2 in two parts, so n*ln2_hi is
- * exact), e^x = 2^n p(r). Below -87 the result is 0 (true value < 1.7e-38),
- * above 88 it is e^88; NaN stays NaN. */
+/* Per row: mean and biased variance (two passes, in double, sum8), then
+ * y = (x - mean) * rstd * gamma + beta in float, rstd = 1 / sqrt(var + eps). */
+void layernorm(const float *x, size_t rows, int C, const float *gamma, const float *beta,
+               float eps, float *y)
+{
+    if (REFERENCE_BUILD) {
+        layernorm_ref(x, rows, C, gamma, beta, eps, y);
+        return;
+    }
+    const long rl = (long)rows;
+#pragma omp parallel for schedule(static) if (rows * (size_t)C >= PAR_MIN)
+    for (long r = 0; r < rl; r++) {
+        const float *xr = x + (size_t)r * C;
+        float *yr = y + (size_t)r * C;
+        const double mean = sum8(xr, (size_t)C) / C;
+        const double var = sum8_sq_dev(xr, (size_t)C, mean) / C;
+        const float m = (float)mean, rstd = (float)(1.0 / sqrt(var + (double)eps));
+        for (int c = 0; c < C; c++) yr[c] = (xr[c] - m) * rstd * gamma[c] + beta[c];
+    }
+}
+
+/* ---- GELU ------------------------------------------------------------------ */
+
+/* References: the definitions in double, rounded once. */
+void gelu_erf_ref(float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++) x[i] = (float)(0.5 * x[i] * (1.0 + erf(x[i] / sqrt(2.0))));
+}
+
+void gelu_tanh_ref(float *x, size_t n)
+{
+    const double k = sqrt(2.0 / 3.14159265358979323846);
+    for (size_t i = 0; i < n; i++) {
+        const double t = x[i];
+        x[i] = (float)(0.5 * t * (1.0 + tanh(k * (t + 0.044715 * t * t * t))));
+    }
+}
+
+/* exp_f and the GELUs below are branch-free (selects, no calls), so gcc
+ * vectorizes the loops that use them. They agree with the double-precision
+ * functions to a few units in the last place (tested in test_tensor.c
+ * against the references above). The polynomial coefficients are
+ * near-minimax least-squares fits made in double precision (numpy):
+ *   exp:  e^r on |r| <= ln2/2, degree 6          (relative error 3e-9)
+ *   erf:  erf(z)/z in z^2 on |z| <= 1, degree 6  (relative error 1.2e-8)
+ *   erfc: log erfc(a) on 1 <= a <= 4 in t = (a - 2.5) / 1.5, degree 9
+ *         (absolute error 1.5e-8) */
+
+/* e^x: x = n ln2 + r, n = round(x log2 e), |r| <= ln2/2 (ln2 in two
+ * parts, so n*ln2_hi is exact), e^x = 2^n p(r). Below -87 the result is 0
+ * (true value < 1.7e-38), above 88 it is e^88; NaN stays NaN.
+ * n comes from rintf, which gcc inlines (vroundps with -march=native), not
+ * from the classic (t + 1.5*2^23) - 1.5*2^23: that sum rounds t to a whole
+ * number only when float arithmetic is done in float. Where it is done
+ * wider (FLT_EVAL_METHOD 2 on x87, 1 on s390x; or -ffast-math's
+ * reassociation) n was not whole and e^x was off by up to 2x. test_tensor
+ * and test_vit run built with -mfpmath=387 to keep it so (Makefile). */
 static inline float exp_f(float x)
 {
     float xc = x > -87.0f ? x : -87.0f; /* (NaN goes to -87 here, see the end) */
     xc = xc < 88.0f ? xc : 88.0f;
-    const float n = (xc * 1.44269504f + 12582912.0f) - 12582912.0f; /* round to nearest: 1.5 * 2^23 */
+    const float n = rintf(xc * 1.44269504f);
     const float r = (xc - n * 0.693145751953125f) - n * 1.428606765330187e-06f;
     float p = 1.39804623933778e-03f;
     p = MADD(p, r, 8.37460908911345e-03f);
@@ -760,25 +413,12 @@ static inline float gelu_tanh_one(float x)
     return x / (1.0f + exp_f(-2.0f * u));
 }
 
-/* Per row: mean and biased variance (two passes, in double, sum8), then
- * y = (x - mean) * rstd * gamma + beta in float, rstd = 1 / sqrt(var + eps). */
-void layernorm(const float *x, size_t rows, int C, const float *gamma, const float *beta,
-               float eps, float *y)
-{
-    const long rl = (long)rows;
-#pragma omp parallel for schedule(static) if (rows * (size_t)C >= PAR_MIN)
-    for (long r = 0; r < rl; r++) {
-        const float *xr = x + (size_t)r * C;
-        float *yr = y + (size_t)r * C;
-        const double mean = sum8(xr, (size_t)C) / C;
-        const double var = sum8_sq_dev(xr, (size_t)C, mean) / C;
-        const float m = (float)mean, rstd = (float)(1.0 / sqrt(var + (double)eps));
-        for (int c = 0; c < C; c++) yr[c] = (xr[c] - m) * rstd * gamma[c] + beta[c];
-    }
-}
-
 void gelu_erf(float *x, size_t n)
 {
+    if (REFERENCE_BUILD) {
+        gelu_erf_ref(x, n);
+        return;
+    }
     const long nl = (long)n;
 #pragma omp parallel for schedule(static) if (n >= PAR_MIN / 4)
     for (long i = 0; i < nl; i++) x[i] = gelu_erf_one(x[i]);
@@ -786,6 +426,10 @@ void gelu_erf(float *x, size_t n)
 
 void gelu_tanh(float *x, size_t n)
 {
+    if (REFERENCE_BUILD) {
+        gelu_tanh_ref(x, n);
+        return;
+    }
     const long nl = (long)n;
 #pragma omp parallel for schedule(static) if (n >= PAR_MIN / 4)
     for (long i = 0; i < nl; i++) x[i] = gelu_tanh_one(x[i]);
@@ -798,9 +442,31 @@ void tanh_inplace(float *x, size_t n)
     for (long i = 0; i < nl; i++) x[i] = tanhf(x[i]);
 }
 
+/* ---- softmax ---------------------------------------------------------------- */
+
+/* Reference, one row: e_j = exp(x_j - max x) in double, x_j = e_j / sum e,
+ * the sum in order. */
+static void softmax_row_ref(float *x, size_t cols)
+{
+    float mx = -INFINITY;
+    for (size_t j = 0; j < cols; j++) mx = x[j] > mx ? x[j] : mx;
+    double sum = 0.0;
+    for (size_t j = 0; j < cols; j++) sum += exp((double)x[j] - mx);
+    for (size_t j = 0; j < cols; j++) x[j] = (float)(exp((double)x[j] - mx) / sum);
+}
+
+void softmax_rows_ref(float *x, size_t rows, size_t cols)
+{
+    for (size_t r = 0; r < rows; r++) softmax_row_ref(x + r * cols, cols);
+}
+
 /* One row: e_j = exp(x_j - max x), their sum in double (sum8), x_j = e_j * (1 / sum). */
 static void softmax_row(float *x, size_t cols)
 {
+    if (REFERENCE_BUILD) {
+        softmax_row_ref(x, cols);
+        return;
+    }
     float m8[8] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY};
     size_t j = 0;
     for (; j + 8 <= cols; j += 8)

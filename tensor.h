@@ -1,4 +1,5 @@
-/* tensor.h: the numerical kernels the backbones and the lasso need.
+/* tensor.h: the numerical kernels the backbones and the lasso need (the
+ * matrix products are in gemm.h, included here).
  *
  * Dimension legend (used in every shape comment in the project):
  *   N  images in a batch          H, W  spatial height, width
@@ -19,16 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* ---- GEMM ---------------------------------------------------------------
- * C[M,N] = op(A)[M,K] * op(B)[K,N] + beta * C, beta is 0 or 1.
- * op(A) = A (stored [M,K], lda >= K) or, with transA, A^T (A stored [K,M],
- * lda >= M); likewise op(B) with B stored [K,N] or [N,K]. */
-void gemm_ref(int transA, int transB, size_t M, size_t N, size_t K,
-              const float *A, size_t lda, const float *B, size_t ldb,
-              float beta, float *C, size_t ldc);
-void gemm(int transA, int transB, size_t M, size_t N, size_t K,
-          const float *A, size_t lda, const float *B, size_t ldb,
-          float beta, float *C, size_t ldc);
+#include "gemm.h" /* gemm, gemm_ref, conv_epilogue */
 
 /* ---- convolution --------------------------------------------------------
  * Explicit padding on each side (PyTorch: pad_t = pad_b = pad_l = pad_r;
@@ -43,20 +35,13 @@ void conv2d(const float *x, int N, int H, int W, int Cin,
             const float *w, int Cout, const conv_spec *s, float *y, float *work);
 void conv2d_ref(const float *x, int N, int H, int W, int Cin,
                 const float *w, int Cout, const conv_spec *s, float *y);
-/* What conv2d_ep does to every output y[i, c] after its sum, in this order,
- * each step skipped when its pointer (flag) is 0:
- *   y = y * scale[c] + shift[c];   y += res[i * Cout + c];   y = max(y, 0)
- * The same arithmetic as conv2d followed by scale_shift, add_inplace and
- * relu, so the same bits, but done on each output tile while it is still in
- * cache instead of in three more passes over memory (BatchNorm, residual,
- * ReLU of a ResNet unit). */
-typedef struct {
-    const float *scale, *shift;  /* [Cout] (both or neither) */
-    const float *res;            /* [N*OH*OW, Cout]; may not overlap y */
-    int relu;
-} conv_epilogue;
+/* conv2d followed by the epilogue ep (gemm.h): BatchNorm, residual, ReLU
+ * applied to each output tile while it is in cache. conv2d_ep_ref: the
+ * same as conv2d_ref, then scale_shift, add_inplace and relu passes. */
 void conv2d_ep(const float *x, int N, int H, int W, int Cin, const float *w, int Cout, const conv_spec *s,
                float *y, float *work, const conv_epilogue *ep);
+void conv2d_ep_ref(const float *x, int N, int H, int W, int Cin, const float *w, int Cout, const conv_spec *s,
+                   float *y, const conv_epilogue *ep);
 
 /* ---- elementwise / per-channel ------------------------------------------ */
 /* Inference BatchNorm folded into one multiply-add per channel:
@@ -76,14 +61,21 @@ void maxpool2d(const float *x, int N, int H, int W, int C, int k, int stride, in
 /* y[N,C] = mean over the HW positions of x[N,HW,C]. */
 void global_avgpool(const float *x, int N, int HW, int C, float *y);
 
-/* ---- transformer pieces -------------------------------------------------- */
+/* ---- transformer pieces --------------------------------------------------
+ * Each *_ref is the plain twin of the kernel before it: the definition,
+ * in double, with libm (the fast ones use sums of 8 lanes and polynomials). */
 /* y[rows,C] = (x - mean) / sqrt(var + eps) * gamma + beta (biased variance). */
 void layernorm(const float *x, size_t rows, int C, const float *gamma, const float *beta,
                float eps, float *y);
+void layernorm_ref(const float *x, size_t rows, int C, const float *gamma, const float *beta,
+                   float eps, float *y);
 void gelu_erf(float *x, size_t n);     /* 0.5 x (1 + erf(x / sqrt 2)) */
+void gelu_erf_ref(float *x, size_t n);
 void gelu_tanh(float *x, size_t n);    /* 0.5 x (1 + tanh(sqrt(2/pi)(x + 0.044715 x^3))) */
+void gelu_tanh_ref(float *x, size_t n);
 void tanh_inplace(float *x, size_t n);
-void softmax_rows(float *x, size_t rows, size_t cols);   /* max-subtracted */
+void softmax_rows(float *x, size_t rows, size_t cols);   /* max-subtracted, per row */
+void softmax_rows_ref(float *x, size_t rows, size_t cols);
 /* Multi-head self-attention core. qkv[N,T,3C] holds q, k, v (each [T,C],
  * head h = channels [h*C/heads, (h+1)*C/heads)). out[N,T,C] gets
  * softmax(q k^T / sqrt(dh)) v per head, heads concatenated.

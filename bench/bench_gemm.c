@@ -1,10 +1,10 @@
-/* bench/bench_gemm.c: GFLOP/s of gemm() and conv2d() (tensor.c) on square
+/* bench/bench_gemm.c: GFLOP/s of gemm() (gemm.c) and conv2d() (tensor.c) on square
  * sizes and on the shapes the backbones and the lasso produce. Not part of
  * `make test`.
  *
- *   make build/native-omp/tensor.o build/native-omp/util.o
- *   cc -std=c11 -D_POSIX_C_SOURCE=200809L -O3 -march=native -fopenmp -iquote . \
- *      bench/bench_gemm.c build/native-omp/tensor.o build/native-omp/util.o -lm -o /tmp/bench_gemm
+ *   make build/native-omp/gemm.o build/native-omp/tensor.o build/native-omp/util.o
+ *   cc -std=c11 -D_POSIX_C_SOURCE=200809L -O3 -march=native -fopenmp -iquote . bench/bench_gemm.c \
+ *      build/native-omp/gemm.o build/native-omp/tensor.o build/native-omp/util.o -lm -o /tmp/bench_gemm
  *   OMP_NUM_THREADS=2 /tmp/bench_gemm [seconds per shape, default 0.3] [set]
  *
  * set: s (square), r (ResNet-50 GEMMs), v (ViT-B/16), l (lasso), c (conv2d);

@@ -1,11 +1,11 @@
 #!/bin/sh
-# bench/gemm_vs_openblas.sh: GFLOP/s of h2t's gemm() (tensor.c) against
+# bench/gemm_vs_openblas.sh: GFLOP/s of h2t's gemm() (gemm.c) against
 # OpenBLAS sgemm (through numpy's float32 matmul, SkylakeX kernel) on square
 # C[n,n] = A[n,n] B[n,n], same thread count for both. Not part of `make test`.
 #
 #   bench/gemm_vs_openblas.sh            # sizes 1024 2048 3072 4096, 2 threads
 #   THREADS=1 REPS=5 SECS=2 SIZES="1024 4096" bench/gemm_vs_openblas.sh
-#   BASE=/tmp/old_tensor.c bench/gemm_vs_openblas.sh   # also time an older tensor.c
+#   BASE=/tmp/old_gemm.c bench/gemm_vs_openblas.sh   # also time an older gemm.c
 #
 # Needs /usr/bin/python3 with numpy linked to OpenBLAS (Debian:
 # apt-get install libopenblas0-pthread; the reference libblas3 is ~50x
@@ -31,17 +31,17 @@ trap 'rm -rf "$tmp"' EXIT INT TERM
 
 # bench_gemm on the objects `make` builds (see bench/bench_gemm.c), with
 # the Makefile's flags for them
-make -s "$B/tensor.o" "$B/util.o"
-cmd=$(make -n -W tensor.c "$B/tensor.o" | grep -- '-c tensor.c' | head -n 1)
+make -s "$B/gemm.o" "$B/tensor.o" "$B/util.o"
+cmd=$(make -n -W gemm.c "$B/gemm.o" | grep -- '-c gemm.c' | head -n 1)
 CC=${cmd%% *}
-CFLAGS=$(echo "$cmd" | sed 's/^[^ ]* //; s/ -c tensor.c.*//; s/  */ /g')
+CFLAGS=$(echo "$cmd" | sed 's/^[^ ]* //; s/ -c gemm.c.*//; s/  */ /g')
 # shellcheck disable=SC2086
-$CC $CFLAGS -iquote . bench/bench_gemm.c "$B/tensor.o" "$B/util.o" -lm -o "$tmp/bench_gemm"
-if [ -n "${BASE:-}" ]; then # another tensor.c to compare with, e.g. an older one
+$CC $CFLAGS -iquote . bench/bench_gemm.c "$B/gemm.o" "$B/tensor.o" "$B/util.o" -lm -o "$tmp/bench_gemm"
+if [ -n "${BASE:-}" ]; then # another gemm.c to compare with, e.g. an older one
     # shellcheck disable=SC2086
     $CC $CFLAGS -iquote . -c "$BASE" -o "$tmp/base.o"
     # shellcheck disable=SC2086
-    $CC $CFLAGS -iquote . bench/bench_gemm.c "$tmp/base.o" "$B/util.o" -lm -o "$tmp/bench_base"
+    $CC $CFLAGS -iquote . bench/bench_gemm.c "$tmp/base.o" "$B/tensor.o" "$B/util.o" -lm -o "$tmp/bench_base"
 fi
 
 cat >"$tmp/np_gemm.py" <<'EOF'

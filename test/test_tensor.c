@@ -1,19 +1,26 @@
-/* test/test_tensor.c: every kernel of tensor.h against an independent
- * reference. GEMM and conv against gemm_ref / conv2d_ref (double
- * accumulation; conv2d_ref itself against a hand-computed case); the other
- * kernels against naive double-precision versions written here. Odd sizes,
+/* test/test_tensor.c: every kernel of tensor.h and gemm.h against an
+ * independent reference. Each fast kernel against its plain twin (gemm_ref,
+ * conv2d_ref, conv2d_ep_ref, layernorm_ref, gelu_erf_ref, gelu_tanh_ref,
+ * softmax_rows_ref: double sums in order, libm), and the twins themselves
+ * against hand-worked cases; attention, pooling, the elementwise ops and
+ * resize against naive double-precision versions written here. Odd sizes,
  * all transposes, beta 0/1, padded leading dimensions, strides 1/2,
  * asymmetric padding, kernels 1/3/7/16; with OpenMP, bitwise identity of
  * the outputs for 1 and 2 threads; and batch invariance of gemm rows.
+ * (In the reference build the fast kernels are their twins, so a fast vs
+ * twin check compares a twin with itself; the others still bite.)
  *
  * Tolerances, relative to the reference tensor's max magnitude (see
- * check_close): 1e-5 for GEMM / conv / attention / LayerNorm (float
- * accumulation vs double); 1e-6 for the pointwise functions; 1e-4 for resize
- * against a reference whose source coordinate src = dst * in / out is in
- * double (the float one is off by up to ~in * 6e-8 pixels, times a slope of
- * up to 255 per pixel). Relative to each value: 3e-6 for the GELUs, 3e-7
- * for softmax (our own exp/erf polynomials). Exact (bitwise): max pooling,
- * ReLU, adds, hand-computed cases, thread and batch invariance. */
+ * check_close): 1e-5 for GEMM / conv / conv2d_ep / attention / LayerNorm
+ * (float accumulation vs double); 1e-6 for the pointwise functions; 1e-4
+ * for resize against a reference whose source coordinate src = dst * in /
+ * out is in double (the float one is off by up to ~in * 6e-8 pixels, times
+ * a slope of up to 255 per pixel). Relative to each value (check_rel): 3e-6
+ * for the GELUs, 3e-7 for softmax (our own exp/erf polynomials), 1.2e-7 (one
+ * unit in the last place) for the twins' hand-worked cases. Exact
+ * (bitwise): conv2d_ep against conv2d then scale_shift/add/relu (the same
+ * sums in the same order), max pooling, ReLU, adds, hand-computed integer
+ * cases, thread and batch invariance. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -167,6 +174,13 @@ static void test_conv_case(const conv_case *cc)
     }
     check(same, "conv2d_ep (bn+relu, bn+res+relu, res, bn) bitwise = conv2d then scale_shift/add/relu, %dx%dx%d->%d k=%d s=%d",
           cc->H, cc->W, cc->Cin, cc->Cout, s->kh, s->stride);
+    /* and against its plain twin: conv2d_ref, then the three passes */
+    conv_epilogue all = {sc, sh, res, 1};
+    conv2d_ep(x, cc->N, cc->H, cc->W, cc->Cin, w, cc->Cout, s, fused, work, &all);
+    conv2d_ep_ref(x, cc->N, cc->H, cc->W, cc->Cin, w, cc->Cout, s, r, &all);
+    snprintf(name, sizeof name, "conv2d_ep (bn+res+relu) vs conv2d_ep_ref, %dx%dx%d->%d k=%d s=%d", cc->H, cc->W,
+             cc->Cin, cc->Cout, s->kh, s->stride);
+    check_close(name, fused, r, yn, 1e-5);
     free_array(sc), free_array(sh), free_array(res), free_array(fused);
 #ifdef _OPENMP
     float *y1 = rand_array(yn, -1, 1);
@@ -192,6 +206,13 @@ static void test_conv(void)
     conv_spec hs = {2, 2, 1, 0, 0, 1, 1};
     conv2d_ref(x, 1, 3, 3, 1, w, 1, &hs, y);
     check_same("conv2d_ref hand-computed 3x3, 2x2 kernel, pad b/r", y, want, 9);
+    /* conv2d_ep_ref on it: y * 0.5 - 10, + res = 0..8, ReLU:
+     * [-4 -2 -5.5; 2 4 -2.5; -2.5 -1.5 -5.5] + res -> [-4 -1 -3.5; 5 8 2.5; 3.5 5.5 2.5] */
+    float sc1 = 0.5f, sh1 = -10.0f, res[9] = {0, 1, 2, 3, 4, 5, 6, 7, 8};
+    float want_ep[9] = {0, 0, 0, 5, 8, 2.5f, 3.5f, 5.5f, 2.5f};
+    conv_epilogue hep = {&sc1, &sh1, res, 1};
+    conv2d_ep_ref(x, 1, 3, 3, 1, w, 1, &hs, y, &hep);
+    check_same("conv2d_ep_ref hand-computed: the same conv, * 0.5 - 10, + 0..8, ReLU", y, want_ep, 9);
 
     conv_spec s224 = {7, 7, 2, 3, 3, 3, 3}, same = {3, 3, 2, 0, 0, 1, 1};
     check(conv_out_h(&s224, 224) == 112 && conv_out_w(&s224, 224) == 112 && conv_out_h(&same, 224) == 112 &&
@@ -329,56 +350,95 @@ static void test_pool(void)
 /* ==========================================================================
  * Transformer pieces */
 
-/* max |got - ref| / |ref| over the entries with |ref| >= floor */
-static double max_rel_error(const float *got, const double *ref, size_t n, double floor)
+/* Element by element, relative to each value: max |got - want| / |want|
+ * over the entries with |want| >= floor (NaN counts as worst); prints it and
+ * the max abs error. */
+static int check_rel(const char *name, const float *got, const float *want, size_t n, double floor, double tol)
 {
-    double m = 0;
-    for (size_t i = 0; i < n; i++)
-        if (fabs(ref[i]) >= floor) {
-            double e = fabs(got[i] - ref[i]) / fabs(ref[i]);
-            if (!(e <= m)) m = e; /* (NaN counts as worst) */
-        }
-    return m;
+    double max_abs = 0, max_rel = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!(fabs(want[i]) >= floor)) continue;
+        double d = fabs((double)got[i] - want[i]), e = d / fabs(want[i]);
+        if (!(d <= max_abs)) max_abs = d;
+        if (!(e <= max_rel)) max_rel = e;
+    }
+    check(max_rel <= tol, "%s n=%zu where |ref| >= %g: max_abs=%.3g max_rel=%.3g tol=%.2g (relative)", name, n,
+          floor, max_abs, max_rel, tol);
+    return max_rel <= tol;
+}
+
+/* The plain twins on hand-worked values (to one unit in the last place,
+ * 1.2e-7): GELU-erf is x Phi(x), Phi from tables of the normal distribution
+ * (Phi(1) = 0.8413447460685429, Phi(2) = 0.9772498680518208, Phi(-3) =
+ * 0.0013498980316301); GELU-tanh at the same points from its formula, in
+ * double; softmax [2, 1, 0] = [e^2, e, 1] / (e^2 + e + 1) and a row of
+ * equal entries 1/4 each; LayerNorm of [1 2 3 4] (mean 2.5, variance 1.25):
+ * +-1.5 / sqrt 1.25 = +-1.3416407865, +-0.5 / sqrt 1.25 = +-0.4472135955,
+ * then gamma [1 1 2 2], beta [0 0 0 1]. */
+static void test_transformer_twins(void)
+{
+    const float x[5] = {-3, -1, 0, 1, 2};
+    const float want_erf[5] = {-0.00404969409489031f, -0.15865525393145707f, 0, 0.8413447460685429f,
+                               1.9544997361036416f};
+    const float want_tanh[5] = {-0.0036373920817729943f, -0.15880800939172324f, 0, 0.8411919906082768f,
+                                1.954597694087775f};
+    float y[5];
+    memcpy(y, x, sizeof y);
+    gelu_erf_ref(y, 5);
+    check_rel("gelu_erf_ref at -3, -1, 0, 1, 2 = x Phi(x)", y, want_erf, 5, 0, 1.2e-7);
+    memcpy(y, x, sizeof y);
+    gelu_tanh_ref(y, 5);
+    check_rel("gelu_tanh_ref at -3, -1, 0, 1, 2", y, want_tanh, 5, 0, 1.2e-7);
+
+    float sm[7] = {2, 1, 0, 5, 5, 5, 5};
+    const float want_sm[7] = {0.6652409557748219f, 0.24472847105479764f, 0.09003057317038046f, 0.25f, 0.25f, 0.25f,
+                              0.25f};
+    softmax_rows_ref(sm, 1, 3);
+    softmax_rows_ref(sm + 3, 1, 4);
+    check_rel("softmax_rows_ref [2, 1, 0] and [5, 5, 5, 5]", sm, want_sm, 7, 0, 1.2e-7);
+
+    const float lx[4] = {1, 2, 3, 4}, lg[4] = {1, 1, 2, 2}, lb[4] = {0, 0, 0, 1};
+    const float want_ln[4] = {-1.3416407864998738f, -0.4472135954999579f, 0.8944271909999159f, 3.6832815729997477f};
+    float ly[4];
+    layernorm_ref(lx, 1, 4, lg, lb, 0.0f, ly);
+    check_rel("layernorm_ref [1 2 3 4], gamma [1 1 2 2], beta [0 0 0 1], eps 0", ly, want_ln, 4, 0, 1.2e-7);
 }
 
 /* GELU and the exp inside softmax are our own polynomial code (tensor.c):
- * check them element by element, relative to each value, on a dense sweep
- * (measured: 1.6e-6 for the GELUs, which libm's erff/tanhf in the same
- * formula miss by 6e-4 at x near -4 through cancellation; 1.5e-7 for exp). */
+ * against their plain twins (libm in double), element by element, relative
+ * to each value, on a dense sweep (measured: 1.6e-6 for the GELUs, which
+ * libm's erff/tanhf in the same formula miss by 6e-4 at x near -4 through
+ * cancellation; 1.5e-7 for exp). Softmax of [0, t] against its closed form
+ * e^t / (1 + e^t), the twin too. */
 static void test_pointwise_relative(void)
 {
     const size_t n = 200001;
-    float *x = rand_array(n, 0, 1), *y = rand_array(n, 0, 1);
-    double *r = malloc(n * sizeof(double));
+    float *x = rand_array(n, 0, 1), *y = rand_array(n, 0, 1), *r = rand_array(n, 0, 1);
     for (size_t i = 0; i < n; i++) x[i] = -10.0f + 20.0f * (float)i / (float)(n - 1);
-    memcpy(y, x, n * sizeof(float));
-    gelu_erf(y, n);
-    for (size_t i = 0; i < n; i++) r[i] = 0.5 * x[i] * (1 + erf(x[i] / sqrt(2.0)));
-    double e = max_rel_error(y, r, n, 1e-4);
-    check(e <= 3e-6, "gelu_erf on [-10, 10], relative error where |y| >= 1e-4: %.3g (tol 3e-6)", e);
-    memcpy(y, x, n * sizeof(float));
-    gelu_tanh(y, n);
-    for (size_t i = 0; i < n; i++) {
-        double t = x[i];
-        r[i] = 0.5 * t * (1 + tanh(sqrt(2 / 3.14159265358979323846) * (t + 0.044715 * t * t * t)));
-    }
-    e = max_rel_error(y, r, n, 1e-4);
-    check(e <= 3e-6, "gelu_tanh on [-10, 10], relative error where |y| >= 1e-4: %.3g (tol 3e-6)", e);
+    memcpy(y, x, n * sizeof(float)), memcpy(r, x, n * sizeof(float));
+    gelu_erf(y, n), gelu_erf_ref(r, n);
+    check_rel("gelu_erf vs gelu_erf_ref on [-10, 10]", y, r, n, 1e-4, 3e-6);
+    memcpy(y, x, n * sizeof(float)), memcpy(r, x, n * sizeof(float));
+    gelu_tanh(y, n), gelu_tanh_ref(r, n);
+    check_rel("gelu_tanh vs gelu_tanh_ref on [-10, 10]", y, r, n, 1e-4, 3e-6);
     /* softmax of rows [0, t], t in [-87, 0]: p = e^t / (1 + e^t) */
     for (size_t i = 0; i < n / 2; i++) x[2 * i] = 0.0f, x[2 * i + 1] = -87.0f * (float)i / (float)(n / 2);
-    memcpy(y, x, n * sizeof(float));
-    softmax_rows(y, n / 2, 2);
+    float *p = rand_array(n, 0, 1);
     for (size_t i = 0; i < n / 2; i++) {
         double t = x[2 * i + 1];
-        r[2 * i] = 1 / (1 + exp(t)), r[2 * i + 1] = exp(t) / (1 + exp(t));
+        p[2 * i] = (float)(1 / (1 + exp(t))), p[2 * i + 1] = (float)(exp(t) / (1 + exp(t)));
     }
-    e = max_rel_error(y, r, n - 1, 1e-37);
-    check(e <= 3e-7, "softmax of [0, t], t in [-87, 0]: relative error %.3g (tol 3e-7)", e);
-    free_array(x), free_array(y), free(r);
+    memcpy(y, x, n * sizeof(float)), memcpy(r, x, n * sizeof(float));
+    softmax_rows(y, n / 2, 2), softmax_rows_ref(r, n / 2, 2);
+    check_rel("softmax of [0, t], t in [-87, 0], vs e^t / (1 + e^t)", y, p, n - 1, 1e-37, 3e-7);
+    check_rel("softmax_rows_ref of [0, t], t in [-87, 0], vs e^t / (1 + e^t)", r, p, n - 1, 1e-37, 1.2e-7);
+    check_rel("softmax_rows vs softmax_rows_ref on those rows", y, r, n - 1, 1e-37, 3e-7);
+    free_array(x), free_array(y), free_array(r), free_array(p);
 }
 
 static void test_transformer_pointwise(void)
 {
+    test_transformer_twins();
     const int C = 77;
     const size_t rows = 9, n = rows * C;
     /* LayerNorm: rows with an offset of 3 and different spreads */
@@ -386,30 +446,17 @@ static void test_transformer_pointwise(void)
     float *y = rand_array(n, 0, 1), *r = rand_array(n, 0, 1);
     for (size_t i = 0; i < n; i++) x[i] = 3.0f + x[i] * (float)(1 + i / C);
     layernorm(x, rows, C, g, b, 1e-6f, y);
-    for (size_t row = 0; row < rows; row++) {
-        const float *xr = x + row * C;
-        double mean = 0, var = 0;
-        for (int c = 0; c < C; c++) mean += xr[c];
-        mean /= C;
-        for (int c = 0; c < C; c++) var += (xr[c] - mean) * (xr[c] - mean);
-        var /= C;
-        for (int c = 0; c < C; c++) r[row * C + c] = (float)((xr[c] - mean) / sqrt(var + 1e-6) * g[c] + b[c]);
-    }
-    check_close("layernorm (biased variance, eps 1e-6)", y, r, n, 1e-5);
+    layernorm_ref(x, rows, C, g, b, 1e-6f, r);
+    check_close("layernorm vs layernorm_ref (biased variance, eps 1e-6)", y, r, n, 1e-5);
 
     /* pointwise functions over [-6, 6] */
     for (size_t i = 0; i < n; i++) x[i] = -6.0f + 12.0f * (float)i / (float)(n - 1);
-    memcpy(y, x, n * sizeof(float));
-    gelu_erf(y, n);
-    for (size_t i = 0; i < n; i++) r[i] = (float)(0.5 * x[i] * (1 + erf(x[i] / sqrt(2.0))));
-    check_close("gelu_erf", y, r, n, 1e-6);
-    memcpy(y, x, n * sizeof(float));
-    gelu_tanh(y, n);
-    for (size_t i = 0; i < n; i++) {
-        double t = x[i];
-        r[i] = (float)(0.5 * t * (1 + tanh(sqrt(2 / 3.14159265358979323846) * (t + 0.044715 * t * t * t))));
-    }
-    check_close("gelu_tanh", y, r, n, 1e-6);
+    memcpy(y, x, n * sizeof(float)), memcpy(r, x, n * sizeof(float));
+    gelu_erf(y, n), gelu_erf_ref(r, n);
+    check_close("gelu_erf vs gelu_erf_ref", y, r, n, 1e-6);
+    memcpy(y, x, n * sizeof(float)), memcpy(r, x, n * sizeof(float));
+    gelu_tanh(y, n), gelu_tanh_ref(r, n);
+    check_close("gelu_tanh vs gelu_tanh_ref", y, r, n, 1e-6);
     memcpy(y, x, n * sizeof(float));
     tanh_inplace(y, n);
     for (size_t i = 0; i < n; i++) r[i] = (float)tanh((double)x[i]);
@@ -419,17 +466,12 @@ static void test_transformer_pointwise(void)
     /* softmax: random rows, one with a huge entry (overflows without the max) */
     for (size_t i = 0; i < n; i++) x[i] = (float)(rng_uniform(&rng) * 20 - 10);
     x[3 * C + 5] = 1000.0f;
-    memcpy(y, x, n * sizeof(float));
-    softmax_rows(y, rows, C);
-    for (size_t row = 0; row < rows; row++) {
-        const float *xr = x + row * C;
-        double mx = -INFINITY, s = 0;
-        for (int c = 0; c < C; c++) mx = xr[c] > mx ? xr[c] : mx;
-        for (int c = 0; c < C; c++) s += exp(xr[c] - mx);
-        for (int c = 0; c < C; c++) r[row * C + c] = (float)(exp(xr[c] - mx) / s);
-    }
-    check_close("softmax_rows (one row holds 1000)", y, r, n, 1e-6);
-    check(y[3 * C + 5] == 1.0f, "softmax_rows: the 1000 entry gets probability 1 (got %g)", (double)y[3 * C + 5]);
+    memcpy(y, x, n * sizeof(float)), memcpy(r, x, n * sizeof(float));
+    softmax_rows(y, rows, C), softmax_rows_ref(r, rows, C);
+    check_close("softmax_rows vs softmax_rows_ref (one row holds 1000)", y, r, n, 1e-6);
+    check(y[3 * C + 5] == 1.0f && r[3 * C + 5] == 1.0f,
+          "softmax_rows, softmax_rows_ref: the 1000 entry gets probability 1 (got %g, %g)", (double)y[3 * C + 5],
+          (double)r[3 * C + 5]);
     free_array(x), free_array(g), free_array(b), free_array(y), free_array(r);
 }
 

@@ -1,0 +1,66 @@
+/* gemm.h: matrix products -- the plain reference gemm_ref and the fast
+ * blocked gemm -- and the implicit-GEMM driver that computes a convolution
+ * without building its im2col matrix (gemm_conv). Not here: padding,
+ * output shapes and the plain convolution (tensor.h), anything of a model.
+ *
+ * Matrices are float arrays, row-major: M, N, K in C[M,N] = A[M,K] B[K,N];
+ * a leading dimension (lda, ldb, ldc) is the distance between rows. */
+#ifndef H2T_GEMM_H
+#define H2T_GEMM_H
+
+#include <math.h>
+#include <stddef.h>
+
+/* a*b + c for the kernels (the micro-kernel here, the polynomials of
+ * tensor.c): fmaf (one rounding) where the C library says it is fast
+ * (FP_FAST_FMAF, e.g. -march=native on x86-64), a*b+c otherwise; the
+ * project builds with -std=c11, where gcc never fuses a*b+c by itself. */
+#ifdef FP_FAST_FMAF
+#define MADD(a, b, c) fmaf(a, b, c)
+#else
+#define MADD(a, b, c) ((a) * (b) + (c))
+#endif
+
+/* C[M,N] = op(A)[M,K] * op(B)[K,N] + beta * C, beta is 0 or 1.
+ * op(A) = A (stored [M,K], lda >= K) or, with transA, A^T (A stored [K,M],
+ * lda >= M); likewise op(B) with B stored [K,N] or [N,K].
+ * gemm_ref: the triple loop, each element summed in double (the yardstick).
+ * gemm: cache-blocked and vectorized, float sums in a fixed order (bitwise
+ * the same for any thread count); gemm_ref in the reference build. */
+void gemm_ref(int transA, int transB, size_t M, size_t N, size_t K,
+              const float *A, size_t lda, const float *B, size_t ldb,
+              float beta, float *C, size_t ldc);
+void gemm(int transA, int transB, size_t M, size_t N, size_t K,
+          const float *A, size_t lda, const float *B, size_t ldb,
+          float beta, float *C, size_t ldc);
+
+/* What conv2d_ep does to every output y[i, c] after its sum, in this order,
+ * each step skipped when its pointer (flag) is 0:
+ *   y = y * scale[c] + shift[c];   y += res[i * Cout + c];   y = max(y, 0)
+ * The same arithmetic as conv2d followed by scale_shift, add_inplace and
+ * relu, so the same bits, but done on each output tile while it is still in
+ * cache instead of in three more passes over memory (BatchNorm, residual,
+ * ReLU of a ResNet unit). */
+typedef struct {
+    const float *scale, *shift;  /* [Cout] (both or neither) */
+    const float *res;            /* [N*OH*OW, Cout]; may not overlap y */
+    int relu;
+} conv_epilogue;
+
+/* A convolution over an input already padded with zeros, as the product of
+ * its im2col matrix X[N*OH*OW, KH*KW*C] and the weights w[KH*KW*C, Cout]:
+ *   X[(n*OH + oy)*OW + ox, (ky*KW + kx)*C + c] = x[n, oy*stride + ky, ox*stride + kx, c]
+ * (OH = (Hp - KH) / stride + 1, OW likewise). */
+typedef struct {
+    const float *x;              /* [N, Hp, Wp, C], zero-padded */
+    int N, Hp, Wp, C, KH, KW, stride, OH, OW;
+} conv_geom;
+/* y[N*OH*OW, Cout] = X w, then ep (may be NULL) on each finished tile.
+ * Needs N*OH*OW, Cout and KH*KW*C all > 0. Returns -1, having computed
+ * nothing, when this thread's packing buffer cannot be allocated (the
+ * caller then uses its plain convolution); 0 otherwise. The fast path
+ * only: its caller, conv2d_ep (tensor.c), runs its plain twin
+ * conv2d_ep_ref instead in the reference build. */
+int gemm_conv(const conv_geom *cv, const float *w, int Cout, float *y, const conv_epilogue *ep);
+
+#endif
