@@ -24,9 +24,11 @@ static int train_features(const pipeline_in *in, pipeline_result *r)
     }
     for (int i = 0; i < in->ntarget; i++) {
         size_t size;
-        if (layout_make(in->m, use, in->target[i], &r->lay[i]) || size_mul(r->n_train, r->lay[i].d, &size) ||
-            !(r->xtr[i] = alloc_array(size, sizeof(float))))
+        if (layout_make(in->m, use, in->target[i], &r->lay[i]) || size_mul(r->n_train, r->lay[i].d, &size))
             return -1;
+        for (int q = 0; q < in->nmethods; q++) /* before the backbone runs */
+            if (fit_check_features(&in->grid[q], r->lay[i].d)) return -1;
+        if (!(r->xtr[i] = alloc_array(size, sizeof(float)))) return -1;
         t[i] = (extract_target){&r->lay[i], NULL, 0, rows_to_memory, r->xtr[i]};
     }
     r->ntarget = in->ntarget;

@@ -390,6 +390,15 @@ int layout_find(const feat_layout *l, const char *name)
     return -1;
 }
 
+int layout_equal(const feat_layout *a, const feat_layout *b)
+{
+    if (a->n != b->n || a->d != b->d) return 0;
+    for (int i = 0; i < a->n; i++)
+        if (strcmp(a->e[i].name, b->e[i].name) != 0 || a->e[i].offset != b->e[i].offset || a->e[i].dim != b->e[i].dim)
+            return 0;
+    return 1;
+}
+
 void renormalize_selected(float *row, const int64_t *sel, size_t nsel, const feat_layout *l)
 {
     /* sel is ascending, so each location's selected features are one run */

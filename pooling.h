@@ -104,6 +104,8 @@ int taps_parse(const model *m, const char *taps, int *use);
 int layout_location_of(const feat_layout *l, size_t j);
 /* Index of the location named name, or -1. */
 int layout_find(const feat_layout *l, const char *name);
+/* Whether a and b list the same locations with the same offsets and sizes. */
+int layout_equal(const feat_layout *a, const feat_layout *b);
 
 /* count[e] = how many of sel[0..nsel) lie in location e (count[l->n]). */
 void layout_count(const feat_layout *l, const int64_t *sel, size_t nsel, size_t *count);

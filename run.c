@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "headio.h"
 #include "npy.h"
@@ -261,6 +263,8 @@ int run_task(const run_opts *o, model *m, pipeline_result *r)
 {
     run_inputs in;
     char path[PATH_CAP];
+    struct stat st;
+    const int existed = stat(o->out, &st) == 0;
     int ret = -1;
     memset(r, 0, sizeof *r);
     memset(m, 0, sizeof *m);
@@ -277,6 +281,7 @@ int run_task(const run_opts *o, model *m, pipeline_result *r)
         goto done;
     ret = 0;
 done:
+    if (ret && !existed) rmdir(o->out); /* a refusal leaves no empty folder behind (only empty: rmdir) */
     inputs_free(&in);
     return ret;
 }

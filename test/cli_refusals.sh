@@ -84,6 +84,14 @@ if has_cmd score; then
     refuse "score missing --labels" "$T/s" "--labels" "" -- "$H2T" score --features "$FX/X.npy" --out "$T/s"
     refuse "score --steps abc" "$T/s" "--steps" "abc" -- \
         "$H2T" score --features "$FX/X.npy" --labels "$FX/y.npy" --steps abc --out "$T/s"
+    refuse "score --score bogus" "$T/s" "--score" "f-classif" -- \
+        "$H2T" score --features "$FX/X.npy" --labels "$FX/y.npy" --score bogus --out "$T/s"
+    refuse "score --score layer without --layout" "$T/s" "--layout" "" -- \
+        "$H2T" score --features "$FX/X.npy" --labels "$FX/y.npy" --score layer --out "$T/s"
+    refuse "score --score chi2 of negative features" "$T/s" "chi2" "non-negative" -- \
+        "$H2T" score --features "$FX/X.npy" --labels "$FX/y.npy" --score chi2 --out "$T/s"
+    refuse "score --score variance with --init" "$T/s" "--init" "trains no head" -- \
+        "$H2T" score --features "$FX/X.npy" --labels "$FX/y.npy" --score variance --init "$FX/W0.npy" --out "$T/s"
 else
     skip "score: not in h2t --help"
 fi
@@ -96,6 +104,40 @@ if has_cmd fit; then
     done
     refuse "fit unknown --method" "$T/f" "--method" "frob" -- "$H2T" fit --method frob --features "$FX/X.npy" \
         --labels "$FX/y.npy" --out "$T/f"
+    # the selection options (docs/ALGORITHM.md §15, §16)
+    F3="--features $FX/X.npy --labels $FX/y.npy --layout $FX/X.layout.tsv --lr 0.05 --steps 5 --quiet"
+    refuse "fit unknown --score" "$T/f" "--score" "bogus" -- "$H2T" fit $F3 --score bogus --out "$T/f"
+    refuse "fit --score chi2 of negative features" "$T/f" "chi2" "non-negative" -- "$H2T" fit $F3 --score chi2 \
+        --fraction 0.1 --coef 1e-3 --out "$T/f"
+    refuse "fit --score with --method linear" "$T/f" "--score" "head2toe" -- "$H2T" fit $F3 --method linear \
+        --score l1 --out "$T/f"
+    refuse "fit --average-over 0" "$T/f" "--average-over" "integer" -- "$H2T" fit $F3 --average-over 0 --out "$T/f"
+    refuse "fit --keep-offset -1" "$T/f" "--keep-offset" "integer" -- "$H2T" fit $F3 --keep-offset -1 --out "$T/f"
+    refuse "fit --keep-offset beyond D" "$T/f" "--keep-offset 39" "beyond the 40 features" -- "$H2T" fit $F3 \
+        --keep-offset 39 --fraction 0.1 --coef 1e-3 --out "$T/f"
+    refuse "fit --score-interpolation 2" "$T/f" "--score-interpolation" "number" -- "$H2T" fit $F3 \
+        --score-interpolation 2 --out "$T/f"
+    refuse "fit --train-fraction 0" "$T/f" "--train-fraction" "number" -- "$H2T" fit $F3 --train-fraction 0 --out "$T/f"
+    refuse "fit --train-fraction 1.5" "$T/f" "--train-fraction" "number" -- "$H2T" fit $F3 --train-fraction 1.5 \
+        --out "$T/f"
+    refuse "fit --select-from missing" "$T/f" "$T/nosel/layout.tsv" "" -- "$H2T" fit $F3 --select-from "$T/nosel" \
+        --out "$T/f"
+    refuse "fit --select-from with --score" "$T/f" "--select-from" "do not apply" -- "$H2T" fit $F3 \
+        --select-from "$T/nosel" --score l1 --out "$T/f"
+    refuse "fit --select-from with --fraction" "$T/f" "--select-from" "do not apply" -- "$H2T" fit $F3 \
+        --select-from "$T/nosel" --fraction 0.1 --out "$T/f"
+    if "$H2T" fit $F3 --fraction 0.1 --coef 1e-3 --out "$T/own" >/dev/null 2>&1; then
+        printf 'location\toffset\tdim\tpool\nblock1\t0\t10\t-1\nblock2\t10\t30\t-1\n' >"$T/other.tsv"
+        refuse "fit --select-from another layout" "$T/f" "--select-from" "other features" -- "$H2T" fit \
+            --features "$FX/X.npy" --labels "$FX/y.npy" --layout "$T/other.tsv" --lr 0.05 --steps 5 --quiet \
+            --select-from "$T/own" --out "$T/f"
+        cp -r "$T/own" "$T/own2" && cp test/fixtures/npy/i4_2x2x2.npy "$T/own2/selected.npy"
+        refuse "fit --select-from a 3-D selected.npy" "$T/f" "own2/selected.npy" "ascending" -- "$H2T" fit $F3 \
+            --select-from "$T/own2" --out "$T/f"
+        rm -rf "$T/own" "$T/own2" "$T/other.tsv"
+    else
+        bad "fit: could not fit a head to select from"
+    fi
 else
     skip "fit: not in h2t --help"
 fi
