@@ -172,6 +172,59 @@ static int opt_list(const char *cmd, opt *o, int n, const char *name, double lo,
     return 0;
 }
 
+/* One of the NULL-terminated names, or -1 with "--flag: expected a, b or c". */
+static int opt_choice(const char *cmd, opt *o, int n, const char *name, const char *const *names, int *out)
+{
+    const char *v = opt_str(o, n, name);
+    if (!v) return 0;
+    for (int i = 0; names[i]; i++)
+        if (strcmp(v, names[i]) == 0) {
+            *out = i;
+            return 0;
+        }
+    char list[256] = "";
+    for (int i = 0; names[i]; i++)
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? (names[i + 1] ? ", " : " or ") : "",
+                 names[i]);
+    cli_error(cmd, "%s: expected %s, got '%s'", name, list, v);
+    return -1;
+}
+
+/* Where the taps sit and the input location (docs/ALGORITHM.md §16): h2t
+ * taps, features and run. */
+#define MODEL_FLAGS                                                                                            \
+    {"--tap-point", "WHERE", "ResNet taps: post-activation (after BN and ReLU, as published), pre-activation "  \
+     "(before the ReLU), pre-normalization (before the BN)", "post-activation", 0, NULL},                      \
+    {"--include-input", NULL, "the preprocessed image [S, S, 3] as a first location, 'input'", NULL, 0, NULL}
+
+/* Which locations become features and how a ViT's class token is pooled
+ * (§16): h2t features and run. */
+#define FEATURE_FLAGS                                                                                          \
+    {"--tap-fraction", "1/K", "only every K-th location (pre_logits always kept): 1/16, 1/4 or 1", "1", 0, NULL}, \
+    {"--cls", "MODE", "ViT token maps: normal (the class token pooled with the others), only-cls, "             \
+     "original+cls (the class token, then the others pooled)", "normal", 0, NULL}
+
+static int model_flags(const char *cmd, opt *o, int no, model_options *mo)
+{
+    int point = 0;
+    if (opt_choice(cmd, o, no, "--tap-point", tap_point_names, &point)) return -1;
+    mo->point = (tap_point)point;
+    mo->include_input = opt_flag(o, no, "--include-input");
+    return 0;
+}
+
+static int feature_flags(const char *cmd, opt *o, int no, long *every, cls_mode *cls)
+{
+    int c = 0;
+    if (tap_fraction_parse(opt_str(o, no, "--tap-fraction"), every)) {
+        cli_error(cmd, "%s", last_error());
+        return -1;
+    }
+    if (opt_choice(cmd, o, no, "--cls", cls_mode_names, &c)) return -1;
+    *cls = (cls_mode)c;
+    return 0;
+}
+
 /* ==========================================================================
  * h2t taps: every location of the backbone as <name>.npy */
 
@@ -217,6 +270,7 @@ static int cmd_taps(int argc, char **argv)
          NULL, 1, NULL},
         {"--batch", "N", "images per forward pass", "16", 0, NULL},
         {"--taps", "LIST", "comma list of location names, or all", "all", 0, NULL},
+        MODEL_FLAGS,
         {"--quiet", NULL, "no progress on stderr", NULL, 0, NULL},
     };
     const int no = (int)(sizeof o / sizeof o[0]);
@@ -226,7 +280,8 @@ static int cmd_taps(int argc, char **argv)
                         o, no, argc, argv);
     if (rc) return rc > 0 ? 0 : 1;
     long batch = 16;
-    if (opt_long(cmd, o, no, "--batch", 1, 65536, &batch)) return 1;
+    model_options mo = {0};
+    if (opt_long(cmd, o, no, "--batch", 1, 65536, &batch) || model_flags(cmd, o, no, &mo)) return 1;
     const char *out = opt_str(o, no, "--out");
     const int quiet = opt_flag(o, no, "--quiet");
     model *m = calloc(1, sizeof *m);
@@ -242,7 +297,7 @@ static int cmd_taps(int argc, char **argv)
         set_error("out of memory");
         goto fail;
     }
-    if (images_open(opt_str(o, no, "--images"), &s) || model_load(opt_str(o, no, "--model"), m) ||
+    if (images_open(opt_str(o, no, "--images"), &s) || model_load_with(opt_str(o, no, "--model"), &mo, m) ||
         taps_parse(m, opt_str(o, no, "--taps"), want))
         goto fail;
     if ((size_t)batch > s.n) batch = (long)s.n;
@@ -327,6 +382,8 @@ static int cmd_features(int argc, char **argv)
         {"--batch", "N", "images per backbone pass (memory grows with it, never with n)", "16", 0, NULL},
         {"--taps", "LIST", "locations: a,b,c or 'all' (default: the official set), always in depth order", NULL,
          0, NULL},
+        FEATURE_FLAGS,
+        MODEL_FLAGS,
         {"--select", "sel.npy", "only these features (int64 ascending indices into --layout's D), renormalized "
          "per location over the selected ones; --out gets [n, k], no layout", NULL, 0, NULL},
         {"--layout", "F.layout.tsv", "the layout --select refers to", NULL, 0, NULL},
@@ -342,7 +399,8 @@ static int cmd_features(int argc, char **argv)
     double ts[FEAT_MAX_TARGETS];
     long batch = 16;
     if (opt_list(cmd, o, no, "--target-size", 1, 1e9, ts, FEAT_MAX_TARGETS, &fo.ntarget) ||
-        opt_long(cmd, o, no, "--batch", 1, 4096, &batch))
+        opt_long(cmd, o, no, "--batch", 1, 4096, &batch) || feature_flags(cmd, o, no, &fo.tap_every, &fo.cls) ||
+        model_flags(cmd, o, no, &fo.model_opt))
         return 1;
     for (int i = 0; i < fo.ntarget; i++) {
         if ((double)(long)ts[i] != ts[i]) {
@@ -926,6 +984,8 @@ static int cmd_run(int argc, char **argv)
         GRID_FLAGS(COEF_HELP),
         SELECT_FLAGS,
         {"--taps", "LIST", "locations: a,b,c or 'all' (default: the official set)", NULL, 0, NULL},
+        FEATURE_FLAGS,
+        MODEL_FLAGS,
         {"--image-batch", "N", "images per backbone pass", "64", 0, NULL},
         {"--task", "NAME", "task name for the report (default: the --out directory)", NULL, 0, NULL},
         {"--keep-features", NULL, "also write the training features to DIR", NULL, 0, NULL},
@@ -946,7 +1006,8 @@ static int cmd_run(int argc, char **argv)
     int selecting = 0;
     if (opt_list(cmd, o, no, "--target-size", 1, 1e9, ts, FEAT_MAX_TARGETS, &ro.ntarget) ||
         opt_long(cmd, o, no, "--image-batch", 1, 4096, &ibatch) || grid_from_opts(cmd, o, no, &g0) ||
-        select_from_opts(cmd, o, no, &g0, &selecting))
+        select_from_opts(cmd, o, no, &g0, &selecting) || feature_flags(cmd, o, no, &ro.tap_every, &ro.cls) ||
+        model_flags(cmd, o, no, &ro.model_opt))
         return 1;
     g0.ncoef = opt_str(o, no, "--coef") ? g0.ncoef : 0; /* absent: each method's own default */
     if (methods_from_opts(cmd, opt_str(o, no, "--method"), &g0, &ro)) return 1;

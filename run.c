@@ -54,7 +54,7 @@ static int inputs_open(const run_opts *o, run_inputs *in, model *m)
     memset(in, 0, sizeof *in);
     if (images_open(o->train_images, &in->train) || images_open(o->test_images, &in->test) ||
         labels_read(o->train_labels, in->train.n, &in->ytr, &ktr) ||
-        labels_read(o->test_labels, in->test.n, &in->yte, &kte) || model_load(o->model_dir, m))
+        labels_read(o->test_labels, in->test.n, &in->yte, &kte) || model_load_with(o->model_dir, &o->model_opt, m))
         return -1;
     in->k = ktr > kte ? ktr : kte;
     return 0;
@@ -234,6 +234,9 @@ static int write_report(const char *path, const run_opts *o, const model *m, con
     tb_json_str(&t, o->model_dir);
     tb_printf(&t, ", \"taps\": ");
     tb_json_str(&t, o->taps ? o->taps : "default");
+    tb_printf(&t, ", \"tap_fraction\": \"1/%ld\", \"tap_point\": \"%s\", \"include_input\": %s, \"cls\": \"%s\"",
+              o->tap_every > 1 ? o->tap_every : 1, tap_point_names[o->model_opt.point],
+              o->model_opt.include_input ? "true" : "false", cls_mode_names[o->cls]);
     tb_printf(&t, ",\n \"train_images\": ");
     tb_json_str(&t, o->train_images);
     tb_printf(&t, ", \"test_images\": ");
@@ -269,8 +272,8 @@ int run_task(const run_opts *o, model *m, pipeline_result *r)
     memset(r, 0, sizeof *r);
     memset(m, 0, sizeof *m);
     if (inputs_open(o, &in, m)) goto done;
-    pipeline_in p = {m, &in.train, &in.test, in.ytr, in.yte, in.k, {0}, o->ntarget, o->taps, o->nmethods,
-                     {{0}}, o->image_batch, o->quiet};
+    pipeline_in p = {m, &in.train, &in.test, in.ytr, in.yte, in.k, {0}, o->ntarget, o->taps, o->tap_every, o->cls,
+                     o->nmethods, {{0}}, o->image_batch, o->quiet};
     memcpy(p.target, o->target, sizeof p.target);
     memcpy(p.grid, o->grid, sizeof p.grid);
     if (make_dir(o->out) || pipeline_run(&p, r)) goto done;

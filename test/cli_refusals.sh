@@ -214,6 +214,43 @@ images_f4_whole.npy${TAB}|u1
 images_empty.npy${TAB}>= 1
 EOF
 fi
+# ---- where the taps sit and which locations become features (docs/ALGORITHM.md §16)
+if [ -f "$MODEL/config.txt" ] && has_cmd features; then
+    IMG=test/fixtures/resnet_v15/images.npy
+    VIT=test/fixtures/vit/model
+    FE="--images $IMG --target-size 64 --out $T/F.npy --quiet"
+    refuse "features --tap-fraction 2/3" "$T/F.npy" "--tap-fraction" "1/k" -- "$H2T" features --model "$MODEL" $FE \
+        --tap-fraction 2/3
+    refuse "features --tap-fraction 1/0" "$T/F.npy" "--tap-fraction" "1/0" -- "$H2T" features --model "$MODEL" $FE \
+        --tap-fraction 1/0
+    refuse "features --tap-point sideways" "$T/F.npy" "--tap-point" "pre-normalization" -- "$H2T" features \
+        --model "$MODEL" $FE --tap-point sideways
+    refuse "features --cls bogus" "$T/F.npy" "--cls" "original+cls" -- "$H2T" features --model "$MODEL" $FE --cls bogus
+    refuse "features --cls only-cls of a ResNet" "$T/F.npy" "--cls only-cls" "token map" -- "$H2T" features \
+        --model "$MODEL" $FE --cls only-cls
+    refuse "features --tap-point of a ViT" "$T/F.npy" "--tap-point pre-activation" "ViT" -- "$H2T" features \
+        --model "$VIT" --images test/fixtures/vit/images.npy --target-size 64 --out "$T/F.npy" --quiet \
+        --tap-point pre-activation
+    refuse "features --select with --tap-fraction" "$T/F.npy" "--select" "--tap-fraction" -- "$H2T" features \
+        --model "$MODEL" $FE --select "$FX/y.npy" --layout "$FX/X.layout.tsv" --tap-fraction 1/4
+    refuse "features --include-input=1" "$T/F.npy" "--include-input" "takes no value" -- "$H2T" features \
+        --model "$MODEL" $FE --include-input=1
+    refuse "taps --tap-point bogus" "$T/taps" "--tap-point" "post-activation" -- "$H2T" taps --model "$MODEL" \
+        --images "$IMG" --out "$T/taps" --tap-point bogus --quiet
+fi
+if has_cmd run; then
+    C=demo/tasks/clevr_count
+    RUN="--model demo/backbone --train-images $C/train_images.npy --train-labels $C/train_labels.npy --test-images $C/test_images.npy --test-labels $C/test_labels.npy --target-size 64 --lr 0.1 --steps 5 --coef 1e-3 --fraction 0.05 --quiet"
+    refuse "run --tap-fraction 1/0" "$T/run" "--tap-fraction" "" -- "$H2T" run $RUN --tap-fraction 1/0 --out "$T/run"
+    refuse "run --score with --method linear" "$T/run" "--score" "head2toe" -- "$H2T" run $RUN --method linear \
+        --score l1 --out "$T/run"
+    refuse "run --keep-offset beyond D" "$T/run" "--keep-offset 5000" "beyond" -- "$H2T" run $RUN \
+        --keep-offset 5000 --out "$T/run"
+    refuse "run --train-fraction 2" "$T/run" "--train-fraction" "" -- "$H2T" run $RUN --train-fraction 2 --out "$T/run"
+    refuse "run --cls only-cls of a ResNet" "$T/run" "--cls only-cls" "token map" -- "$H2T" run $RUN --cls only-cls \
+        --out "$T/run"
+    refuse "run --score chi2 with logits" "$T/run" "chi2" "non-negative" -- "$H2T" run $RUN --score chi2 --out "$T/run"
+fi
 # ---- h2t bench: flags only (it reads and writes no files but --model's)
 if has_cmd bench; then
     refuse "bench --arch resnet18" - "--arch" "resnet18" -- "$H2T" bench --arch resnet18 --quiet
