@@ -1051,13 +1051,27 @@ static int cmd_demo(int argc, char **argv)
         {"--out", "DIR", "per-task runs (report.json, heads, figures) and the summary figures", "demo_out", 0,
          NULL},
         {"--tasks", "LIST", "only these tasks (comma list of names in the task list)", NULL, 0, NULL},
+        {"--experiments", "[LIST]", "instead of the table: the paper's analysis experiments in miniature (all, or "
+         "fig6, fig7-transfer, fig7-scaling, fig11-overlap, fig11-offset, fig13, fig4, table6, table7): figures and "
+         "DIR/experiments.md", NULL, 0, NULL},
         {"--quiet", NULL, "no progress on stderr", NULL, 0, NULL},
     };
     const int no = (int)(sizeof o / sizeof o[0]);
-    int rc = opts_parse(cmd, "[--report FILE.json] [flags]", o, no, argc, argv);
+    /* --experiments takes an optional value: alone (last, or before another flag) it means all */
+    char **args = malloc((size_t)(argc + 1) * sizeof *args);
+    if (!args) return 1;
+    for (int a = 0; a < argc; a++)
+        args[a] = strcmp(argv[a], "--experiments") == 0 && (a + 1 == argc || strncmp(argv[a + 1], "--", 2) == 0)
+                      ? "--experiments=all" : argv[a];
+    int rc = opts_parse(cmd, "[--report FILE.json] [--experiments [LIST]] [flags]", o, no, argc, args);
+    free(args);
     if (rc) return rc > 0 ? 0 : 1;
     demo_opts d = {opt_str(o, no, "--dir"), opt_str(o, no, "--out"), opt_str(o, no, "--report"),
-                   opt_str(o, no, "--tasks"), opt_flag(o, no, "--quiet")};
+                   opt_str(o, no, "--tasks"), opt_str(o, no, "--experiments"), opt_flag(o, no, "--quiet")};
+    if (d.experiments && d.report) {
+        cli_error(cmd, "--report: the experiments write DIR/experiments.md instead");
+        return 1;
+    }
     if (demo_run(&d)) {
         cli_error(cmd, "%s", last_error());
         return 1;

@@ -251,6 +251,14 @@ if has_cmd run; then
         --out "$T/run"
     refuse "run --score chi2 with logits" "$T/run" "chi2" "non-negative" -- "$H2T" run $RUN --score chi2 --out "$T/run"
 fi
+# ---- h2t demo --experiments (the demo directory is the bundled one)
+if has_cmd demo; then
+    refuse "demo --experiments fig99" "$T/d" "--experiments" "fig99" -- "$H2T" demo --out "$T/d" --experiments fig99
+    refuse "demo --experiments with --report" "$T/d" "--report" "experiments.md" -- "$H2T" demo --out "$T/d" \
+        --experiments --report "$T/r.json"
+    refuse "demo --experiments with an empty item" "$T/d" "--experiments" "''" -- "$H2T" demo --out "$T/d" \
+        --experiments fig6,,fig13
+fi
 # ---- h2t bench: flags only (it reads and writes no files but --model's)
 if has_cmd bench; then
     refuse "bench --arch resnet18" - "--arch" "resnet18" -- "$H2T" bench --arch resnet18 --quiet
