@@ -561,6 +561,15 @@ static void row(report *rp, const char *what, const char *claim, const char *sho
     else tb_printf(&rp->rows, " none |\n");
 }
 
+/* A y range that shows differences of a point: [floor(min) - 5, ceil(max) + 1]. */
+static void y_range(const double *v, int n, svg_chart *c)
+{
+    double lo = INFINITY, hi = -INFINITY;
+    for (int i = 0; i < n; i++)
+        if (isfinite(v[i])) lo = v[i] < lo ? v[i] : lo, hi = v[i] > hi ? v[i] : hi;
+    if (lo <= hi) c->ymin = floor(lo) - 5 < 0 ? 0 : floor(lo) - 5, c->ymax = ceil(hi) + 1;
+}
+
 static double mean_of(const double *x, int n)
 {
     double s = 0;
@@ -607,11 +616,16 @@ static int out_fig6(report *rp)
 static int out_transfer(report *rp)
 {
     const int nt = rp->o->ntasks;
-    const char *names[EXP_MAX_TASKS];
+    const char *names[EXP_MAX_TASKS], *series[EXP_MAX_TASKS];
+    char series_name[EXP_MAX_TASKS][96];
     double v[EXP_MAX_TASKS * EXP_MAX_TASKS], diag = 0, off = 0;
     int own_best = 0;
     char path[PATH_CAP], shows[512];
-    for (int i = 0; i < nt; i++) names[i] = rp->o->tasks[i].name;
+    for (int i = 0; i < nt; i++) {
+        names[i] = rp->o->tasks[i].name;
+        snprintf(series_name[i], sizeof series_name[i], "selection of %s", names[i]);
+        series[i] = series_name[i];
+    }
     for (int j = 0; j < nt; j++)          /* row: whose selection; column: the task trained and tested */
         for (int i = 0; i < nt; i++) v[j * nt + i] = 100 * rp->res[i].transfer[j];
     for (int i = 0; i < nt; i++) {
@@ -623,9 +637,10 @@ static int out_transfer(report *rp)
         }
         own_best += v[i * nt + i] >= v[best * nt + i];
     }
-    const svg_chart ch = {"Fig. 7 left (miniature): test accuracy (%) of each task (column) on each task's selection (row)",
-                          "task trained and tested", NULL, NAN, NAN, NULL};
-    if (figure_path(rp, "fig7_transfer", path) || svg_heatmap(path, &ch, nt, names, nt, names, v)) return -1;
+    svg_chart ch = {"Fig. 7 left (miniature): each task on each task's selection", "task trained and tested",
+                    "test accuracy", NAN, NAN, "%.0f%%"};
+    y_range(v, nt * nt, &ch);
+    if (figure_path(rp, "fig7_transfer", path) || svg_bars(path, &ch, nt, names, nt, series, v, NULL)) return -1;
     png_beside(path);
     snprintf(shows, sizeof shows, "own selection %.1f%% on average, another task's %.1f%% (%+.1f); the own selection "
              "is the best for %d of %d tasks", diag, off, off - diag, own_best, nt);
@@ -859,7 +874,8 @@ static int out_taps(report *rp)
         for (int q = 0; q < NVAR; q++) v[q * nt + i] = 100 * rp->res[i].taps[q], mean[q] += v[q * nt + i] / nt;
     }
     for (int q = 1; q < NVAR; q++) other = mean[q] > other ? mean[q] : other;
-    const svg_chart c = {"Table 6 (miniature): where the taps sit, and the input", NULL, "test accuracy", 0, 100, "%.0f%%"};
+    svg_chart c = {"Table 6 (miniature): where the taps sit, and the input", NULL, "test accuracy", NAN, NAN, "%.0f%%"};
+    y_range(v, NVAR * nt, &c);
     if (figure_path(rp, "table6", path) || svg_bars(path, &c, nt, names, NVAR, var_name, v, NULL)) return -1;
     png_beside(path);
     snprintf(shows, sizeof shows, "mean test accuracy: post-activation %.1f%%, pre-activation %.1f%%, "
