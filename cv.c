@@ -290,6 +290,9 @@ typedef struct {
     size_t *base, nbase;   /* [n] the examples the fit uses (§16), ascending */
     size_t *trows, *vrows; /* [n] training and validation examples */
     size_t ntr, nval;
+    lasso_data sub;        /* a --train-fraction subset copied into rows of its own (X then points here) */
+    float *subx;           /* [nbase, D] */
+    int *suby;             /* [nbase] */
 } fit_ctx;
 
 static void ctx_free(fit_ctx *c)
@@ -303,6 +306,30 @@ static void ctx_free(fit_ctx *c)
     free_array(c->base);
     free_array(c->trows);
     free_array(c->vrows);
+    free_array(c->subx);
+    free_array(c->suby);
+}
+
+/* With a --train-fraction subset, c->X becomes a copy of its rows, in order,
+ * so that batches are runs of consecutive rows: the fused step calls gemm
+ * once per run of a batch (§11), and a scattered subset would make that one
+ * call per row, several times slower. */
+static int compact_subset(fit_ctx *c)
+{
+    const lasso_data *X = c->X;
+    size_t size;
+    if (c->nbase == X->n) return 0;
+    if (size_mul(c->nbase, X->d, &size) || !(c->subx = alloc_array(size, sizeof(float))) ||
+        !(c->suby = alloc_array(c->nbase, sizeof(int))))
+        return -1;
+    for (size_t i = 0; i < c->nbase; i++) {
+        memcpy(c->subx + i * X->d, X->x + c->base[i] * X->ld, X->d * sizeof(float));
+        c->suby[i] = X->y[c->base[i]];
+        c->base[i] = i;
+    }
+    c->sub = (lasso_data){c->subx, c->nbase, X->d, X->d, c->suby, X->k};
+    c->X = &c->sub;
+    return 0;
 }
 
 /* The widest head the grid trains: the most features any F keeps
@@ -343,7 +370,7 @@ static int ctx_alloc(fit_ctx *c, const lasso_data *X, const feat_layout *l, cons
     const int scoring = cfg->method == METHOD_HEAD2TOE && !cfg->fixed_sel;
     size_t ncap;
     if (!(c->trows = alloc_array(n, sizeof(size_t))) || !(c->vrows = alloc_array(n, sizeof(size_t))) ||
-        !(c->base = alloc_array(n, sizeof(size_t))) || fit_rows(X, cfg, c->base, &c->nbase) ||
+        !(c->base = alloc_array(n, sizeof(size_t))) || fit_rows(X, cfg, c->base, &c->nbase) || compact_subset(c) ||
         !(c->sel = alloc_array(cap, sizeof(int64_t))) || lasso_head_alloc(&c->hd, cap, X->k, cfg->batch))
         return -1;
     if (cfg->method == METHOD_HEAD2TOE || cfg->method == METHOD_LINEAR)
@@ -545,8 +572,9 @@ int fit_final(const lasso_data *X, const feat_layout *l, const fit_config *cfg, 
         return -1;
     }
     const int selects = cfg->method == METHOD_HEAD2TOE || cfg->method == METHOD_LINEAR;
-    const lasso_data xs = {c.xs, X->n, c.nsel, c.nsel, X->y, X->k};
-    h->train_acc = (double)lasso_predict(&c.hd, selects ? &xs : X, c.trows, c.ntr, NULL) / (double)c.ntr;
+    const lasso_data *Xc = c.X; /* X, or its --train-fraction rows */
+    const lasso_data xs = {c.xs, Xc->n, c.nsel, c.nsel, Xc->y, Xc->k};
+    h->train_acc = (double)lasso_predict(&c.hd, selects ? &xs : Xc, c.trows, c.ntr, NULL) / (double)c.ntr;
     h->examples = c.ntr;
     h->d = X->d;
     h->k = X->k;
