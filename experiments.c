@@ -734,9 +734,10 @@ static int out_overlap(report *rp)
     return 0;
 }
 
-/* ---- Fig. 11 right */
+/* ---- Fig. 11 right: offsets in units of each task's k */
 static int out_offset(report *rp)
 {
+    static const char *const mult[NOFF] = {"0", "k", "2k", "4k", "8k", "16k"};
     const int nt = rp->o->ntasks;
     svg_series s[EXP_MAX_TASKS];
     double x[EXP_MAX_TASKS][NOFF], y[EXP_MAX_TASKS][NOFF], mean[NOFF] = {0};
@@ -745,7 +746,8 @@ static int out_offset(report *rp)
     for (int i = 0; i < nt; i++) {
         const task_results *r = &rp->res[i];
         if (r->noff < n) n = r->noff;
-        for (int q = 0; q < r->noff; q++) x[i][q] = (double)r->offset_at[q], y[i][q] = 100 * r->offset_acc[q];
+        for (int q = 0; q < r->noff; q++)
+            x[i][q] = (double)r->offset_at[q] / (double)r->offset_k, y[i][q] = 100 * r->offset_acc[q];
         s[i] = (svg_series){rp->o->tasks[i].name, r->noff, x[i], y[i], NULL};
     }
     for (int q = 0; q < n; q++) {
@@ -753,24 +755,28 @@ static int out_offset(report *rp)
         if (q > 0 && mean[q] > mean[q - 1] + 0.5) mono = 0;
     }
     const svg_chart c = {"Fig. 11 right (miniature): the k features at ranks offset .. offset + k - 1",
-                         "offset in the score ranking", "test accuracy (%)", NAN, NAN, NULL};
+                         "offset in units of k (each task's reference count kept)", "test accuracy (%)", NAN, NAN, NULL};
     if (figure_path(rp, "fig11_offset", path) || svg_lines(path, &c, 0, nt, s, NAN, NAN)) return -1;
     png_beside(path);
     int w = snprintf(shows, sizeof shows, "mean accuracy at offsets");
-    for (int q = 0; q < n && w < (int)sizeof shows; q++) w += snprintf(shows + w, sizeof shows - (size_t)w, "%s %g: %.1f%%", q ? "," : "", x[0][q], mean[q]);
-    if (w < (int)sizeof shows) snprintf(shows + w, sizeof shows - (size_t)w, " (k %zu)%s", rp->res[0].offset_k,
-                                        mono ? ", never rising by more than 0.5" : ", not monotone");
+    for (int q = 0; q < n && w < (int)sizeof shows; q++)
+        w += snprintf(shows + w, sizeof shows - (size_t)w, "%s %s: %.1f%%", q ? "," : "", mult[q], mean[q]);
+    if (w < (int)sizeof shows)
+        snprintf(shows + w, sizeof shows - (size_t)w, " (k = int(D F) at each task's F)%s",
+                 mono ? ", never rising by more than 0.5" : ", not monotone");
     const double drop = n > 1 ? mean[0] - mean[n - 1] : 0;
     row(rp, "Fig. 11 right: skipping the best-ranked features",
         "Accuracy falls monotonically as the kept block starts further down the ranking.", shows,
         verdict(mono ? drop - 1 : drop < 0 ? -2 : 0, 1.0), "fig11_offset");
-    tb_printf(&rp->details, "\n### Fig. 11 right (test accuracy %%)\n\n| task |");
-    for (int q = 0; q < n; q++) tb_printf(&rp->details, " offset %g |", x[0][q]);
-    tb_printf(&rp->details, "\n|---|");
-    for (int q = 0; q < n; q++) tb_printf(&rp->details, "---|");
+    tb_printf(&rp->details, "\n### Fig. 11 right (test accuracy %%; offsets in units of k)\n\n| task | k |");
+    for (int q = 0; q < NOFF; q++) tb_printf(&rp->details, " %s |", mult[q]);
+    tb_printf(&rp->details, "\n|---|---|");
+    for (int q = 0; q < NOFF; q++) tb_printf(&rp->details, "---|");
     for (int i = 0; i < nt; i++) {
-        tb_printf(&rp->details, "\n| %s |", rp->o->tasks[i].name);
-        for (int q = 0; q < n; q++) tb_printf(&rp->details, " %.1f |", y[i][q]);
+        tb_printf(&rp->details, "\n| %s | %zu |", rp->o->tasks[i].name, rp->res[i].offset_k);
+        for (int q = 0; q < NOFF; q++)
+            if (q < rp->res[i].noff) tb_printf(&rp->details, " %.1f |", y[i][q]);
+            else tb_printf(&rp->details, " - |");
     }
     tb_printf(&rp->details, "\n");
     return 0;
