@@ -211,6 +211,16 @@ static void json_method(textbuf *t, const run_opts *o, const pipeline_result *r,
     tb_printf(t, ", \"test_accuracy\": ");
     tb_json_num(t, mr->test_acc);
     tb_printf(t, ", \"test_correct\": %zu, \"test_examples\": %zu,\n", mr->test_correct, mr->test_n);
+    const fit_config *fc = &o->grid[i];
+    tb_printf(t, "     \"train_examples_used\": %zu", mr->head.examples);
+    if (mr->method == METHOD_HEAD2TOE) {
+        tb_printf(t, ", \"selection\": {\"score\": \"%s\", \"average_over\": %d, \"keep_offset\": %zu, "
+                     "\"score_interpolation\": ", score_names[fc->score], fc->average_over > 1 ? fc->average_over : 1,
+                  fc->keep_offset);
+        tb_json_num(t, fc->interpolation);
+        tb_printf(t, "}");
+    }
+    tb_printf(t, ",\n");
     tb_printf(t, "     \"seconds\": {\"fit\": %.3f},\n     \"locations\": [", mr->t_fit);
     layout_count(l, mr->head.selected, mr->head.nsel, kept);
     for (int e = 0, first = 1; e < l->n; e++) {
