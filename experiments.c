@@ -906,8 +906,8 @@ static int out_taps(report *rp)
 static int out_cls(report *rp)
 {
     row(rp, "Table 7: the ViT's class token",
-        "How the class token of each token map is treated (pooled with the others, alone, or kept apart) matters "
-        "little next to using the intermediate layers at all.",
+        "Compares how a ViT's class token is treated in each token map: pooled with the other tokens (the default), "
+        "alone, or kept apart from the pooled tokens.",
         "not run: the demo's backbone is a ResNet and a ViT with random weights would say nothing about pretrained "
         "features; with a pretrained ViT, `h2t run --cls` normal, only-cls and original+cls compare them (docs/ALGORITHM.md §16)",
         "not run", NULL);

@@ -1048,8 +1048,8 @@ static int cmd_demo(int argc, char **argv)
         {"--report", "FILE.json", "also write the results as JSON (accuracies as fractions)", NULL, 0, NULL},
         {"--dir", "DIR", "the demo directory: demo.cfg (backbone, tasks, grid), backbone/, tasks/", "demo", 0,
          NULL},
-        {"--out", "DIR", "per-task runs (report.json, heads, figures) and the summary figures", "demo_out", 0,
-         NULL},
+        {"--out", "DIR", "per-task runs (report.json, heads, figures) and the summary figures; with --experiments "
+         "their figures and experiments.md", "demo_out", 0, NULL},
         {"--tasks", "LIST", "only these tasks (comma list of names in the task list)", NULL, 0, NULL},
         {"--experiments", "[LIST]", "instead of the table: the paper's analysis experiments in miniature (all, or "
          "fig6, fig7-transfer, fig7-scaling, fig11-overlap, fig11-offset, fig13, fig4, table6, table7): figures and "
