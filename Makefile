@@ -50,7 +50,7 @@ WARN := -Wall -Wextra -Wno-unused-parameter -Wshadow -Wvla
 CFLAGS_ALL := -std=c11 -D_POSIX_C_SOURCE=200809L $(OPTFLAGS) $(OMPFLAGS) $(WARN) $(EXTRA_CFLAGS)
 LDLIBS := -lm
 
-LIB_SRC := util.c npy.c gemm.c tensor.c backbone.c model.c resnet.c vit.c pooling.c extract.c lasso.c cv.c headio.c pipeline.c run.c demo.c svg.c
+LIB_SRC := util.c npy.c gemm.c tensor.c backbone.c model.c resnet.c vit.c pooling.c extract.c lasso.c scores.c cv.c headio.c pipeline.c run.c experiments.c demo.c svg.c
 HDRS := $(wildcard *.h)
 B := build/$(FLAVOUR)
 LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o)

@@ -7,7 +7,14 @@
  * pre_logits location; All-l* a head on all features with its penalty.
  * Seeds: the scoring head of fold f (f = 5 for the final fit) is drawn from
  * seed_mix(seed, 1, f) and the trained head from seed_mix(seed, 2, f), so
- * every grid point of a fold starts alike (§9). */
+ * every grid point of a fold starts alike (§9).
+ *
+ * Head2Toe's other selection options (§15): another score instead of the
+ * group-lasso row norm (scores.c), the mean of several scoring runs, scores
+ * moved towards their location's mean, an offset into the ranking, or a
+ * fixed selection (--select-from) trained like Linear's pre_logits
+ * columns. With train_fraction < 1 every method uses a seeded stratified
+ * subset of the examples, and the folds are cut from that subset (§16). */
 #include "cv.h"
 
 #include <math.h>
@@ -59,19 +66,26 @@ typedef struct {
     const double *coef, *frac;
 } grid_axes;
 
+/* Whether the method trains on one set of gathered columns (Linear's
+ * pre_logits, or a --select-from selection) instead of scoring features. */
+static int gathers_once(const fit_config *cfg)
+{
+    return cfg->method == METHOD_LINEAR || (cfg->method == METHOD_HEAD2TOE && cfg->fixed_sel);
+}
+
 static grid_axes axes_of(const fit_config *cfg)
 {
     static const double zero = 0.0, one = 1.0;
     grid_axes a = {cfg->ncoef, cfg->nfrac, cfg->coef, cfg->frac};
-    if (cfg->method == METHOD_LINEAR) a.ncoef = 1, a.coef = &zero;
-    if (cfg->method != METHOD_HEAD2TOE) a.nfrac = 1, a.frac = &one;
+    if (gathers_once(cfg)) a.ncoef = 1, a.coef = &zero;
+    if (cfg->method != METHOD_HEAD2TOE || cfg->fixed_sel) a.nfrac = 1, a.frac = &one;
     return a;
 }
 
 static int check_grid(const fit_config *cfg)
 {
     const char *what = NULL;
-    const int coefs = cfg->method != METHOD_LINEAR, fracs = cfg->method == METHOD_HEAD2TOE;
+    const int coefs = !gathers_once(cfg), fracs = cfg->method == METHOD_HEAD2TOE && !cfg->fixed_sel;
     if (cfg->nlr < 1 || cfg->nlr > GRID_MAX) what = "learning rates";
     else if (cfg->nsteps < 1 || cfg->nsteps > GRID_MAX) what = "step counts";
     else if (coefs && (cfg->ncoef < 1 || cfg->ncoef > GRID_MAX)) what = "coefficients";
@@ -100,6 +114,58 @@ static int grid_points(const fit_config *cfg)
 
 static int does_cv(const fit_config *cfg) { return grid_points(cfg) > 1 || cfg->force_cv; }
 
+int fit_check_features(const fit_config *cfg, size_t d)
+{
+    for (int f = 0; cfg->method == METHOD_HEAD2TOE && !cfg->fixed_sel && f < cfg->nfrac; f++)
+        if (cfg->keep_offset > d - lasso_keep_count(d, cfg->frac[f])) {
+            set_error("--keep-offset %zu: with F %g the ranks %zu .. %zu are kept, beyond the %zu features",
+                      cfg->keep_offset, cfg->frac[f], cfg->keep_offset,
+                      cfg->keep_offset + lasso_keep_count(d, cfg->frac[f]) - 1, d);
+            return -1;
+        }
+    return 0;
+}
+
+/* The options of docs/ALGORITHM.md §15 and §16: in range, given to the
+ * method they apply to, and consistent with the data. */
+static int check_selection(const lasso_data *X, const fit_config *cfg)
+{
+    const int plain = cfg->score == SCORE_L2 && cfg->average_over <= 1 && cfg->keep_offset == 0 &&
+                      cfg->interpolation == 0;
+    if (!(cfg->train_fraction >= 0 && cfg->train_fraction <= 1) || cfg->average_over < 0 ||
+        cfg->average_over > 100 || !(cfg->interpolation >= 0 && cfg->interpolation <= 1)) {
+        set_error("out of range: --train-fraction in (0, 1], --average-over in 1..100, --score-interpolation in "
+                  "[0, 1]");
+        return -1;
+    }
+    if (cfg->method != METHOD_HEAD2TOE && (!plain || cfg->fixed_sel)) {
+        set_error("--score, --average-over, --keep-offset, --score-interpolation and --select-from apply to "
+                  "--method head2toe only");
+        return -1;
+    }
+    if (cfg->fixed_sel) {
+        int ok = plain && cfg->nfixed >= 1;
+        for (size_t j = 0; ok && j < cfg->nfixed; j++)
+            ok = cfg->fixed_sel[j] >= 0 && (size_t)cfg->fixed_sel[j] < X->d && (j == 0 || cfg->fixed_sel[j] > cfg->fixed_sel[j - 1]);
+        if (!ok) {
+            set_error("--select-from: expected 1 or more ascending feature indices below %zu, and no --score, "
+                      "--average-over, --keep-offset or --score-interpolation (nothing is scored)", X->d);
+            return -1;
+        }
+        return 0;
+    }
+    if (fit_check_features(cfg, X->d)) return -1;
+    if (cfg->method == METHOD_HEAD2TOE && cfg->score == SCORE_CHI2) {
+        size_t *all = alloc_array(X->n, sizeof *all);
+        if (!all) return -1;
+        for (size_t i = 0; i < X->n; i++) all[i] = i;
+        const int rc = scores_check_data(SCORE_CHI2, X, all, X->n);
+        free_array(all);
+        return rc;
+    }
+    return 0;
+}
+
 int fit_check(const lasso_data *X, const feat_layout *l, const fit_config *cfg)
 {
     if (check_grid(cfg)) return -1;
@@ -125,10 +191,78 @@ int fit_check(const lasso_data *X, const feat_layout *l, const fit_config *cfg)
         set_error("--method linear needs a location named pre_logits in the layout");
         return -1;
     }
-    if (does_cv(cfg) && X->n < CV_FOLDS) {
-        set_error("cross-validation needs at least %d examples, got %zu", CV_FOLDS, X->n);
+    if (does_cv(cfg) && fit_examples(X, cfg->train_fraction) < CV_FOLDS) {
+        set_error("cross-validation needs at least %d examples, got %zu", CV_FOLDS,
+                  fit_examples(X, cfg->train_fraction));
         return -1;
     }
+    return check_selection(X, cfg);
+}
+
+/* ==========================================================================
+ * The examples of a fit and its folds */
+
+static uint64_t seed_mix(uint64_t seed, uint64_t what, uint64_t fold)
+{
+    return seed ^ (what * 0x9E3779B97F4A7C15ull) ^ ((fold + 1) * 0xD1B54A32D192ED03ull);
+}
+
+/* Examples kept of a class of m with train_fraction f (§16): int(m f), at least 1. */
+static size_t class_take(size_t m, double f)
+{
+    const size_t t = (size_t)((double)m * f);
+    return t < 1 ? 1 : t > m ? m : t;
+}
+
+static int subset_wanted(double f) { return f > 0 && f < 1; }
+
+size_t fit_examples(const lasso_data *X, double f)
+{
+    if (!subset_wanted(f)) return X->n;
+    size_t *count = alloc_zeros((size_t)X->k, sizeof *count), total = 0;
+    if (!count) return 0;
+    for (size_t i = 0; i < X->n; i++) count[X->y[i]]++;
+    for (int c = 0; c < X->k; c++) total += count[c] ? class_take(count[c], f) : 0;
+    free_array(count);
+    return total;
+}
+
+/* base[0..*nbase): the examples the fit uses, ascending (§16). All of them;
+ * or, with train_fraction f in (0, 1), from each class's examples (in
+ * order) class_take of them, drawn by a partial Fisher-Yates shuffle with
+ * the RNG seeded seed_mix(seed, 3, 0), for classes 0, 1, .. in turn. */
+int fit_rows(const lasso_data *X, const fit_config *cfg, size_t *base, size_t *nbase)
+{
+    const size_t n = X->n;
+    *nbase = 0;
+    if (!subset_wanted(cfg->train_fraction)) {
+        for (size_t i = 0; i < n; i++) base[(*nbase)++] = i;
+        return 0;
+    }
+    unsigned char *keep = alloc_zeros(n, 1);
+    size_t *idx = alloc_array(n, sizeof *idx);
+    if (!keep || !idx) {
+        free_array(keep);
+        free_array(idx);
+        return -1;
+    }
+    rng_t r;
+    rng_seed(&r, seed_mix(cfg->seed, 3, 0));
+    for (int k = 0; k < X->k; k++) {
+        size_t m = 0;
+        for (size_t i = 0; i < n; i++)
+            if (X->y[i] == k) idx[m++] = i;
+        const size_t take = m ? class_take(m, cfg->train_fraction) : 0;
+        for (size_t i = 0; i < take; i++) {
+            const size_t j = i + (size_t)(rng_u64(&r) % (uint64_t)(m - i)), t = idx[i];
+            idx[i] = idx[j], idx[j] = t;
+            keep[idx[i]] = 1;
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        if (keep[i]) base[(*nbase)++] = i;
+    free_array(keep);
+    free_array(idx);
     return 0;
 }
 
@@ -141,24 +275,24 @@ void fold_bounds(size_t n, int nfolds, int fold, size_t *start, size_t *end)
 /* ==========================================================================
  * One grid point of one fold */
 
-static uint64_t seed_mix(uint64_t seed, uint64_t what, uint64_t fold)
-{
-    return seed ^ (what * 0x9E3779B97F4A7C15ull) ^ ((fold + 1) * 0xD1B54A32D192ED03ull);
-}
-
 /* Every buffer of a fit, sized once for the largest head of the grid. */
 typedef struct {
     const lasso_data *X;
     const feat_layout *l;
     const fit_config *cfg;
-    lasso_head sc;         /* head2toe: the scoring head, [D, K] */
+    lasso_head sc;         /* head2toe with a scoring run: the scoring head, [D, K] */
     lasso_head hd;         /* the head that is trained and validated */
     float *xs;             /* [n, nsel] the selected features, renormalized (head2toe, linear) */
     double *scores;        /* [D] head2toe */
+    double *run;           /* [D] one run's scores (--average-over) */
     int64_t *sel;          /* [nsel] */
     size_t nsel;
+    size_t *base, nbase;   /* [n] the examples the fit uses (§16), ascending */
     size_t *trows, *vrows; /* [n] training and validation examples */
     size_t ntr, nval;
+    lasso_data sub;        /* a --train-fraction subset copied into rows of its own (X then points here) */
+    float *subx;           /* [nbase, D] */
+    int *suby;             /* [nbase] */
 } fit_ctx;
 
 static void ctx_free(fit_ctx *c)
@@ -167,17 +301,44 @@ static void ctx_free(fit_ctx *c)
     lasso_head_free(&c->hd);
     free_array(c->xs);
     free_array(c->scores);
+    free_array(c->run);
     free_array(c->sel);
+    free_array(c->base);
     free_array(c->trows);
     free_array(c->vrows);
+    free_array(c->subx);
+    free_array(c->suby);
+}
+
+/* With a --train-fraction subset, c->X becomes a copy of its rows, in order,
+ * so that batches are runs of consecutive rows: the fused step calls gemm
+ * once per run of a batch (§11), and a scattered subset would make that one
+ * call per row, several times slower. */
+static int compact_subset(fit_ctx *c)
+{
+    const lasso_data *X = c->X;
+    size_t size;
+    if (c->nbase == X->n) return 0;
+    if (size_mul(c->nbase, X->d, &size) || !(c->subx = alloc_array(size, sizeof(float))) ||
+        !(c->suby = alloc_array(c->nbase, sizeof(int))))
+        return -1;
+    for (size_t i = 0; i < c->nbase; i++) {
+        memcpy(c->subx + i * X->d, X->x + c->base[i] * X->ld, X->d * sizeof(float));
+        c->suby[i] = X->y[c->base[i]];
+        c->base[i] = i;
+    }
+    c->sub = (lasso_data){c->subx, c->nbase, X->d, X->d, c->suby, X->k};
+    c->X = &c->sub;
+    return 0;
 }
 
 /* The widest head the grid trains: the most features any F keeps
- * (head2toe), pre_logits (linear), everything (all-*). */
+ * (head2toe), the fixed selection, pre_logits (linear), everything (all-*). */
 static size_t widest_head(const fit_config *cfg, const lasso_data *X, const feat_layout *l)
 {
     if (cfg->method == METHOD_LINEAR) return l->e[layout_find(l, "pre_logits")].dim;
     if (cfg->method != METHOD_HEAD2TOE) return X->d;
+    if (cfg->fixed_sel) return cfg->nfixed;
     size_t cap = 0;
     for (int f = 0; f < cfg->nfrac; f++) {
         const size_t keep = lasso_keep_count(X->d, cfg->frac[f]);
@@ -186,39 +347,52 @@ static size_t widest_head(const fit_config *cfg, const lasso_data *X, const feat
     return cap;
 }
 
+/* The columns gathered once (gathers_once): Linear's pre_logits or the
+ * fixed selection, renormalized per location, for every example. */
+static void gather_once(fit_ctx *c)
+{
+    const fit_config *cfg = c->cfg;
+    if (cfg->fixed_sel) {
+        memcpy(c->sel, cfg->fixed_sel, cfg->nfixed * sizeof *c->sel);
+    } else {
+        const layout_entry *e = &c->l->e[layout_find(c->l, "pre_logits")];
+        for (size_t j = 0; j < e->dim; j++) c->sel[j] = (int64_t)(e->offset + j);
+    }
+    c->nsel = widest_head(cfg, c->X, c->l);
+    lasso_gather(c->X->x, c->X->n, c->X->ld, c->l, c->sel, c->nsel, c->xs);
+}
+
 static int ctx_alloc(fit_ctx *c, const lasso_data *X, const feat_layout *l, const fit_config *cfg)
 {
     memset(c, 0, sizeof *c);
     c->X = X, c->l = l, c->cfg = cfg;
     const size_t n = X->n, cap = widest_head(cfg, X, l);
+    const int scoring = cfg->method == METHOD_HEAD2TOE && !cfg->fixed_sel;
     size_t ncap;
     if (!(c->trows = alloc_array(n, sizeof(size_t))) || !(c->vrows = alloc_array(n, sizeof(size_t))) ||
+        !(c->base = alloc_array(n, sizeof(size_t))) || fit_rows(X, cfg, c->base, &c->nbase) || compact_subset(c) ||
         !(c->sel = alloc_array(cap, sizeof(int64_t))) || lasso_head_alloc(&c->hd, cap, X->k, cfg->batch))
         return -1;
     if (cfg->method == METHOD_HEAD2TOE || cfg->method == METHOD_LINEAR)
         if (size_mul(n, cap, &ncap) || !(c->xs = alloc_array(ncap, sizeof(float)))) return -1;
-    if (cfg->method == METHOD_HEAD2TOE)
-        if (!(c->scores = alloc_array(X->d, sizeof(double))) || lasso_head_alloc(&c->sc, X->d, X->k, cfg->batch))
-            return -1;
-    if (cfg->method == METHOD_LINEAR) { /* the pre_logits columns, renormalized, once */
-        const layout_entry *e = &l->e[layout_find(l, "pre_logits")];
-        c->nsel = cap;
-        for (size_t j = 0; j < cap; j++) c->sel[j] = (int64_t)(e->offset + j);
-        lasso_gather(X->x, n, X->ld, l, c->sel, cap, c->xs);
-    }
+    if (scoring && (!(c->scores = alloc_array(X->d, sizeof(double))) || !(c->run = alloc_array(X->d, sizeof(double)))))
+        return -1;
+    if (scoring && score_uses_head(cfg->score) && lasso_head_alloc(&c->sc, X->d, X->k, cfg->batch)) return -1;
+    if (gathers_once(cfg)) gather_once(c);
     return 0;
 }
 
-/* The examples of fold f (f = CV_FOLDS: all of them, nothing validated). */
+/* The examples of fold f (f = CV_FOLDS: all of them, nothing validated):
+ * the folds are consecutive slices of the fit's examples (c->base). */
 static void split_fold(fit_ctx *c, int fold)
 {
-    const size_t n = c->X->n;
+    const size_t n = c->nbase;
     size_t vs = n, ve = n;
     if (fold < CV_FOLDS) fold_bounds(n, CV_FOLDS, fold, &vs, &ve);
     c->ntr = c->nval = 0;
     for (size_t i = 0; i < n; i++) {
-        if (i >= vs && i < ve) c->vrows[c->nval++] = i;
-        else c->trows[c->ntr++] = i;
+        if (i >= vs && i < ve) c->vrows[c->nval++] = c->base[i];
+        else c->trows[c->ntr++] = c->base[i];
     }
 }
 
@@ -233,19 +407,45 @@ static int train_head(fit_ctx *c, const lasso_data *data, const lasso_opts *o, i
     return 0;
 }
 
-/* Head2Toe at (lr, steps, coef): one scoring run, then a head per F. */
+/* c->scores: the scores of fold `fold` on its training examples (§7, §15).
+ * Run j of --average-over K uses seed + j: a group-lasso scoring run
+ * (coefficient p->coef) whose head gives the score, or the score computed
+ * from the examples; the runs' scores are added in order and divided by K
+ * (a score that uses no seed is computed once). Then, with
+ * --score-interpolation c, each is moved towards its location's mean. */
+static int fold_scores(fit_ctx *c, const grid_point *p, int fold, const char *progress)
+{
+    const fit_config *cfg = c->cfg;
+    const lasso_data *X = c->X;
+    const lasso_opts score = {p->lr, p->steps, p->coef, PENALTY_GROUP, cfg->batch};
+    const int runs = score_uses_seed(cfg->score) && cfg->average_over > 1 ? cfg->average_over : 1;
+    for (int j = 0; j < runs; j++) {
+        double *s = j == 0 ? c->scores : c->run;
+        const uint64_t seed = seed_mix(cfg->seed + (uint64_t)j, 1, (uint64_t)fold);
+        if (score_uses_head(cfg->score)) {
+            if (lasso_scoring_run(&c->sc, X, c->trows, c->ntr, &score, seed, s, progress)) return -1;
+            if (cfg->score != SCORE_L2) scores_from_head(cfg->score, c->sc.w, X->d, X->k, c->l, s);
+        } else if (scores_from_data(cfg->score, X, c->trows, c->ntr, seed, s)) {
+            return -1;
+        }
+        for (size_t i = 0; j > 0 && i < X->d; i++) c->scores[i] += s[i];
+    }
+    for (size_t i = 0; runs > 1 && i < X->d; i++) c->scores[i] /= (double)runs;
+    if (cfg->interpolation > 0) scores_interpolate(c->scores, c->l, cfg->interpolation);
+    return 0;
+}
+
+/* Head2Toe at (lr, steps, coef): the fold's scores, then a head per F on
+ * the features at ranks keep_offset .. keep_offset + int(D F) - 1. */
 static int point_head2toe(fit_ctx *c, const grid_point *p, const double *fracs, int nf, int fold, double *acc,
                           const char *progress)
 {
     const lasso_data *X = c->X;
-    const lasso_opts score = {p->lr, p->steps, p->coef, PENALTY_GROUP, c->cfg->batch};
     const lasso_opts plain = {p->lr, p->steps, 0.0, PENALTY_NONE, c->cfg->batch};
-    if (lasso_scoring_run(&c->sc, X, c->trows, c->ntr, &score, seed_mix(c->cfg->seed, 1, (uint64_t)fold),
-                          c->scores, progress))
-        return -1;
+    if (fold_scores(c, p, fold, progress)) return -1;
     for (int f = 0; f < nf; f++) {
         c->nsel = lasso_keep_count(X->d, fracs[f]);
-        if (lasso_select(c->scores, X->d, c->nsel, c->sel)) return -1;
+        if (lasso_select_offset(c->scores, X->d, c->cfg->keep_offset, c->nsel, c->sel)) return -1;
         lasso_gather(X->x, X->n, X->ld, c->l, c->sel, c->nsel, c->xs);
         const lasso_data xs = {c->xs, X->n, c->nsel, c->nsel, X->y, X->k};
         if (train_head(c, &xs, &plain, fold, &acc[f], progress)) return -1;
@@ -265,12 +465,12 @@ static int run_point(fit_ctx *c, const grid_point *p, const double *fracs, int n
     const char *progress = c->cfg->quiet ? NULL : label;
     const fit_method m = c->cfg->method;
     split_fold(c, fold);
-    if (m == METHOD_HEAD2TOE) return point_head2toe(c, p, fracs, nf, fold, acc, progress);
-    if (m == METHOD_LINEAR) {
+    if (gathers_once(c->cfg)) { /* linear, or head2toe on a given selection */
         const lasso_data xs = {c->xs, c->X->n, c->nsel, c->nsel, c->X->y, c->X->k};
         const lasso_opts plain = {p->lr, p->steps, 0.0, PENALTY_NONE, c->cfg->batch};
         return train_head(c, &xs, &plain, fold, acc, progress);
     }
+    if (m == METHOD_HEAD2TOE) return point_head2toe(c, p, fracs, nf, fold, acc, progress);
     const lasso_penalty pen = m == METHOD_ALL_L1 ? PENALTY_L1 : m == METHOD_ALL_L2 ? PENALTY_L2 : PENALTY_GROUP;
     const lasso_opts all = {p->lr, p->steps, p->coef, pen, c->cfg->batch};
     return train_head(c, c->X, &all, fold, acc, progress);
@@ -279,8 +479,9 @@ static int run_point(fit_ctx *c, const grid_point *p, const double *fracs, int n
 /* ==========================================================================
  * Cross-validation and the final head */
 
-/* The points in grid order (lr, steps, coef, F), accuracies NaN. */
-static int make_points(const fit_config *cfg, size_t D, size_t linear_dim, cv_result *r)
+/* The points in grid order (lr, steps, coef, F), accuracies NaN;
+ * gathered: the columns of a method that gathers them once. */
+static int make_points(const fit_config *cfg, size_t D, size_t gathered, cv_result *r)
 {
     const grid_axes a = axes_of(cfg);
     r->npoints = grid_points(cfg);
@@ -295,7 +496,7 @@ static int make_points(const fit_config *cfg, size_t D, size_t linear_dim, cv_re
                 for (int f = 0; f < a.nfrac; f++, g++) {
                     *g = (grid_point){cfg->lr[i], cfg->steps[s], a.coef[q], a.frac[f], D, NAN, NAN, {0}};
                     if (cfg->method == METHOD_HEAD2TOE) g->features = lasso_keep_count(D, a.frac[f]);
-                    if (cfg->method == METHOD_LINEAR) g->features = linear_dim;
+                    if (gathers_once(cfg)) g->features = gathered;
                     for (int k = 0; k < CV_FOLDS; k++) g->fold_acc[k] = NAN;
                 }
     return 0;
@@ -387,8 +588,10 @@ int fit_final(const lasso_data *X, const feat_layout *l, const fit_config *cfg, 
         return -1;
     }
     const int selects = cfg->method == METHOD_HEAD2TOE || cfg->method == METHOD_LINEAR;
-    const lasso_data xs = {c.xs, X->n, c.nsel, c.nsel, X->y, X->k};
-    h->train_acc = (double)lasso_predict(&c.hd, selects ? &xs : X, c.trows, X->n, NULL) / (double)X->n;
+    const lasso_data *Xc = c.X; /* X, or its --train-fraction rows */
+    const lasso_data xs = {c.xs, Xc->n, c.nsel, c.nsel, Xc->y, Xc->k};
+    h->train_acc = (double)lasso_predict(&c.hd, selects ? &xs : Xc, c.trows, c.ntr, NULL) / (double)c.ntr;
+    h->examples = c.ntr;
     h->d = X->d;
     h->k = X->k;
     h->nsel = selects ? c.nsel : X->d;
@@ -471,4 +674,26 @@ void cv_grid_id(const fit_config *cfg, size_t n, size_t d, int k, char *out, siz
     append_list(out, cap, "steps", steps, cfg->nsteps);
     append_list(out, cap, "coef", a.coef, a.ncoef);
     append_list(out, cap, "fraction", a.frac, a.nfrac);
+}
+
+int fit_scores(const lasso_data *X, const feat_layout *l, const fit_config *cfg, const grid_point *p, double *s,
+               float *w)
+{
+    fit_ctx c = {0};
+    if (fit_check(X, l, cfg)) return -1;
+    if (cfg->method != METHOD_HEAD2TOE || cfg->fixed_sel) {
+        set_error("scores: only --method head2toe without --select-from scores features");
+        return -1;
+    }
+    int rc = ctx_alloc(&c, X, l, cfg);
+    if (!rc) {
+        split_fold(&c, CV_FOLDS);
+        rc = fold_scores(&c, p, CV_FOLDS, NULL);
+    }
+    if (!rc) {
+        memcpy(s, c.scores, X->d * sizeof *s);
+        if (w && score_uses_head(cfg->score)) memcpy(w, c.sc.w, X->d * (size_t)X->k * sizeof *w);
+    }
+    ctx_free(&c);
+    return rc;
 }

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "lasso.h"
+#include "scores.h"
 
 typedef enum { METHOD_HEAD2TOE, METHOD_LINEAR, METHOD_ALL_L1, METHOD_ALL_L2, METHOD_ALL_L21 } fit_method;
 extern const char *const method_names[];   /* "head2toe", "linear", "all-l1", "all-l2", "all-l21", NULL */
@@ -43,6 +44,15 @@ typedef struct {
     uint64_t seed;
     int force_cv;                     /* cross-validate even a single grid point */
     int quiet;                        /* no progress on stderr */
+    /* head2toe's selection (docs/ALGORITHM.md §15); all zero: as published */
+    score_kind score;                 /* what the features are ranked by (SCORE_L2) */
+    int average_over;                 /* scores: the mean of this many runs, seeds seed, seed+1, .. (0, 1: one) */
+    size_t keep_offset;               /* the keep_offset best-ranked features are skipped */
+    double interpolation;             /* each score moved this share (0..1) towards its location's mean */
+    const int64_t *fixed_sel;         /* --select-from: train on these features (ascending), no scoring */
+    size_t nfixed;
+    /* every method (docs/ALGORITHM.md §16) */
+    double train_fraction;            /* in (0, 1): a seeded stratified subset of the examples; 0 or 1: all */
 } fit_config;
 
 /* Every list of c that is empty (n == 0) gets the paper's values for
@@ -73,6 +83,9 @@ void fold_bounds(size_t n, int nfolds, int fold, size_t *start, size_t *end);
 /* Checks cfg and the data (labels, layout: head2toe and linear need one
  * with X->d features, linear a location named pre_logits). */
 int fit_check(const lasso_data *X, const feat_layout *l, const fit_config *cfg);
+/* The part of fit_check that needs only the number of features d (the
+ * --keep-offset must leave int(d F) features for every F). */
+int fit_check_features(const fit_config *cfg, size_t d);
 /* Every grid point; with more than one (or force_cv), each is
  * cross-validated and best is the highest mean accuracy (ties: the first
  * in grid order); otherwise the single point has NaN accuracies. */
@@ -124,7 +137,18 @@ int cv_merge(const cv_unit_result *rows, size_t n, fit_method m, long target, cv
  * carry the same one, --collect refuses parts that do not. */
 void cv_grid_id(const fit_config *cfg, size_t n, size_t d, int k, char *out, size_t cap);
 /* The final head on all examples at point p (docs/ALGORITHM.md §8), with
- * its training accuracy. */
+ * its training accuracy (on the examples the fit used). */
 int fit_final(const lasso_data *X, const feat_layout *l, const fit_config *cfg, const grid_point *p, fitted_head *h);
+/* The scores s[D] the final fit at point p ranks the features by
+ * (head2toe without --select-from: every option of docs/ALGORITHM.md §15
+ * applied but the offset), and, when w is not NULL and the score comes
+ * from a scoring run, that run's head W [D, K] (the last run's). */
+int fit_scores(const lasso_data *X, const feat_layout *l, const fit_config *cfg, const grid_point *p, double *s,
+               float *w);
+/* How many of the n examples a fit with train_fraction f uses (all for f 0 or 1). */
+size_t fit_examples(const lasso_data *X, double f);
+/* Which: rows[0..*n) ascending (rows: room for X->n), the subset of
+ * docs/ALGORITHM.md §16 drawn with cfg->seed, or all of them. */
+int fit_rows(const lasso_data *X, const fit_config *cfg, size_t *rows, size_t *n);
 
 #endif

@@ -13,6 +13,7 @@
 #include <omp.h>
 #endif
 
+#include "experiments.h"
 #include "run.h"
 #include "svg.h"
 #include "util.h"
@@ -316,6 +317,44 @@ static int write_report(const char *path, const char *model_dir, const task_summ
 }
 
 /* ==========================================================================
+ * --experiments: the same backbone, tasks and grid, to experiments.c */
+
+static int run_experiments(const demo_opts *o, const run_opts *base, const char *tasks_path, const task_summary *t,
+                           int n)
+{
+    exp_task *et = calloc(DEMO_MAX_TASKS, sizeof *et);
+    char tdir[PATH_CAP];
+    int ne = 0;
+    if (!et) {
+        set_error("out of memory");
+        return -1;
+    }
+    snprintf(tdir, sizeof tdir, "%s", tasks_path);
+    char *slash = strrchr(tdir, '/');
+    if (slash) *slash = 0;
+    else snprintf(tdir, sizeof tdir, ".");
+    for (int i = 0; i < n; i++) {
+        if (o->only && !list_has(o->only, t[i].name)) continue;
+        exp_task *e = &et[ne++];
+        e->name = t[i].name, e->desc = t[i].desc, e->ood = t[i].ood;
+        char *const files[4] = {e->train_images, e->train_labels, e->test_images, e->test_labels};
+        const char *const what[4] = {"train_images", "train_labels", "test_images", "test_labels"};
+        for (int k = 0; k < 4; k++)
+            if ((size_t)snprintf(files[k], sizeof e->train_images, "%s/%s/%s.npy", tdir, t[i].name, what[k]) >=
+                sizeof e->train_images) {
+                set_error("task %s: path too long", t[i].name);
+                free(et);
+                return -1;
+            }
+    }
+    const exp_opts eo = {base->model_dir, o->out, et, ne, base->grid[0], base->grid[1], base->target[0],
+                         base->image_batch, o->experiments, o->quiet};
+    const int rc = experiments_run(&eo);
+    free(et);
+    return rc;
+}
+
+/* ==========================================================================
  * The demo */
 
 /* Every name in --tasks must be a task of the list. */
@@ -379,9 +418,14 @@ int demo_run(const demo_opts *o)
         return -1;
     }
     if (read_demo_cfg(o->dir, &base, model_dir, tasks_path) || read_tasks(tasks_path, t, &n) ||
-        check_only(o->only, t, n, tasks_path) || make_dir(o->out))
+        check_only(o->only, t, n, tasks_path) || (o->experiments && experiments_check(o->experiments)))
         goto done;
     base.model_dir = model_dir;
+    if (o->experiments) {
+        rc = run_experiments(o, &base, tasks_path, t, n);
+        goto done;
+    }
+    if (make_dir(o->out)) goto done;
     if (!o->quiet)
         fprintf(stderr, "demo: backbone %s, %d tasks from %s, %d thread%s\n", model_dir, n, tasks_path, threads_used(),
                 threads_used() == 1 ? "" : "s");

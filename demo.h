@@ -1,7 +1,9 @@
 /* demo.h: `h2t demo` -- the bundled backbone and tasks (demo/), Linear vs
  * Head2Toe on each: demo.cfg names the backbone, the task list and the
  * grid; every task goes through `h2t run` (run.c) into out/<task>/; then a
- * table on stdout, summary figures and an optional JSON report. */
+ * table on stdout, summary figures and an optional JSON report. With
+ * --experiments, the same backbone, tasks and grid go to the paper's
+ * analysis experiments instead (experiments.c). */
 #ifndef H2T_DEMO_H
 #define H2T_DEMO_H
 
@@ -10,6 +12,8 @@ typedef struct {
     const char *out;                    /* where per-task runs and figures go */
     const char *report;                 /* JSON report, or NULL */
     const char *only;                   /* run only these tasks (comma list), or NULL */
+    const char *experiments;            /* the paper's experiments instead (experiments.h): "all" or
+                                           a comma list of names; NULL: the demo's table */
     int quiet;
 } demo_opts;
 

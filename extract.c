@@ -314,8 +314,9 @@ static int check_opts(const feat_opts *o)
         set_error("--select and --layout go together (the indices refer to that layout)");
         return -1;
     }
-    if (o->select && (o->ntarget != 1 || o->taps)) {
-        set_error("--select: give exactly one --target-size (the layout's) and no --taps (the layout names them)");
+    if (o->select && (o->ntarget != 1 || o->taps || o->tap_every > 1)) {
+        set_error("--select: give exactly one --target-size (the layout's) and no --taps or --tap-fraction (the "
+                  "layout names the locations)");
         return -1;
     }
     return 0;
@@ -350,7 +351,7 @@ static int read_selection(const char *path, const char *layout, size_t D, npy_ar
 static int setup_outputs(const feat_opts *o, const model *m, feat_output *out, npy_array *sel)
 {
     if (o->select) {
-        if (layout_read(o->layout, &out[0].lay) || layout_bind(m, o->target[0], o->layout, &out[0].lay) ||
+        if (layout_read(o->layout, &out[0].lay) || layout_bind(m, o->target[0], o->cls, o->layout, &out[0].lay) ||
             read_selection(o->select, o->layout, out[0].lay.d, sel))
             return -1;
         out[0].t = (extract_target){&out[0].lay, sel->data, sel->count, rows_to_writer, &out[0].w};
@@ -358,8 +359,9 @@ static int setup_outputs(const feat_opts *o, const model *m, feat_output *out, n
     }
     int use[MODEL_MAX_LOCATIONS];
     if (taps_parse(m, o->taps, use)) return -1;
+    if (o->tap_every > 1) taps_thin(m, o->tap_every, use);
     for (int t = 0; t < o->ntarget; t++) {
-        if (layout_make(m, use, o->target[t], &out[t].lay)) return -1;
+        if (layout_make(m, use, o->target[t], o->cls, &out[t].lay)) return -1;
         out[t].t = (extract_target){&out[t].lay, NULL, 0, rows_to_writer, &out[t].w};
     }
     return 0;
@@ -404,7 +406,7 @@ int features_run(const feat_opts *o)
     for (int t = 0; t < o->ntarget; t++)
         if (feat_out_paths(o->out, o->target[t], o->ntarget > 1, out[t].npy, out[t].tsv, sizeof out[t].npy))
             goto done;
-    if (images_open(o->images, &s) || model_load(o->model_dir, m) || setup_outputs(o, m, out, &sel)) goto done;
+    if (images_open(o->images, &s) || model_load_with(o->model_dir, &o->model_opt, m) || setup_outputs(o, m, out, &sel)) goto done;
     size_t start, end;
     shard_bounds(s.n, o->shard_k, o->shard_n, &start, &end);
     for (int t = 0; t < o->ntarget; t++) {

@@ -80,6 +80,9 @@ typedef struct {
     int ntarget;
     int batch;
     const char *taps;        /* NULL (default set), "all", or "a,b,c" */
+    long tap_every;          /* keep every k-th of them (0, 1: all; docs/ALGORITHM.md §16) */
+    cls_mode cls;            /* token maps' class tokens (§16) */
+    model_options model_opt; /* tap point, input location (§16) */
     const char *select;      /* selected.npy: int64 ascending indices into the layout's D, or NULL */
     const char *layout;      /* the layout the indices refer to (with select) */
     long shard_k, shard_n;   /* 0-based shard k of n contiguous slices (n = 1: everything) */

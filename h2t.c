@@ -24,6 +24,7 @@
 #include "model.h"
 #include "extract.h"
 #include "headio.h"
+#include "scores.h"
 #include "run.h"
 #include "demo.h"
 
@@ -204,6 +205,59 @@ static int opt_targets(const char *cmd, opt *o, int n, long *target, int *count)
     return 0;
 }
 
+/* One of the NULL-terminated names, or -1 with "--flag: expected a, b or c". */
+static int opt_choice(const char *cmd, opt *o, int n, const char *name, const char *const *names, int *out)
+{
+    const char *v = opt_str(o, n, name);
+    if (!v) return 0;
+    for (int i = 0; names[i]; i++)
+        if (strcmp(v, names[i]) == 0) {
+            *out = i;
+            return 0;
+        }
+    char list[256] = "";
+    for (int i = 0; names[i]; i++)
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? (names[i + 1] ? ", " : " or ") : "",
+                 names[i]);
+    cli_error(cmd, "%s: expected %s, got '%s'", name, list, v);
+    return -1;
+}
+
+/* Where the taps sit and the input location (docs/ALGORITHM.md §16): h2t
+ * taps, features and run. */
+#define MODEL_FLAGS                                                                                            \
+    {"--tap-point", "WHERE", "ResNet taps: post-activation (after BN and ReLU, as published), pre-activation "  \
+     "(before the ReLU), pre-normalization (before the BN)", "post-activation", 0, NULL},                      \
+    {"--include-input", NULL, "the preprocessed image [S, S, 3] as a first location, 'input'", NULL, 0, NULL}
+
+/* Which locations become features and how a ViT's class token is pooled
+ * (§16): h2t features and run. */
+#define FEATURE_FLAGS                                                                                          \
+    {"--tap-fraction", "1/K", "only every K-th location (pre_logits always kept): 1/16, 1/4 or 1", "1", 0, NULL}, \
+    {"--cls", "MODE", "ViT token maps: normal (the class token pooled with the others), only-cls, "             \
+     "original+cls (the class token, then the others pooled)", "normal", 0, NULL}
+
+static int model_flags(const char *cmd, opt *o, int no, model_options *mo)
+{
+    int point = 0;
+    if (opt_choice(cmd, o, no, "--tap-point", tap_point_names, &point)) return -1;
+    mo->point = (tap_point)point;
+    mo->include_input = opt_flag(o, no, "--include-input");
+    return 0;
+}
+
+static int feature_flags(const char *cmd, opt *o, int no, long *every, cls_mode *cls)
+{
+    int c = 0;
+    if (tap_fraction_parse(opt_str(o, no, "--tap-fraction"), every)) {
+        cli_error(cmd, "%s", last_error());
+        return -1;
+    }
+    if (opt_choice(cmd, o, no, "--cls", cls_mode_names, &c)) return -1;
+    *cls = (cls_mode)c;
+    return 0;
+}
+
 /* ==========================================================================
  * h2t taps: every location of the backbone as <name>.npy */
 
@@ -249,6 +303,7 @@ static int cmd_taps(int argc, char **argv)
          NULL, 1, NULL},
         {"--batch", "N", "images per forward pass", "16", 0, NULL},
         {"--taps", "LIST", "comma list of location names, or all", "all", 0, NULL},
+        MODEL_FLAGS,
         {"--quiet", NULL, "no progress on stderr", NULL, 0, NULL},
     };
     const int no = (int)(sizeof o / sizeof o[0]);
@@ -258,7 +313,8 @@ static int cmd_taps(int argc, char **argv)
                         o, no, argc, argv);
     if (rc) return rc > 0 ? 0 : 1;
     long batch = 16;
-    if (opt_long(cmd, o, no, "--batch", 1, 65536, &batch)) return 1;
+    model_options mo = {0};
+    if (opt_long(cmd, o, no, "--batch", 1, 65536, &batch) || model_flags(cmd, o, no, &mo)) return 1;
     const char *out = opt_str(o, no, "--out");
     const int quiet = opt_flag(o, no, "--quiet");
     model *m = calloc(1, sizeof *m);
@@ -274,7 +330,7 @@ static int cmd_taps(int argc, char **argv)
         set_error("out of memory");
         goto fail;
     }
-    if (images_open(opt_str(o, no, "--images"), &s) || model_load(opt_str(o, no, "--model"), m) ||
+    if (images_open(opt_str(o, no, "--images"), &s) || model_load_with(opt_str(o, no, "--model"), &mo, m) ||
         taps_parse(m, opt_str(o, no, "--taps"), want))
         goto fail;
     if ((size_t)batch > s.n) batch = (long)s.n;
@@ -359,6 +415,8 @@ static int cmd_features(int argc, char **argv)
         {"--batch", "N", "images per backbone pass (memory grows with it, never with n)", "16", 0, NULL},
         {"--taps", "LIST", "locations: a,b,c or 'all' (default: the official set), always in depth order", NULL,
          0, NULL},
+        FEATURE_FLAGS,
+        MODEL_FLAGS,
         {"--select", "sel.npy", "only these features (int64 ascending indices into --layout's D), renormalized "
          "per location over the selected ones; --out gets [n, k], no layout", NULL, 0, NULL},
         {"--layout", "F.layout.tsv", "the layout --select refers to", NULL, 0, NULL},
@@ -373,7 +431,8 @@ static int cmd_features(int argc, char **argv)
     memset(&fo, 0, sizeof fo);
     long batch = 16;
     if (opt_targets(cmd, o, no, fo.target, &fo.ntarget) || opt_long(cmd, o, no, "--batch", 1, 4096, &batch) ||
-        opt_shard(cmd, o, no, "--shard", &fo.shard_k, &fo.shard_n))
+        opt_shard(cmd, o, no, "--shard", &fo.shard_k, &fo.shard_n) || feature_flags(cmd, o, no, &fo.tap_every, &fo.cls) ||
+        model_flags(cmd, o, no, &fo.model_opt))
         return 1;
     fo.model_dir = opt_str(o, no, "--model");
     fo.images = opt_str(o, no, "--images");
@@ -459,7 +518,44 @@ static int read_features(const char *path, npy_array *X)
 }
 
 /* ==========================================================================
- * h2t score: the group-lasso scoring run (lasso.c) */
+ * h2t score: feature scores -- the group-lasso scoring run (lasso.c), or
+ * another score of scores.c */
+
+/* --classes K (if given) may raise the count of classes of the labels. */
+static int raise_classes(long classes, int *k)
+{
+    if (!classes) return 0;
+    if (classes < *k) {
+        set_error("--classes %ld: the labels go up to %d", classes, *k - 1);
+        return -1;
+    }
+    *k = (int)classes;
+    return 0;
+}
+
+/* The scoring run of h2t score: head h trained on all n rows of data from
+ * W0 (ipath) or a Glorot head; its loss per step in losses. */
+static int score_run(lasso_head *h, const lasso_data *data, const lasso_opts *lo, const char *ipath, long seed,
+                     size_t *rows, double *losses, int quiet)
+{
+    npy_array W0 = {0};
+    const size_t d = data->d;
+    const int k = data->k;
+    if (ipath) {
+        if (npy_read(ipath, NPY_F32, &W0)) return -1;
+        if (W0.ndim != 2 || W0.shape[0] != d || W0.shape[1] != (size_t)k) {
+            set_error("%s: expected an initial head of shape [%zu, %d], got %d dims [%zu, %zu]", ipath, d, k,
+                      W0.ndim, W0.shape[0], W0.ndim > 1 ? W0.shape[1] : 0);
+            npy_free(&W0);
+            return -1;
+        }
+        lasso_head_init_from(h, d, W0.data);
+        npy_free(&W0);
+    } else {
+        lasso_head_init_glorot(h, d, (uint64_t)seed);
+    }
+    return lasso_train(h, data, rows, data->n, lo, losses, quiet ? NULL : "score");
+}
 
 static int cmd_score(int argc, char **argv)
 {
@@ -467,15 +563,18 @@ static int cmd_score(int argc, char **argv)
     opt o[] = {
         {"--features", "F.npy", "feature matrix [n, D] (float32 or float64 .npy)", NULL, 1, NULL},
         {"--labels", "y.npy", "labels [n], integers in [0, K)", NULL, 1, NULL},
+        {"--score", "NAME", "l2 (Head2Toe: sum_c W^2 of the scoring run), l1, linf, layer, layer-group (from its W), "
+         "variance, random, f-classif, chi2 (no training)", "l2", 0, NULL},
+        {"--layout", "F.layout.tsv", "locations of the features (--score layer, layer-group)", NULL, 0, NULL},
         {"--lr", "X", "initial learning rate, cosine decay to 0", "0.01", 0, NULL},
         {"--steps", "N", "Adam steps", "500", 0, NULL},
         {"--coef", "X", "group-lasso coefficient", "1e-5", 0, NULL},
         {"--batch", "N", "batch size (nominal; each pass ends with a partial batch)", "128", 0, NULL},
-        {"--seed", "N", "seed of the Glorot-uniform initial head", "0", 0, NULL},
+        {"--seed", "N", "seed of the Glorot-uniform initial head (--score random: of the draws)", "0", 0, NULL},
         {"--init", "W0.npy", "initial head [D, K] instead of Glorot (to compare runs step by step)", NULL, 0,
          NULL},
         {"--classes", "K", "number of classes (default: max label + 1)", NULL, 0, NULL},
-        {"--out", "DIR", "writes DIR/W.npy, b.npy, scores.npy, loss.tsv", NULL, 1, NULL},
+        {"--out", "DIR", "writes DIR/scores.npy; with a scoring run also W.npy, b.npy, loss.tsv", NULL, 1, NULL},
         {"--quiet", NULL, "no progress on stderr", NULL, 0, NULL},
     };
     const int no = (int)(sizeof o / sizeof o[0]);
@@ -483,6 +582,8 @@ static int cmd_score(int argc, char **argv)
     if (rc) return rc > 0 ? 0 : 1;
     lasso_opts lo = {0.01, 500, 1e-5, PENALTY_GROUP, 128};
     long batch = 128, seed = 0, classes = 0;
+    score_kind kind;
+    const char *sname = opt_str(o, no, "--score"), *lpath = opt_str(o, no, "--layout");
     if (opt_double(cmd, o, no, "--lr", 1e-12, 1e6, &lo.lr) ||
         opt_long(cmd, o, no, "--steps", 1, 1000000000L, &lo.steps) ||
         opt_double(cmd, o, no, "--coef", 0, 1e6, &lo.coef) ||
@@ -490,53 +591,64 @@ static int cmd_score(int argc, char **argv)
         opt_long(cmd, o, no, "--seed", 0, 0x7fffffffL, &seed) ||
         opt_long(cmd, o, no, "--classes", 1, 65536, &classes))
         return 1;
+    if (score_parse("--score", sname, strlen(sname), &kind)) {
+        cli_error(cmd, "%s", last_error());
+        return 1;
+    }
+    if ((kind == SCORE_LAYER || kind == SCORE_LAYER_GROUP) && !lpath) {
+        cli_error(cmd, "--score %s needs --layout F.layout.tsv (the locations of the features)", sname);
+        return 1;
+    }
+    if (!score_uses_head(kind) && opt_str(o, no, "--init")) {
+        cli_error(cmd, "--init: --score %s trains no head", sname);
+        return 1;
+    }
     lo.batch = (int)batch;
-    const char *fpath = opt_str(o, no, "--features"), *ipath = opt_str(o, no, "--init");
-    npy_array X = {0}, W0 = {0};
+    const char *fpath = opt_str(o, no, "--features");
+    npy_array X = {0};
+    feat_layout *layout = lpath ? calloc(1, sizeof *layout) : NULL;
     int *y = NULL, k = 0, ret = 1;
     size_t *rows = NULL;
-    double *losses = NULL;
+    double *losses = NULL, *scores = NULL;
     lasso_head h = {0};
-    if (read_features(fpath, &X)) goto fail;
+    if (lpath && (!layout || layout_read(lpath, layout))) goto done;
+    if (read_features(fpath, &X)) goto done;
     size_t n = X.shape[0], d = X.shape[1];
-    if (labels_read(opt_str(o, no, "--labels"), n, &y, &k)) goto fail;
-    if (classes) {
-        if (classes < k) {
-            set_error("--classes %ld: the labels go up to %d", classes, k - 1);
-            goto fail;
-        }
-        k = (int)classes;
+    if (lpath && layout->d != d) {
+        set_error("%s describes %zu features but %s has %zu columns", lpath, layout->d, fpath, d);
+        goto done;
     }
-    if (ipath) {
-        if (npy_read(ipath, NPY_F32, &W0)) goto fail;
-        if (W0.ndim != 2 || W0.shape[0] != d || W0.shape[1] != (size_t)k) {
-            set_error("%s: expected an initial head of shape [%zu, %d], got %d dims [%zu, %zu]", ipath, d, k,
-                      W0.ndim, W0.shape[0], W0.ndim > 1 ? W0.shape[1] : 0);
-            goto fail;
-        }
-    }
-    if (lasso_head_alloc(&h, d, k, lo.batch) || !(rows = alloc_array(n, sizeof(size_t))) ||
-        !(losses = alloc_array((size_t)lo.steps, sizeof(double))))
-        goto fail;
-    if (ipath) lasso_head_init_from(&h, d, W0.data);
-    else lasso_head_init_glorot(&h, d, (uint64_t)seed);
+    if (labels_read(opt_str(o, no, "--labels"), n, &y, &k) || raise_classes(classes, &k)) goto done;
+    if (!(rows = alloc_array(n, sizeof(size_t))) || !(scores = alloc_array(d, sizeof(double)))) goto done;
     for (size_t i = 0; i < n; i++) rows[i] = i;
     lasso_data data = {X.data, n, d, d, y, k};
-    double t0 = now_seconds();
-    if (lasso_train(&h, &data, rows, n, &lo, losses, opt_flag(o, no, "--quiet") ? NULL : "score")) goto fail;
-    double secs = now_seconds() - t0;
     const char *out = opt_str(o, no, "--out");
-    if (score_write(out, &h, &lo, losses)) goto fail;
-    printf("score: n %zu, D %zu, K %d, %ld steps in %.2f s, loss %.6f -> %.6f; wrote %s/{W,b,scores}.npy, "
-           "loss.tsv\n", n, d, k, lo.steps, secs, losses[0], losses[lo.steps - 1], out);
+    double t0 = now_seconds();
+    if (!score_uses_head(kind)) {
+        if (scores_from_data(kind, &data, rows, n, (uint64_t)seed, scores) || score_write(out, d, scores, NULL, NULL, NULL))
+            goto done;
+        printf("score: n %zu, D %zu, K %d, %s scores in %.2f s; wrote %s/scores.npy\n", n, d, k, sname,
+               now_seconds() - t0, out);
+        ret = 0;
+        goto done;
+    }
+    if (lasso_head_alloc(&h, d, k, lo.batch) || !(losses = alloc_array((size_t)lo.steps, sizeof(double))) ||
+        score_run(&h, &data, &lo, opt_str(o, no, "--init"), seed, rows, losses, opt_flag(o, no, "--quiet")))
+        goto done;
+    double secs = now_seconds() - t0;
+    scores_from_head(kind, h.w, d, k, layout, scores);
+    if (score_write(out, d, scores, &h, &lo, losses)) goto done;
+    printf("score: n %zu, D %zu, K %d, %ld steps in %.2f s, loss %.6f -> %.6f, %s scores; wrote "
+           "%s/{W,b,scores}.npy, loss.tsv\n", n, d, k, lo.steps, secs, losses[0], losses[lo.steps - 1], sname, out);
     ret = 0;
-fail:
+done:
     if (ret) cli_error(cmd, "%s", last_error());
     npy_free(&X);
-    npy_free(&W0);
+    free(layout);
     free_array(y);
     free_array(rows);
     free_array(losses);
+    free_array(scores);
     lasso_head_free(&h);
     return ret;
 }
@@ -554,6 +666,38 @@ fail:
     {"--seed", "N", "seed of the initial heads", "0", 0, NULL},                                                \
     {"--cv", NULL, "cross-validate even a single grid point", NULL, 0, NULL}
 #define COEF_HELP "penalty coefficients (default " GRID_COEF "; all-*: " GRID_COEF_ALL ")"
+
+/* Head2Toe's selection options and the training subset of h2t fit and h2t
+ * run (docs/ALGORITHM.md §15, §16). */
+#define SELECT_FLAGS                                                                                           \
+    {"--score", "NAME", "what ranks the features (head2toe): l2 (Head2Toe), l1, linf, layer, layer-group, "     \
+     "variance, random, f-classif, chi2", "l2", 0, NULL},                                                      \
+    {"--average-over", "K", "scores: the mean of K runs with seeds seed .. seed+K-1", "1", 0, NULL},           \
+    {"--keep-offset", "N", "skip the N best-ranked features: keep ranks N .. N+int(D F)-1", "0", 0, NULL},      \
+    {"--score-interpolation", "C", "move each score towards its location's mean: s (1-C) + mean C", "0", 0,   \
+     NULL},                                                                                                    \
+    {"--train-fraction", "F", "train on a seeded stratified subset: int(n_c F) (at least 1) examples per class", \
+     "1", 0, NULL}
+
+/* The SELECT_FLAGS into g; *given: whether any selection option (not the
+ * subset) differs from Head2Toe as published. */
+static int select_from_opts(const char *cmd, opt *o, int no, fit_config *g, int *given)
+{
+    long avg = 1, offset = 0;
+    const char *sname = opt_str(o, no, "--score");
+    if (score_parse("--score", sname, strlen(sname), &g->score)) {
+        cli_error(cmd, "%s", last_error());
+        return -1;
+    }
+    if (opt_long(cmd, o, no, "--average-over", 1, 100, &avg) || opt_long(cmd, o, no, "--keep-offset", 0, LONG_MAX, &offset) ||
+        opt_double(cmd, o, no, "--score-interpolation", 0, 1, &g->interpolation) ||
+        opt_double(cmd, o, no, "--train-fraction", 1e-9, 1, &g->train_fraction))
+        return -1;
+    g->average_over = (int)avg;
+    g->keep_offset = (size_t)offset;
+    *given = g->score != SCORE_L2 || avg != 1 || offset != 0 || g->interpolation != 0;
+    return 0;
+}
 
 /* The grid flags into g (g->method set by the caller; absent --coef: the method's default). */
 static int grid_from_opts(const char *cmd, opt *o, int no, fit_config *g)
@@ -644,6 +788,9 @@ static int cmd_fit(int argc, char **argv)
          NULL},
         {"--method", "M", "head2toe | linear | all-l1 | all-l2 | all-l21", "head2toe", 0, NULL},
         GRID_FLAGS(COEF_HELP),
+        SELECT_FLAGS,
+        {"--select-from", "DIR", "head2toe: train on the features another fit selected (DIR/selected.npy, with "
+         "the same layout), no scoring; grid over lr and steps", NULL, 0, NULL},
         {"--classes", "K", "number of classes (default: max label + 1)", NULL, 0, NULL},
         {"--grid-shard", "K/N", "run only shard K of N of the cross-validation; writes DIR/cv.part.K-of-N.tsv",
          NULL, 0, NULL},
@@ -676,11 +823,23 @@ static int cmd_fit(int argc, char **argv)
     long classes = 0;
     cv_shard sh = {0, 1, 0};
     const char *collect = opt_str(o, no, "--collect");
-    if (grid_from_opts(cmd, o, no, &cfg) || opt_long(cmd, o, no, "--classes", 1, 65536, &classes) ||
-        opt_shard(cmd, o, no, "--grid-shard", &sh.k, &sh.n))
+    int selecting = 0;
+    const char *from = opt_str(o, no, "--select-from");
+    if (grid_from_opts(cmd, o, no, &cfg) || select_from_opts(cmd, o, no, &cfg, &selecting) ||
+        opt_long(cmd, o, no, "--classes", 1, 65536, &classes) || opt_shard(cmd, o, no, "--grid-shard", &sh.k, &sh.n))
         return 1;
     if (sh.n > 1 && collect) {
         cli_error(cmd, "--grid-shard and --collect: a shard runs its part, --collect merges them (one or the other)");
+        return 1;
+    }
+    if (cfg.method != METHOD_HEAD2TOE && (selecting || from)) {
+        cli_error(cmd, "--score, --average-over, --keep-offset, --score-interpolation and --select-from: only "
+                  "--method head2toe selects features");
+        return 1;
+    }
+    if (from && (selecting || frac->value != frac->def || opt_str(o, no, "--coef"))) {
+        cli_error(cmd, "--select-from: the selection is given, so --score, --average-over, --keep-offset, "
+                  "--score-interpolation, --fraction and --coef do not apply");
         return 1;
     }
     const char *fpath = opt_str(o, no, "--features"), *lpath = opt_str(o, no, "--layout");
@@ -691,10 +850,13 @@ static int cmd_fit(int argc, char **argv)
     feat_layout *layout = lpath ? calloc(1, sizeof *layout) : NULL;
     npy_array X = {0};
     int *y = NULL, k = 0, ret = 1;
+    int64_t *fixed = NULL;
     cv_result cv = {0};
     fitted_head head = {0};
     double t0 = now_seconds();
     if (lpath && (!layout || layout_read(lpath, layout))) goto fail;
+    if (from && selection_read(from, layout, &fixed, &cfg.nfixed)) goto fail;
+    cfg.fixed_sel = fixed;
     if (read_features(fpath, &X)) goto fail;
     const size_t n = X.shape[0], d = X.shape[1];
     if (lpath && layout->d != d) {
@@ -715,8 +877,9 @@ static int cmd_fit(int argc, char **argv)
     if (fit_write(out, &cv, &head, &cfg, layout, n, secs)) goto fail;
     const grid_point *bp = &cv.points[cv.best];
     printf("fit: %s kept %zu of %zu features (lr %g, steps %ld", mname, head.nsel, d, bp->lr, bp->steps);
-    if (cfg.method != METHOD_LINEAR) printf(", coef %g", bp->coef);
-    if (cfg.method == METHOD_HEAD2TOE) printf(", F %g", bp->frac);
+    if (cfg.method != METHOD_LINEAR && !from) printf(", coef %g", bp->coef);
+    if (cfg.method == METHOD_HEAD2TOE && !from) printf(", F %g", bp->frac);
+    if (from) printf(", the selection of %s", from);
     printf(")");
     if (cv.did_cv) printf(", cv accuracy %.4f +- %.4f over %d grid points", bp->mean, bp->std, cv.npoints);
     printf(", train accuracy %.4f, %.1f s -> %s\n", head.train_acc, secs, out);
@@ -725,6 +888,7 @@ fail:
     if (ret) cli_error(cmd, "%s", last_error());
     npy_free(&X);
     free_array(y);
+    free_array(fixed);
     free(layout);
     cv_result_free(&cv);
     fitted_head_free(&head);
@@ -831,6 +995,8 @@ static int methods_from_opts(const char *cmd, const char *list, const fit_config
         fit_config *g = &ro->grid[ro->nmethods++];
         *g = *g0;
         g->method = m;
+        if (m != METHOD_HEAD2TOE) /* the selection options are head2toe's; the subset is everyone's */
+            g->score = SCORE_L2, g->average_over = 1, g->keep_offset = 0, g->interpolation = 0;
         if (g0->ncoef == 0) fit_default_grid(g); /* the method's own default coefficients */
     }
     return 0;
@@ -880,7 +1046,10 @@ static int cmd_run(int argc, char **argv)
          NULL},
         {"--method", "LIST", "head2toe, linear, all-l1, all-l2, all-l21 (comma list)", "head2toe", 0, NULL},
         GRID_FLAGS(COEF_HELP),
+        SELECT_FLAGS,
         {"--taps", "LIST", "locations: a,b,c or 'all' (default: the official set)", NULL, 0, NULL},
+        FEATURE_FLAGS,
+        MODEL_FLAGS,
         {"--image-batch", "N", "images per backbone pass", "64", 0, NULL},
         {"--task", "NAME", "task name for the report (default: the --out directory)", NULL, 0, NULL},
         {"--keep-features", NULL, "also write the training features to DIR", NULL, 0, NULL},
@@ -901,8 +1070,11 @@ static int cmd_run(int argc, char **argv)
     long ibatch = 64;
     memset(&ro, 0, sizeof ro);
     memset(&g0, 0, sizeof g0);
+    int selecting = 0;
     if (opt_targets(cmd, o, no, ro.target, &ro.ntarget) || opt_long(cmd, o, no, "--image-batch", 1, 4096, &ibatch) ||
-        grid_from_opts(cmd, o, no, &g0) || opt_shard(cmd, o, no, "--grid-shard", &ro.shard.k, &ro.shard.n))
+        grid_from_opts(cmd, o, no, &g0) || opt_shard(cmd, o, no, "--grid-shard", &ro.shard.k, &ro.shard.n) ||
+        select_from_opts(cmd, o, no, &g0, &selecting) || feature_flags(cmd, o, no, &ro.tap_every, &ro.cls) ||
+        model_flags(cmd, o, no, &ro.model_opt))
         return 1;
     ro.collect = opt_str(o, no, "--collect");
     if (ro.shard.n > 1 && ro.collect) {
@@ -911,6 +1083,11 @@ static int cmd_run(int argc, char **argv)
     }
     g0.ncoef = opt_str(o, no, "--coef") ? g0.ncoef : 0; /* absent: each method's own default */
     if (methods_from_opts(cmd, opt_str(o, no, "--method"), &g0, &ro)) return 1;
+    if (selecting && !list_has(opt_str(o, no, "--method"), "head2toe")) {
+        cli_error(cmd, "--score, --average-over, --keep-offset, --score-interpolation: only --method head2toe "
+                  "selects features");
+        return 1;
+    }
     ro.model_dir = opt_str(o, no, "--model");
     ro.train_images = opt_str(o, no, "--train-images");
     ro.train_labels = opt_str(o, no, "--train-labels");
@@ -936,16 +1113,30 @@ static int cmd_demo(int argc, char **argv)
         {"--report", "FILE.json", "also write the results as JSON (accuracies as fractions)", NULL, 0, NULL},
         {"--dir", "DIR", "the demo directory: demo.cfg (backbone, tasks, grid), backbone/, tasks/", "demo", 0,
          NULL},
-        {"--out", "DIR", "per-task runs (report.json, heads, figures) and the summary figures", "demo_out", 0,
-         NULL},
+        {"--out", "DIR", "per-task runs (report.json, heads, figures) and the summary figures; with --experiments "
+         "their figures and experiments.md", "demo_out", 0, NULL},
         {"--tasks", "LIST", "only these tasks (comma list of names in the task list)", NULL, 0, NULL},
+        {"--experiments", "[LIST]", "instead of the table: the paper's analysis experiments in miniature (all, or "
+         "fig6, fig7-transfer, fig7-scaling, fig11-overlap, fig11-offset, fig13, fig4, table6, table7): figures and "
+         "DIR/experiments.md", NULL, 0, NULL},
         {"--quiet", NULL, "no progress on stderr", NULL, 0, NULL},
     };
     const int no = (int)(sizeof o / sizeof o[0]);
-    int rc = opts_parse(cmd, "[--report FILE.json] [flags]", o, no, argc, argv);
+    /* --experiments takes an optional value: alone (last, or before another flag) it means all */
+    char **args = malloc((size_t)(argc + 1) * sizeof *args);
+    if (!args) return 1;
+    for (int a = 0; a < argc; a++)
+        args[a] = strcmp(argv[a], "--experiments") == 0 && (a + 1 == argc || strncmp(argv[a + 1], "--", 2) == 0)
+                      ? "--experiments=all" : argv[a];
+    int rc = opts_parse(cmd, "[--report FILE.json] [--experiments [LIST]] [flags]", o, no, argc, args);
+    free(args);
     if (rc) return rc > 0 ? 0 : 1;
     demo_opts d = {opt_str(o, no, "--dir"), opt_str(o, no, "--out"), opt_str(o, no, "--report"),
-                   opt_str(o, no, "--tasks"), opt_flag(o, no, "--quiet")};
+                   opt_str(o, no, "--tasks"), opt_str(o, no, "--experiments"), opt_flag(o, no, "--quiet")};
+    if (d.experiments && d.report) {
+        cli_error(cmd, "--report: the experiments write DIR/experiments.md instead");
+        return 1;
+    }
     if (demo_run(&d)) {
         cli_error(cmd, "%s", last_error());
         return 1;

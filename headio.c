@@ -47,19 +47,15 @@ int labels_read(const char *path, size_t n, int **y, int *k)
     return 0;
 }
 
-int score_write(const char *dir, const lasso_head *h, const lasso_opts *o, const double *losses)
+int score_write(const char *dir, size_t d, const double *scores, const lasso_head *h, const lasso_opts *o,
+                const double *losses)
 {
     char path[700];
     if (make_dir(dir)) return -1;
-    size_t shape[2] = {h->d, (size_t)h->k};
-    double *s = alloc_array(h->d, sizeof(double));
-    if (!s) return -1;
-    lasso_scores(h->w, h->d, h->k, s);
-    int rc = 0;
+    size_t shape[2] = {d, h ? (size_t)h->k : 0};
     snprintf(path, sizeof path, "%s/scores.npy", dir);
-    rc = npy_write(path, NPY_F64, 1, shape, s);
-    free_array(s);
-    if (rc) return -1;
+    if (npy_write(path, NPY_F64, 1, shape, scores)) return -1;
+    if (!h) return 0;
     snprintf(path, sizeof path, "%s/W.npy", dir);
     if (npy_write(path, NPY_F32, 2, shape, h->w)) return -1;
     snprintf(path, sizeof path, "%s/b.npy", dir);
@@ -71,6 +67,40 @@ int score_write(const char *dir, const lasso_head *h, const lasso_opts *o, const
                   losses[i]);
     snprintf(path, sizeof path, "%s/loss.tsv", dir);
     return tb_write(&t, path);
+}
+
+int selection_read(const char *dir, const feat_layout *l, int64_t **sel, size_t *n)
+{
+    char path[700];
+    npy_array a = {0};
+    feat_layout *own = malloc(sizeof *own);
+    int rc = -1;
+    *sel = NULL, *n = 0;
+    snprintf(path, sizeof path, "%s/layout.tsv", dir);
+    if (!own || layout_read(path, own)) goto done;
+    if (!layout_equal(own, l)) {
+        set_error("--select-from %s: its layout.tsv describes other features than --layout (%d locations, D %zu "
+                  "vs %d, D %zu)", dir, own->n, own->d, l->n, l->d);
+        goto done;
+    }
+    snprintf(path, sizeof path, "%s/selected.npy", dir);
+    if (npy_read(path, NPY_I64, &a)) goto done;
+    const int64_t *s = a.data;
+    int ok = a.ndim == 1 && a.count >= 1;
+    for (size_t q = 0; ok && q < a.count; q++) ok = s[q] >= 0 && (size_t)s[q] < l->d && (q == 0 || s[q] > s[q - 1]);
+    if (!ok) {
+        set_error("%s: expected 1 or more strictly ascending feature indices below %zu (int64 [k])", path, l->d);
+        goto done;
+    }
+    if ((*sel = alloc_array(a.count, sizeof **sel))) {
+        memcpy(*sel, s, a.count * sizeof **sel);
+        *n = a.count;
+        rc = 0;
+    }
+done:
+    npy_free(&a);
+    free(own);
+    return rc;
 }
 
 int fit_write(const char *dir, const cv_result *cv, const fitted_head *r, const fit_config *cfg,
@@ -109,6 +139,16 @@ int fit_write(const char *dir, const cv_result *cv, const fitted_head *r, const 
     tb_printf(&t, "{\n  \"method\": \"%s\",\n", method_names[m]);
     tb_printf(&t, "  \"examples\": %zu,\n  \"features\": %zu,\n  \"classes\": %d,\n", n, r->d, r->k);
     tb_printf(&t, "  \"seed\": %llu,\n  \"batch\": %d,\n", (unsigned long long)cfg->seed, cfg->batch);
+    tb_printf(&t, "  \"train_fraction\": ");
+    tb_json_num(&t, cfg->train_fraction > 0 ? cfg->train_fraction : 1.0);
+    tb_printf(&t, ",\n  \"examples_used\": %zu,\n", r->examples);
+    if (m == METHOD_HEAD2TOE) {
+        tb_printf(&t, "  \"selection\": {\"score\": \"%s\", \"average_over\": %d, \"keep_offset\": %zu, "
+                      "\"score_interpolation\": ", cfg->fixed_sel ? "given" : score_names[cfg->score],
+                  cfg->average_over > 1 ? cfg->average_over : 1, cfg->keep_offset);
+        tb_json_num(&t, cfg->interpolation);
+        tb_printf(&t, "},\n");
+    }
     tb_printf(&t, "  \"cross_validated\": %s,\n  \"folds\": %d,\n  \"grid_points\": %d,\n",
               cv->did_cv ? "true" : "false", cv->did_cv ? CV_FOLDS : 0, cv->npoints);
     tb_printf(&t, "  \"chosen\": {\"lr\": ");

@@ -14,9 +14,16 @@
 /* Labels [n] of any integer .npy type, each in [0, 65536); *k = max + 1. */
 int labels_read(const char *path, size_t n, int **y, int *k);
 
-/* DIR/ W.npy [d, k], b.npy [k], scores.npy [d] (float64, sum_c W^2) and
- * loss.tsv (step, learning rate, loss) of a scoring run. DIR is created. */
-int score_write(const char *dir, const lasso_head *h, const lasso_opts *o, const double *losses);
+/* DIR/ scores.npy [d] (float64: scores[d]) and, for a scoring run (h not
+ * NULL), W.npy [d, k], b.npy [k] and loss.tsv (step, learning rate, loss).
+ * DIR is created. */
+int score_write(const char *dir, size_t d, const double *scores, const lasso_head *h, const lasso_opts *o,
+                const double *losses);
+
+/* The selection of a fitted head's directory (--select-from): DIR/selected.npy,
+ * checked against DIR/layout.tsv, which must describe the same features as l
+ * (same locations, offsets and sizes). *sel: [*n] ascending (free_array). */
+int selection_read(const char *dir, const feat_layout *l, int64_t **sel, size_t *n);
 
 /* DIR/ selected.npy (int64), W.npy, b.npy, cv.tsv, report.json and, with a
  * layout, layout.tsv (the input layout, for `h2t eval`). n: training

@@ -621,7 +621,13 @@ static int cmp_i64(const void *pa, const void *pb)
 
 int lasso_select(const double *s, size_t d, size_t keep, int64_t *sel)
 {
-    if (keep > d) keep = d;
+    return lasso_select_offset(s, d, 0, keep, sel);
+}
+
+int lasso_select_offset(const double *s, size_t d, size_t offset, size_t keep, int64_t *sel)
+{
+    if (offset > d) offset = d;
+    if (keep > d - offset) keep = d - offset;
     scored *a = alloc_array(d, sizeof *a);
     if (!a) return -1;
     for (size_t i = 0; i < d; i++) {
@@ -629,7 +635,7 @@ int lasso_select(const double *s, size_t d, size_t keep, int64_t *sel)
         a[i].i = (int64_t)i;
     }
     qsort(a, d, sizeof *a, cmp_scored);
-    for (size_t i = 0; i < keep; i++) sel[i] = a[i].i;
+    for (size_t i = 0; i < keep; i++) sel[i] = a[offset + i].i;
     qsort(sel, keep, sizeof *sel, cmp_i64);
     free_array(a);
     return 0;

@@ -104,6 +104,10 @@ size_t lasso_keep_count(size_t d, double fraction);
 /* The keep features with the highest scores (ties to the lower index; NaN
  * ranks last), written ascending to sel[keep]. */
 int lasso_select(const double *s, size_t d, size_t keep, int64_t *sel);
+/* The same order, ranks offset .. offset + keep - 1 of it (the official
+ * keep_fraction_offset: the offset best features are skipped), written
+ * ascending to sel[keep]; keep is cut to d - offset. */
+int lasso_select_offset(const double *s, size_t d, size_t offset, size_t keep, int64_t *sel);
 /* out[i, :] = columns sel[0..nsel) of example i of x [n, ld],
  * renormalized per location (pooling.h renormalize_selected). */
 void lasso_gather(const float *x, size_t n, size_t ld, const feat_layout *l, const int64_t *sel,
@@ -124,7 +128,8 @@ typedef struct {
     size_t d;                         /* features of the input it selects from */
     int64_t *selected;                /* [nsel] ascending indices into the input's D */
     float *w, *b;                     /* [nsel, k], [k] */
-    double train_acc;
+    double train_acc;                 /* on the examples it was trained on */
+    size_t examples;                  /* how many (all, or a --train-fraction subset) */
 } fitted_head;
 
 void fitted_head_free(fitted_head *h);

@@ -15,19 +15,43 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backbone.h"
 #include "npy.h"
 #include "resnet.h"
 #include "tensor.h"
 #include "vit.h"
 
+const char *const tap_point_names[] = {"post-activation", "pre-activation", "pre-normalization", NULL};
+
+/* With include_input: "input", the preprocessed image, becomes location 0
+ * (docs/ALGORITHM.md §16); model_forward fires it before the backbone. */
+static int add_input_location(model *m)
+{
+    if (m->nloc >= MODEL_MAX_LOCATIONS) {
+        set_error("%s: no room for the input location (%d locations)", m->dir, m->nloc);
+        return -1;
+    }
+    memmove(m->loc + 1, m->loc, (size_t)m->nloc * sizeof *m->loc);
+    location *l = &m->loc[0];
+    memset(l, 0, sizeof *l);
+    snprintf(l->name, sizeof l->name, "input");
+    l->rank = 3;
+    l->dims[0] = l->dims[1] = m->input_size, l->dims[2] = 3;
+    l->is_default = 1;
+    m->nloc++;
+    return 0;
+}
+
 /* Everything after the config: input side, then the backbone's tensors. */
-static int model_setup(model *m, const char *dir, const config *cfg, int random, uint64_t seed)
+static int model_setup(model *m, const char *dir, const config *cfg, int random, uint64_t seed,
+                       const model_options *o)
 {
     memset(m, 0, sizeof *m);
     snprintf(m->dir, sizeof m->dir, "%s", dir);
     m->cfg = *cfg;
     m->random = random;
     m->random_seed = seed;
+    if (o) m->opt = *o;
 
     static const char *const arches[] = {"resnet50", "vit", NULL};
     static const char *const norms[] = {"imagenet", "inception", NULL};
@@ -43,17 +67,24 @@ static int model_setup(model *m, const char *dir, const config *cfg, int random,
         for (int c = 0; c < 3; c++) m->mean[c] = 0.5f, m->std[c] = 0.5f;
     }
     m->arch = arch == 0 ? ARCH_RESNET : ARCH_VIT;
-    return m->arch == ARCH_RESNET ? resnet_load(m) : vit_load(m);
+    if (m->arch == ARCH_VIT && m->opt.point != TAP_POST_ACTIVATION) {
+        set_error("--tap-point %s: only a ResNet's taps can move (%s is a ViT)", tap_point_names[m->opt.point], dir);
+        return -1;
+    }
+    if (m->arch == ARCH_RESNET ? resnet_load(m) : vit_load(m)) return -1;
+    return m->opt.include_input ? add_input_location(m) : 0;
 }
 
-int model_load(const char *dir, model *m)
+int model_load(const char *dir, model *m) { return model_load_with(dir, NULL, m); }
+
+int model_load_with(const char *dir, const model_options *o, model *m)
 {
     memset(m, 0, sizeof *m); /* model_free is safe after any failure */
     char path[600];
     snprintf(path, sizeof path, "%s/config.txt", dir);
     config c;
     if (config_read(path, &c)) return -1;
-    return model_setup(m, dir, &c, 0, 0);
+    return model_setup(m, dir, &c, 0, 0, o);
 }
 
 int model_init_random(const char *name, int input_size, uint64_t seed, model *m)
@@ -76,7 +107,7 @@ int model_init_random(const char *name, int input_size, uint64_t seed, model *m)
     snprintf(text, sizeof text, "%sinput_size = %d\n", configs[i], input_size > 0 ? input_size : 224);
     config c;
     if (config_parse(text, strlen(text), "(random weights)", &c)) return -1;
-    return model_setup(m, "(random weights)", &c, 1, seed);
+    return model_setup(m, "(random weights)", &c, 1, seed, NULL);
 }
 
 int model_prepare(model *m, int max_batch)
@@ -132,6 +163,7 @@ void model_preprocess(const model *m, const uint8_t *imgs, int n, int H, int W, 
 void model_forward(model *m, const float *x, int n, int last, tap_fn cb, void *ctx)
 {
     tap_seq t = {.m = m, .n = n, .next = 0, .last = last < m->nloc ? last : m->nloc - 1, .cb = cb, .ctx = ctx};
+    if (m->opt.include_input && tap_fire(&t, "input", x)) return;
     if (m->arch == ARCH_RESNET) resnet_forward(m, x, &t);
     else vit_forward(m, x, &t);
 }

@@ -33,12 +33,22 @@ typedef void (*tap_fn)(void *ctx, int loc, const float *x, int n);
 
 typedef enum { ARCH_RESNET, ARCH_VIT } model_arch;
 
+/* Settings of a model that are not in its directory's config: where the
+ * taps sit (docs/ALGORITHM.md §16). Zero values: §2 as published. */
+typedef enum { TAP_POST_ACTIVATION, TAP_PRE_ACTIVATION, TAP_PRE_NORMALIZATION } tap_point;
+extern const char *const tap_point_names[];  /* "post-activation", "pre-activation", "pre-normalization", NULL */
+typedef struct {
+    tap_point point;           /* ResNet: after BN and ReLU (§2), before the ReLU, or before the BN */
+    int include_input;         /* the preprocessed image [S, S, 3] as a first location, "input" */
+} model_options;
+
 typedef struct model {
     char dir[512];             /* "(random weights)" for model_init_random */
     int random;                /* weights from random_seed, not from dir */
     size_t params;             /* elements of all tensors loaded (BN statistics included) */
     uint64_t random_seed;
     config cfg;
+    model_options opt;         /* read by model.c and resnet.c */
     model_arch arch;
     int input_size;            /* S: images are resized to S x S */
     float mean[3], std[3];     /* x = (pixel / 255 - mean) / std */
@@ -48,6 +58,9 @@ typedef struct model {
 } model;
 
 int model_load(const char *dir, model *m);
+/* The same with options (NULL: the defaults); a tap point other than
+ * post-activation is refused for a ViT. */
+int model_load_with(const char *dir, const model_options *o, model *m);
 /* A standard backbone with random weights generated here, no files:
  * name "resnet50" (torchvision v1.5) or "vit_b_16" (torchvision ViT-B/16),
  * at input_size pixels (0: their 224; a ViT's must be a multiple of 16).

@@ -19,15 +19,18 @@ static int train_features(const pipeline_in *in, pipeline_result *r)
     extract_target t[FEAT_MAX_TARGETS];
     int use[MODEL_MAX_LOCATIONS];
     if (taps_parse(in->m, in->taps, use)) return -1;
+    if (in->tap_every > 1) taps_thin(in->m, in->tap_every, use);
     if (!(r->lay = calloc((size_t)in->ntarget, sizeof *r->lay))) {
         set_error("out of memory");
         return -1;
     }
     for (int i = 0; i < in->ntarget; i++) {
         size_t size;
-        if (layout_make(in->m, use, in->target[i], &r->lay[i]) || size_mul(r->n_train, r->lay[i].d, &size) ||
-            !(r->xtr[i] = alloc_array(size, sizeof(float))))
+        if (layout_make(in->m, use, in->target[i], in->cls, &r->lay[i]) || size_mul(r->n_train, r->lay[i].d, &size))
             return -1;
+        for (int q = 0; q < in->nmethods; q++) /* before the backbone runs */
+            if (fit_check_features(&in->grid[q], r->lay[i].d)) return -1;
+        if (!(r->xtr[i] = alloc_array(size, sizeof(float)))) return -1;
         t[i] = (extract_target){&r->lay[i], NULL, 0, rows_to_memory, r->xtr[i]};
     }
     r->ntarget = in->ntarget;

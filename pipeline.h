@@ -29,6 +29,8 @@ typedef struct {
     long target[FEAT_MAX_TARGETS];            /* target sizes T, in this order (ties: the earlier) */
     int ntarget;
     const char *taps;                         /* NULL: the default locations */
+    long tap_every;                           /* keep every k-th of them (0, 1: all; docs/ALGORITHM.md §16) */
+    cls_mode cls;                             /* token maps' class tokens (§16) */
     int nmethods;
     fit_config grid[PIPE_MAX_METHODS];        /* one per method: its method, grid, batch, seed */
     int image_batch;                          /* images per backbone batch */

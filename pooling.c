@@ -52,7 +52,11 @@ static void plan_tokens(long Tk, long C, long T, pool_plan *p)
     p->dim = (size_t)p->grid * (size_t)C;
 }
 
-int pool_plan_make(const location *l, long T, pool_plan *p)
+const char *const cls_mode_names[] = {"normal", "only-cls", "original+cls", NULL};
+
+int pool_plan_make(const location *l, long T, pool_plan *p) { return pool_plan_cls(l, T, CLS_NORMAL, p); }
+
+int pool_plan_cls(const location *l, long T, cls_mode cls, pool_plan *p)
 {
     memset(p, 0, sizeof *p);
     if (T < 1) {
@@ -72,6 +76,14 @@ int pool_plan_make(const location *l, long T, pool_plan *p)
     if (l->rank == 1) {                     /* vector: as it is */
         p->pool = -1;
         p->dim = (size_t)C;
+    } else if (l->rank == 2 && cls == CLS_ONLY) { /* the class token alone */
+        p->pool = -1;
+        p->cls = cls;
+        p->dim = (size_t)C;
+    } else if (l->rank == 2 && cls == CLS_SEPARATE && l->dims[0] > 1) { /* class token + the others pooled */
+        plan_tokens(l->dims[0] - 1, C, T, p);
+        p->cls = cls;
+        p->dim += (size_t)C;
     } else if (l->rank == 2) {
         plan_tokens(l->dims[0], C, T, p);
     } else if (l->dims[1] != l->dims[0]) {
@@ -86,12 +98,13 @@ int pool_plan_make(const location *l, long T, pool_plan *p)
 
 /* The window of output cell `cell` (row-major over the grid): its first
  * position (row, col) and side lengths in positions. A token map is a
- * conv map [Tk, 1, C]; a global mean is one window over the whole map. */
+ * conv map [Tk, 1, C]; a global mean is one window over the whole map
+ * (original+cls: the windows start after the class token). */
 static void window_of(const location *l, const pool_plan *p, size_t cell, int *r0, int *c0, int *nr, int *nc)
 {
-    int H = l->dims[0], W = l->rank == 3 ? l->dims[1] : 1;
+    const int skip = p->cls == CLS_SEPARATE, H = l->dims[0] - skip, W = l->rank == 3 ? l->dims[1] : 1;
     if (p->pool == 0) {
-        *r0 = *c0 = 0;
+        *r0 = skip, *c0 = 0;
         *nr = H;
         *nc = W;
     } else if (l->rank == 3) {
@@ -99,7 +112,7 @@ static void window_of(const location *l, const pool_plan *p, size_t cell, int *r
         *c0 = (int)(cell % (size_t)p->grid) * p->pool;
         *nr = *nc = p->pool;
     } else {
-        *r0 = (int)cell * p->pool;
+        *r0 = skip + (int)cell * p->pool;
         *c0 = 0;
         *nr = p->pool;
         *nc = 1;
@@ -109,12 +122,16 @@ static void window_of(const location *l, const pool_plan *p, size_t cell, int *r
 void pool_example(const location *l, const pool_plan *p, const float *x, float *y, double *acc)
 {
     const int C = l->dims[l->rank - 1];
-    if (p->pool < 0) {                       /* vector */
+    if (p->pool < 0) {                       /* vector, or a class token alone (token 0) */
         memcpy(y, x, (size_t)C * sizeof *y);
         return;
     }
+    if (p->cls == CLS_SEPARATE) {            /* the class token first, as it is */
+        memcpy(y, x, (size_t)C * sizeof *y);
+        y += C;
+    }
     const int W = l->rank == 3 ? l->dims[1] : 1;
-    const size_t cells = p->dim / (size_t)C;
+    const size_t cells = (p->dim - (p->cls == CLS_SEPARATE ? (size_t)C : 0)) / (size_t)C;
     for (size_t cell = 0; cell < cells; cell++) {
         int r0, c0, nr, nc;
         window_of(l, p, cell, &r0, &c0, &nr, &nc);
@@ -134,6 +151,10 @@ float pool_feature(const location *l, const pool_plan *p, const float *x, size_t
 {
     const int C = l->dims[l->rank - 1];
     if (p->pool < 0) return x[j];
+    if (p->cls == CLS_SEPARATE) {
+        if (j < (size_t)C) return x[j];      /* the class token */
+        j -= (size_t)C;
+    }
     const int W = l->rank == 3 ? l->dims[1] : 1;
     const size_t cell = j / (size_t)C, c = j % (size_t)C;
     int r0, c0, nr, nc;
@@ -166,29 +187,45 @@ static void shape_str(char *s, size_t cap, int rank, const int *dims)
     for (int i = 0; i < rank && k < cap; i++) k += (size_t)snprintf(s + k, cap - k, i ? "x%d" : "%d", dims[i]);
 }
 
-int layout_make(const model *m, const int *use, long T, feat_layout *l)
+/* The pooled shape of entry k for the layout file: "2x2x256", "21x768",
+ * a class token alone "768", a class token and pooled tokens "cls+21x768". */
+static void pooled_str(const location *lc, const pool_plan *p, char *s, size_t cap)
+{
+    int pd[3], C = lc->dims[lc->rank - 1];
+    if (lc->rank == 1 || p->pool < 0) {
+        shape_str(s, cap, 1, &C);
+    } else if (lc->rank == 2) {
+        pd[0] = p->grid, pd[1] = C;
+        const int k = p->cls == CLS_SEPARATE ? snprintf(s, cap, "cls+") : 0;
+        shape_str(s + k, cap - (size_t)k, 2, pd);
+    } else {
+        pd[0] = pd[1] = p->grid, pd[2] = C;
+        shape_str(s, cap, 3, pd);
+    }
+}
+
+int layout_make(const model *m, const int *use, long T, cls_mode cls, feat_layout *l)
 {
     memset(l, 0, sizeof *l);
+    int tokens = 0;
+    for (int i = 0; i < m->nloc; i++) tokens += use[i] && m->loc[i].rank == 2;
+    if (cls != CLS_NORMAL && !tokens) {
+        set_error("--cls %s: none of the locations is a token map (a ViT's), so there is no class token",
+                  cls_mode_names[cls]);
+        return -1;
+    }
     for (int i = 0; i < m->nloc; i++) {
         if (!use[i]) continue;
         const location *lc = &m->loc[i];
         int k = l->n;
-        if (pool_plan_make(lc, T, &l->plan[k])) return -1;
+        if (pool_plan_cls(lc, T, cls, &l->plan[k])) return -1;
         layout_entry *e = &l->e[k];
         snprintf(e->name, sizeof e->name, "%s", lc->name);
         e->offset = l->d;
         e->dim = l->plan[k].dim;
         e->pool = l->plan[k].pool;
         shape_str(e->shape, sizeof e->shape, lc->rank, lc->dims);
-        int pd[3], C = lc->dims[lc->rank - 1];
-        if (lc->rank == 1) shape_str(e->pooled, sizeof e->pooled, 1, &C);
-        else if (lc->rank == 2) {
-            pd[0] = l->plan[k].grid, pd[1] = C;
-            shape_str(e->pooled, sizeof e->pooled, 2, pd);
-        } else {
-            pd[0] = pd[1] = l->plan[k].grid, pd[2] = C;
-            shape_str(e->pooled, sizeof e->pooled, 3, pd);
-        }
+        pooled_str(lc, &l->plan[k], e->pooled, sizeof e->pooled);
         l->loc[k] = i;
         if (size_add(l->d, e->dim, &l->d)) return -1;
         l->n++;
@@ -200,7 +237,7 @@ int layout_make(const model *m, const int *use, long T, feat_layout *l)
     return 0;
 }
 
-int layout_bind(const model *m, long T, const char *path, feat_layout *l)
+int layout_bind(const model *m, long T, cls_mode cls, const char *path, feat_layout *l)
 {
     int prev = -1;
     for (int e = 0; e < l->n; e++) {
@@ -216,11 +253,11 @@ int layout_bind(const model *m, long T, const char *path, feat_layout *l)
         }
         prev = i;
         pool_plan *p = &l->plan[e];
-        if (pool_plan_make(&m->loc[i], T, p)) return -1;
+        if (pool_plan_cls(&m->loc[i], T, cls, p)) return -1;
         if (p->dim != le->dim || p->pool != le->pool) {
             set_error("%s: location '%s' has dim %zu pool %d, but the model in %s at target size %ld gives dim %zu "
-                      "pool %d (a layout of another model or --target-size?)", path, le->name, le->dim, le->pool,
-                      m->dir, T, p->dim, p->pool);
+                      "pool %d (a layout of another model, --target-size or --cls?)", path, le->name, le->dim,
+                      le->pool, m->dir, T, p->dim, p->pool);
             return -1;
         }
         l->loc[e] = i;
@@ -371,6 +408,28 @@ int taps_parse(const model *m, const char *taps, int *use)
     return 0;
 }
 
+int tap_fraction_parse(const char *s, long *every)
+{
+    long k = 1;
+    const int ok = strcmp(s, "1") == 0 || (strncmp(s, "1/", 2) == 0 && !parse_long(s + 2, &k) && k >= 1);
+    if (!ok) {
+        set_error("--tap-fraction: expected 1 or 1/k (k a whole number >= 1, e.g. 1/4, 1/16), got '%s'", s);
+        return -1;
+    }
+    *every = k;
+    return 0;
+}
+
+void taps_thin(const model *m, long every, int *use)
+{
+    long pos = 0;
+    for (int i = 0; i < m->nloc; i++) {
+        if (!use[i] || strcmp(m->loc[i].name, "pre_logits") == 0) continue;
+        use[i] = pos % every == 0;
+        pos++;
+    }
+}
+
 int layout_location_of(const feat_layout *l, size_t j)
 {
     if (j >= l->d) return -1;
@@ -388,6 +447,15 @@ int layout_find(const feat_layout *l, const char *name)
     for (int i = 0; i < l->n; i++)
         if (strcmp(l->e[i].name, name) == 0) return i;
     return -1;
+}
+
+int layout_equal(const feat_layout *a, const feat_layout *b)
+{
+    if (a->n != b->n || a->d != b->d) return 0;
+    for (int i = 0; i < a->n; i++)
+        if (strcmp(a->e[i].name, b->e[i].name) != 0 || a->e[i].offset != b->e[i].offset || a->e[i].dim != b->e[i].dim)
+            return 0;
+    return 1;
 }
 
 void renormalize_selected(float *row, const int64_t *sel, size_t nsel, const feat_layout *l)

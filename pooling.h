@@ -30,16 +30,29 @@
  * (row, then column; tokens in order), then divided by the number of
  * positions in double and rounded once to float. */
 
+/* What a token map's class token (token 0) becomes (docs/ALGORITHM.md §16;
+ * the official cls_token_pool): pooled with the other tokens (normal), the
+ * class token alone (only-cls: [C], no pooling), or the class token
+ * followed by the other tokens pooled as a map of Tk - 1 tokens
+ * (original+cls: [C + grid * C], the official 'nopool_cls'). */
+typedef enum { CLS_NORMAL, CLS_ONLY, CLS_SEPARATE } cls_mode;
+extern const char *const cls_mode_names[];   /* "normal", "only-cls", "original+cls", NULL */
+
 typedef struct {
-    int pool;        /* window side p; 0 = global mean; -1 = vector as is */
+    int pool;        /* window side p; 0 = global mean; -1 = vector as is (or a class token alone) */
     int grid;        /* windows per side (conv) or along the tokens (token map);
                         1 for a global mean; 0 for a vector */
-    size_t dim;      /* features out: grid^2 * C (conv), grid * C (tokens), C */
+    cls_mode cls;    /* token maps: what the class token becomes */
+    size_t dim;      /* features out: grid^2 * C (conv), grid * C (tokens), C;
+                        only-cls C; original+cls C + grid * C */
 } pool_plan;
 
 /* The plan of location l at target size T >= 1. -1 (with an error) for a
  * non-square conv map or a dimension < 1. */
 int pool_plan_make(const location *l, long T, pool_plan *p);
+/* The same with the class token of a token map treated as cls says
+ * (conv maps and vectors: as pool_plan_make). */
+int pool_plan_cls(const location *l, long T, cls_mode cls, pool_plan *p);
 
 /* y[dim] = the pooled features of one example x (l's per-example shape).
  * acc: scratch of C doubles (C = l's last dimension). */
@@ -84,12 +97,13 @@ typedef struct {
 } feat_layout;
 
 /* The layout of model m at target size T over the locations with
- * use[i] != 0 (use[m->nloc]), in depth order. */
-int layout_make(const model *m, const int *use, long T, feat_layout *l);
+ * use[i] != 0 (use[m->nloc]), in depth order; token maps' class tokens as
+ * cls says (refused when no used location is a token map). */
+int layout_make(const model *m, const int *use, long T, cls_mode cls, feat_layout *l);
 /* A layout read from a file, checked against model m at target size T:
  * every location exists, in depth order, with the dim and pool m gives
- * at T; fills l->plan and l->loc. path names the file in errors. */
-int layout_bind(const model *m, long T, const char *path, feat_layout *l);
+ * at T (and cls); fills l->plan and l->loc. path names the file in errors. */
+int layout_bind(const model *m, long T, cls_mode cls, const char *path, feat_layout *l);
 int layout_write(const char *path, const feat_layout *l);   /* via a temp name + rename */
 /* Reads a layout file; checks the header, 4 to 6 fields per line, integers,
  * contiguous offsets, unique names. -1 with "file:line: ..." on error. */
@@ -99,11 +113,19 @@ int layout_read(const char *path, feat_layout *l);
  * "all" -> every location, else a comma list of names (any order; the
  * output is always in depth order). use[m->nloc]. */
 int taps_parse(const model *m, const char *taps, int *use);
+/* --tap-fraction "1/k" (k >= 1) or "1": *every = k. */
+int tap_fraction_parse(const char *s, long *every);
+/* Keep every k-th location of use (docs/ALGORITHM.md §16): counting the
+ * used locations other than pre_logits in depth order from 0, those at
+ * positions 0, k, 2k, ...; pre_logits stays if it was used. k = 1 keeps all. */
+void taps_thin(const model *m, long every, int *use);
 
 /* The location (index into l->e) holding feature j, or -1 if j >= l->d. */
 int layout_location_of(const feat_layout *l, size_t j);
 /* Index of the location named name, or -1. */
 int layout_find(const feat_layout *l, const char *name);
+/* Whether a and b list the same locations with the same offsets and sizes. */
+int layout_equal(const feat_layout *a, const feat_layout *b);
 
 /* count[e] = how many of sel[0..nsel) lie in location e (count[l->n]). */
 void layout_count(const feat_layout *l, const int64_t *sel, size_t nsel, size_t *count);

@@ -27,6 +27,11 @@
  *   logits                      pre_logits W + b [K]
  * Every location is an activation after normalization + activation and before
  * the next conv (v2's after_root is the raw stem output: v2 has no BN there).
+ * The model option tap_point (docs/ALGORITHM.md §16) moves each tap that
+ * reads a ReLU's output to the ReLU's input (pre-activation) or to the
+ * BatchNorm's input (pre-normalization); the forward pass itself, and so
+ * pre_logits and logits, stay the same. conv_to_tap / bn_to_tap compute a
+ * tensor up to the tap point, after_tap the rest.
  * For v2 this is what the official code taps: the paper's backbone (the
  * TF bottleneck_v2 of the S4L/VTAB ResNet) feeds conv 'a' with
  * relu(batch_norm(x)), so the tensor "fed into the unit's first conv" is the
@@ -92,6 +97,7 @@ typedef struct {
 
 typedef struct resnet {
     int v2;                    /* 0: v1.5, 1: v2 */
+    tap_point tap;             /* where the taps sit (model option) */
     int units[RESNET_BLOCKS];
     int nunits;
     float eps;
@@ -343,6 +349,7 @@ int resnet_load(model *m)
     }
     m->impl = r;
     m->nloc = 0;
+    r->tap = m->opt.point;
     tensor_loader L;
     int rc = loader_init(&L, m, "ResNet", 2048) ? -1 : load_all(m, r, &L);
     m->params = L.elements;
@@ -452,6 +459,33 @@ static void pool_zero_padding(float *y, int n, int H, int W, int C, int OH, int 
             }
 }
 
+/* ---- the tap point (model option tap_point): y = relu(bn(conv(x))) is
+ * computed up to where the tap sits, the tap fires, then the rest:
+ *   post-activation    all of it (fused), then nothing
+ *   pre-activation     bn(conv(x)) (fused), then the ReLU
+ *   pre-normalization  conv(x), then BN and ReLU
+ * Either way y ends with the same bits (the fused epilogue equals the
+ * separate passes, tensor.h conv2d_ep). */
+static void conv_to_tap(const resnet *r, const conv_layer *c, const float *x, int n, float *y, const bn_layer *bn)
+{
+    if (r->tap == TAP_PRE_NORMALIZATION) conv_run(c, x, n, y, r->work);
+    else conv_bn_run(c, x, n, y, r->work, bn, NULL, r->tap == TAP_POST_ACTIVATION);
+}
+
+/* The same for y = relu(bn(y)) in place (v2's pre-activation and final BN). */
+static void bn_to_tap(const resnet *r, const bn_layer *bn, float *y, size_t rows)
+{
+    if (r->tap != TAP_PRE_NORMALIZATION) bn_run(bn, y, rows, r->tap == TAP_POST_ACTIVATION);
+}
+
+/* What is left after the tap: y [rows, bn->c]; bn NULL for a bare ReLU
+ * (a v1.5 unit's output, whose BN comes before the residual add). */
+static void after_tap(const resnet *r, const bn_layer *bn, float *y, size_t rows, int c)
+{
+    if (r->tap == TAP_PRE_ACTIVATION || (r->tap == TAP_PRE_NORMALIZATION && !bn)) relu(y, rows * (size_t)c);
+    else if (r->tap == TAP_PRE_NORMALIZATION) bn_run(bn, y, rows, 1);
+}
+
 /* Fire the unit's tap block{i}_unit{k}_<layer>. */
 static int tap_unit(tap_seq *t, const unit *u, const char *layer, const float *x)
 {
@@ -461,21 +495,29 @@ static int tap_unit(tap_seq *t, const unit *u, const char *layer, const float *x
 }
 
 /* v1.5 (post-activation) unit: x [N, h, w, cin] -> y [N, oh, ow, cout].
- * Returns 1 when the pass stops at one of its taps (y is then not made). */
-static int unit_v15(resnet *r, const unit *u, const float *x, float *y, tap_seq *t)
+ * Returns 1 when the pass stops at one of its taps (y is then not made).
+ * With a tap point other than post-activation, x and y are the unit's
+ * input and output before their final ReLU, which the unit applies to x
+ * after the layer0 tap. */
+static int unit_v15(resnet *r, const unit *u, float *x, float *y, tap_seq *t)
 {
     const int n = t->n;
+    const size_t in_rows = (size_t)n * u->h * u->w, mid_rows = (size_t)n * u->oh * u->ow;
     if (tap_unit(t, u, "layer0", x)) return 1;
-    conv_bn_run(&u->conv1, x, n, r->t1, r->work, &u->bn1, NULL, 1);   /* relu(bn1(conv1(x))) */
+    after_tap(r, NULL, x, in_rows, u->cin);                             /* the previous unit's ReLU */
+    conv_to_tap(r, &u->conv1, x, n, r->t1, &u->bn1);                    /* relu(bn1(conv1(x))) */
     if (tap_unit(t, u, "layer1", r->t1)) return 1;
-    conv_bn_run(&u->conv2, r->t1, n, r->t2, r->work, &u->bn2, NULL, 1);
+    after_tap(r, &u->bn1, r->t1, in_rows, u->cmid);
+    conv_to_tap(r, &u->conv2, r->t1, n, r->t2, &u->bn2);
     if (tap_unit(t, u, "layer2", r->t2)) return 1;
+    after_tap(r, &u->bn2, r->t2, mid_rows, u->cmid);
     const float *shortcut = x;
     if (u->has_proj) {
         conv_bn_run(&u->proj, x, n, r->aux, r->work, &u->proj_bn, NULL, 0);
         shortcut = r->aux;
     }
-    conv_bn_run(&u->conv3, r->t2, n, y, r->work, &u->bn3, shortcut, 1);  /* relu(bn3(conv3) + s) */
+    /* relu(bn3(conv3) + s); the ReLU waits for the next tap unless post-activation */
+    conv_bn_run(&u->conv3, r->t2, n, y, r->work, &u->bn3, shortcut, r->tap == TAP_POST_ACTIVATION);
     return 0;
 }
 
@@ -485,14 +527,18 @@ static int unit_v2(resnet *r, const unit *u, float *x, float *y, tap_seq *t)
 {
     const int n = t->n;
     const size_t in_rows = (size_t)n * u->h * u->w;
+    const size_t mid_rows = (size_t)n * u->oh * u->ow;
     float *p = r->aux; /* p = relu(bn1(x)) [N, h, w, cin] */
     memcpy(p, x, in_rows * (size_t)u->cin * sizeof(float));
-    bn_run(&u->bn1, p, in_rows, 1);
+    bn_to_tap(r, &u->bn1, p, in_rows);
     if (tap_unit(t, u, "layer0", p)) return 1;
-    conv_bn_run(&u->conv1, p, n, r->t1, r->work, &u->bn2, NULL, 1);   /* relu(bn2(conv1(p))) */
+    after_tap(r, &u->bn1, p, in_rows, u->cin);
+    conv_to_tap(r, &u->conv1, p, n, r->t1, &u->bn2);                  /* relu(bn2(conv1(p))) */
     if (tap_unit(t, u, "layer1", r->t1)) return 1;
-    conv_bn_run(&u->conv2, r->t1, n, r->t2, r->work, &u->bn3, NULL, 1);
+    after_tap(r, &u->bn2, r->t1, in_rows, u->cmid);
+    conv_to_tap(r, &u->conv2, r->t1, n, r->t2, &u->bn3);
     if (tap_unit(t, u, "layer2", r->t2)) return 1;
+    after_tap(r, &u->bn3, r->t2, mid_rows, u->cmid);
     if (u->has_proj) conv_run(&u->proj, p, n, x, r->work); /* x itself is not needed any more */
     conv_bn_run(&u->conv3, r->t2, n, y, r->work, NULL, x, 0);          /* conv3(.) + shortcut */
     return 0;
@@ -503,14 +549,25 @@ static int unit_v2(resnet *r, const unit *u, float *x, float *y, tap_seq *t)
 static void head(resnet *r, float *x, tap_seq *t)
 {
     const int n = t->n, hw = r->out_h * r->out_w, c = r->out_c;
-    if (r->v2) bn_run(&r->final_bn, x, (size_t)n * hw, 1);
+    const size_t rows = (size_t)n * hw;
+    if (r->v2) bn_to_tap(r, &r->final_bn, x, rows);
     if (tap_fire(t, "pre_logits_pre_pooling", x)) return;
+    after_tap(r, r->v2 ? &r->final_bn : NULL, x, rows, c); /* v1.5: the last unit's ReLU */
     global_avgpool(x, n, hw, c, r->pooled);
     if (tap_fire(t, "pre_logits", r->pooled)) return;
     gemm(0, 0, (size_t)n, (size_t)r->classes, (size_t)c, r->pooled, (size_t)c, r->fc_w, (size_t)r->classes, 0.0f,
          r->logits, (size_t)r->classes);
     add_bias(r->logits, (size_t)n, r->classes, r->fc_b);
     tap_fire(t, "logits", r->logits);
+}
+
+/* s0 = the stem's max pool of aux (ReLU and max pool commute, so under
+ * pre-activation this is the pool of the ReLU's input). */
+static void stem_pool(resnet *r, int n)
+{
+    const int c0 = r->root.cout;
+    maxpool2d(r->aux, n, r->root.oh, r->root.ow, c0, 3, 2, 1, r->s0);
+    if (r->pool_zero_pad) pool_zero_padding(r->s0, n, r->root.oh, r->root.ow, c0, r->pool_h, r->pool_w, 3, 2, 1);
 }
 
 void resnet_forward(model *m, const float *x, tap_seq *t)
@@ -523,12 +580,14 @@ void resnet_forward(model *m, const float *x, tap_seq *t)
         abort();
     }
     /* ---- stem: x [N, S, S, 3] -> aux [N, H1, W1, C0] -> s0 [N, H2, W2, C0] */
-    const int c0 = r->root.cout;
     if (r->v2) conv_run(&r->root, x, n, r->aux, r->work);
-    else conv_bn_run(&r->root, x, n, r->aux, r->work, &r->root_bn, NULL, 1);
-    maxpool2d(r->aux, n, r->root.oh, r->root.ow, c0, 3, 2, 1, r->s0);
-    if (r->pool_zero_pad) pool_zero_padding(r->s0, n, r->root.oh, r->root.ow, c0, r->pool_h, r->pool_w, 3, 2, 1);
+    else conv_to_tap(r, &r->root, x, n, r->aux, &r->root_bn); /* relu(bn(conv)), up to the tap point */
+    stem_pool(r, n);
     if (tap_fire(t, "after_root", r->s0)) return;
+    if (!r->v2 && r->tap == TAP_PRE_NORMALIZATION) { /* the stream goes on from bn(conv), before its ReLU */
+        bn_run(&r->root_bn, r->aux, (size_t)n * r->root.oh * r->root.ow, 0);
+        stem_pool(r, n);
+    }
 
     /* ---- the units, the residual stream ping-ponging between s0 and s1 */
     float *cur = r->s0, *next = r->s1;

@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "headio.h"
 #include "npy.h"
@@ -52,7 +54,7 @@ static int inputs_open(const run_opts *o, run_inputs *in, model *m)
     memset(in, 0, sizeof *in);
     if (images_open(o->train_images, &in->train) || images_open(o->test_images, &in->test) ||
         labels_read(o->train_labels, in->train.n, &in->ytr, &ktr) ||
-        labels_read(o->test_labels, in->test.n, &in->yte, &kte) || model_load(o->model_dir, m))
+        labels_read(o->test_labels, in->test.n, &in->yte, &kte) || model_load_with(o->model_dir, &o->model_opt, m))
         return -1;
     in->k = ktr > kte ? ktr : kte;
     return 0;
@@ -209,6 +211,16 @@ static void json_method(textbuf *t, const run_opts *o, const pipeline_result *r,
     tb_printf(t, ", \"test_accuracy\": ");
     tb_json_num(t, mr->test_acc);
     tb_printf(t, ", \"test_correct\": %zu, \"test_examples\": %zu,\n", mr->test_correct, mr->test_n);
+    const fit_config *fc = &o->grid[i];
+    tb_printf(t, "     \"train_examples_used\": %zu", mr->head.examples);
+    if (mr->method == METHOD_HEAD2TOE) {
+        tb_printf(t, ", \"selection\": {\"score\": \"%s\", \"average_over\": %d, \"keep_offset\": %zu, "
+                     "\"score_interpolation\": ", score_names[fc->score], fc->average_over > 1 ? fc->average_over : 1,
+                  fc->keep_offset);
+        tb_json_num(t, fc->interpolation);
+        tb_printf(t, "}");
+    }
+    tb_printf(t, ",\n");
     tb_printf(t, "     \"seconds\": {\"fit\": %.3f, \"cv\": [", mr->t_fit);
     for (int c = 0; c < mr->ncv; c++) tb_printf(t, "%s%.3f", c ? ", " : "", mr->t_cv[c]);
     tb_printf(t, "], \"final\": %.3f},\n     \"locations\": [", mr->t_final);
@@ -234,6 +246,9 @@ static int write_report(const char *path, const run_opts *o, const model *m, con
     tb_json_str(&t, o->model_dir);
     tb_printf(&t, ", \"taps\": ");
     tb_json_str(&t, o->taps ? o->taps : "default");
+    tb_printf(&t, ", \"tap_fraction\": \"1/%ld\", \"tap_point\": \"%s\", \"include_input\": %s, \"cls\": \"%s\"",
+              o->tap_every > 1 ? o->tap_every : 1, tap_point_names[o->model_opt.point],
+              o->model_opt.include_input ? "true" : "false", cls_mode_names[o->cls]);
     tb_printf(&t, ",\n \"train_images\": ");
     tb_json_str(&t, o->train_images);
     tb_printf(&t, ", \"test_images\": ");
@@ -283,14 +298,16 @@ int run_task(const run_opts *o, model *m, pipeline_result *r)
 {
     run_inputs in;
     char path[PATH_CAP];
+    struct stat st;
+    const int existed = stat(o->out, &st) == 0;
     int ret = -1;
     memset(r, 0, sizeof *r);
     memset(m, 0, sizeof *m);
     if (inputs_open(o, &in, m)) goto done;
     pipeline_in p = {.m = m, .train = &in.train, .test = &in.test, .ytr = in.ytr, .yte = in.yte, .k = in.k,
-                     .ntarget = o->ntarget, .taps = o->taps, .nmethods = o->nmethods, .image_batch = o->image_batch,
-                     .quiet = o->quiet, .shard = o->shard, .collect = o->collect ? collect_parts : NULL,
-                     .collect_ctx = (void *)o};
+                     .ntarget = o->ntarget, .taps = o->taps, .tap_every = o->tap_every, .cls = o->cls,
+                     .nmethods = o->nmethods, .image_batch = o->image_batch, .quiet = o->quiet, .shard = o->shard,
+                     .collect = o->collect ? collect_parts : NULL, .collect_ctx = (void *)o};
     memcpy(p.target, o->target, sizeof p.target);
     memcpy(p.grid, o->grid, sizeof p.grid);
     if (pipeline_run(&p, r) || make_dir(o->out)) goto done; /* nothing is written before the work is done */
@@ -305,6 +322,7 @@ int run_task(const run_opts *o, model *m, pipeline_result *r)
         goto done;
     ret = 0;
 done:
+    if (ret && !existed) rmdir(o->out); /* a refusal leaves no empty folder behind (only empty: rmdir) */
     inputs_free(&in);
     return ret;
 }

@@ -20,6 +20,9 @@ typedef struct {
     int nmethods;
     fit_config grid[PIPE_MAX_METHODS];  /* one per method (method, grid, batch, seed, quiet) */
     const char *taps;                   /* NULL: the official default set */
+    long tap_every;                     /* keep every k-th location (0, 1: all) */
+    cls_mode cls;                       /* token maps' class tokens */
+    model_options model_opt;            /* tap point, input location */
     int image_batch;                    /* images per backbone batch */
     int keep_features;                  /* also write the training features to out/ */
     int figures;                        /* write the SVG figures */

@@ -84,6 +84,14 @@ if has_cmd score; then
     refuse "score missing --labels" "$T/s" "--labels" "" -- "$H2T" score --features "$FX/X.npy" --out "$T/s"
     refuse "score --steps abc" "$T/s" "--steps" "abc" -- \
         "$H2T" score --features "$FX/X.npy" --labels "$FX/y.npy" --steps abc --out "$T/s"
+    refuse "score --score bogus" "$T/s" "--score" "f-classif" -- \
+        "$H2T" score --features "$FX/X.npy" --labels "$FX/y.npy" --score bogus --out "$T/s"
+    refuse "score --score layer without --layout" "$T/s" "--layout" "" -- \
+        "$H2T" score --features "$FX/X.npy" --labels "$FX/y.npy" --score layer --out "$T/s"
+    refuse "score --score chi2 of negative features" "$T/s" "chi2" "non-negative" -- \
+        "$H2T" score --features "$FX/X.npy" --labels "$FX/y.npy" --score chi2 --out "$T/s"
+    refuse "score --score variance with --init" "$T/s" "--init" "trains no head" -- \
+        "$H2T" score --features "$FX/X.npy" --labels "$FX/y.npy" --score variance --init "$FX/W0.npy" --out "$T/s"
 else
     skip "score: not in h2t --help"
 fi
@@ -96,6 +104,40 @@ if has_cmd fit; then
     done
     refuse "fit unknown --method" "$T/f" "--method" "frob" -- "$H2T" fit --method frob --features "$FX/X.npy" \
         --labels "$FX/y.npy" --out "$T/f"
+    # the selection options (docs/ALGORITHM.md §15, §16)
+    F3="--features $FX/X.npy --labels $FX/y.npy --layout $FX/X.layout.tsv --lr 0.05 --steps 5 --quiet"
+    refuse "fit unknown --score" "$T/f" "--score" "bogus" -- "$H2T" fit $F3 --score bogus --out "$T/f"
+    refuse "fit --score chi2 of negative features" "$T/f" "chi2" "non-negative" -- "$H2T" fit $F3 --score chi2 \
+        --fraction 0.1 --coef 1e-3 --out "$T/f"
+    refuse "fit --score with --method linear" "$T/f" "--score" "head2toe" -- "$H2T" fit $F3 --method linear \
+        --score l1 --out "$T/f"
+    refuse "fit --average-over 0" "$T/f" "--average-over" "integer" -- "$H2T" fit $F3 --average-over 0 --out "$T/f"
+    refuse "fit --keep-offset -1" "$T/f" "--keep-offset" "integer" -- "$H2T" fit $F3 --keep-offset -1 --out "$T/f"
+    refuse "fit --keep-offset beyond D" "$T/f" "--keep-offset 39" "beyond the 40 features" -- "$H2T" fit $F3 \
+        --keep-offset 39 --fraction 0.1 --coef 1e-3 --out "$T/f"
+    refuse "fit --score-interpolation 2" "$T/f" "--score-interpolation" "number" -- "$H2T" fit $F3 \
+        --score-interpolation 2 --out "$T/f"
+    refuse "fit --train-fraction 0" "$T/f" "--train-fraction" "number" -- "$H2T" fit $F3 --train-fraction 0 --out "$T/f"
+    refuse "fit --train-fraction 1.5" "$T/f" "--train-fraction" "number" -- "$H2T" fit $F3 --train-fraction 1.5 \
+        --out "$T/f"
+    refuse "fit --select-from missing" "$T/f" "$T/nosel/layout.tsv" "" -- "$H2T" fit $F3 --select-from "$T/nosel" \
+        --out "$T/f"
+    refuse "fit --select-from with --score" "$T/f" "--select-from" "do not apply" -- "$H2T" fit $F3 \
+        --select-from "$T/nosel" --score l1 --out "$T/f"
+    refuse "fit --select-from with --fraction" "$T/f" "--select-from" "do not apply" -- "$H2T" fit $F3 \
+        --select-from "$T/nosel" --fraction 0.1 --out "$T/f"
+    if "$H2T" fit $F3 --fraction 0.1 --coef 1e-3 --out "$T/own" >/dev/null 2>&1; then
+        printf 'location\toffset\tdim\tpool\nblock1\t0\t10\t-1\nblock2\t10\t30\t-1\n' >"$T/other.tsv"
+        refuse "fit --select-from another layout" "$T/f" "--select-from" "other features" -- "$H2T" fit \
+            --features "$FX/X.npy" --labels "$FX/y.npy" --layout "$T/other.tsv" --lr 0.05 --steps 5 --quiet \
+            --select-from "$T/own" --out "$T/f"
+        cp -r "$T/own" "$T/own2" && cp test/fixtures/npy/i4_2x2x2.npy "$T/own2/selected.npy"
+        refuse "fit --select-from a 3-D selected.npy" "$T/f" "own2/selected.npy" "ascending" -- "$H2T" fit $F3 \
+            --select-from "$T/own2" --out "$T/f"
+        rm -rf "$T/own" "$T/own2" "$T/other.tsv"
+    else
+        bad "fit: could not fit a head to select from"
+    fi
 else
     skip "fit: not in h2t --help"
 fi
@@ -171,6 +213,51 @@ images_f4.npy${TAB}|u1
 images_f4_whole.npy${TAB}|u1
 images_empty.npy${TAB}>= 1
 EOF
+fi
+# ---- where the taps sit and which locations become features (docs/ALGORITHM.md §16)
+if [ -f "$MODEL/config.txt" ] && has_cmd features; then
+    IMG=test/fixtures/resnet_v15/images.npy
+    VIT=test/fixtures/vit/model
+    FE="--images $IMG --target-size 64 --out $T/F.npy --quiet"
+    refuse "features --tap-fraction 2/3" "$T/F.npy" "--tap-fraction" "1/k" -- "$H2T" features --model "$MODEL" $FE \
+        --tap-fraction 2/3
+    refuse "features --tap-fraction 1/0" "$T/F.npy" "--tap-fraction" "1/0" -- "$H2T" features --model "$MODEL" $FE \
+        --tap-fraction 1/0
+    refuse "features --tap-point sideways" "$T/F.npy" "--tap-point" "pre-normalization" -- "$H2T" features \
+        --model "$MODEL" $FE --tap-point sideways
+    refuse "features --cls bogus" "$T/F.npy" "--cls" "original+cls" -- "$H2T" features --model "$MODEL" $FE --cls bogus
+    refuse "features --cls only-cls of a ResNet" "$T/F.npy" "--cls only-cls" "token map" -- "$H2T" features \
+        --model "$MODEL" $FE --cls only-cls
+    refuse "features --tap-point of a ViT" "$T/F.npy" "--tap-point pre-activation" "ViT" -- "$H2T" features \
+        --model "$VIT" --images test/fixtures/vit/images.npy --target-size 64 --out "$T/F.npy" --quiet \
+        --tap-point pre-activation
+    refuse "features --select with --tap-fraction" "$T/F.npy" "--select" "--tap-fraction" -- "$H2T" features \
+        --model "$MODEL" $FE --select "$FX/y.npy" --layout "$FX/X.layout.tsv" --tap-fraction 1/4
+    refuse "features --include-input=1" "$T/F.npy" "--include-input" "takes no value" -- "$H2T" features \
+        --model "$MODEL" $FE --include-input=1
+    refuse "taps --tap-point bogus" "$T/taps" "--tap-point" "post-activation" -- "$H2T" taps --model "$MODEL" \
+        --images "$IMG" --out "$T/taps" --tap-point bogus --quiet
+fi
+if has_cmd run; then
+    C=demo/tasks/clevr_count
+    RUN="--model demo/backbone --train-images $C/train_images.npy --train-labels $C/train_labels.npy --test-images $C/test_images.npy --test-labels $C/test_labels.npy --target-size 64 --lr 0.1 --steps 5 --coef 1e-3 --fraction 0.05 --quiet"
+    refuse "run --tap-fraction 1/0" "$T/run" "--tap-fraction" "" -- "$H2T" run $RUN --tap-fraction 1/0 --out "$T/run"
+    refuse "run --score with --method linear" "$T/run" "--score" "head2toe" -- "$H2T" run $RUN --method linear \
+        --score l1 --out "$T/run"
+    refuse "run --keep-offset beyond D" "$T/run" "--keep-offset 5000" "beyond" -- "$H2T" run $RUN \
+        --keep-offset 5000 --out "$T/run"
+    refuse "run --train-fraction 2" "$T/run" "--train-fraction" "" -- "$H2T" run $RUN --train-fraction 2 --out "$T/run"
+    refuse "run --cls only-cls of a ResNet" "$T/run" "--cls only-cls" "token map" -- "$H2T" run $RUN --cls only-cls \
+        --out "$T/run"
+    refuse "run --score chi2 with logits" "$T/run" "chi2" "non-negative" -- "$H2T" run $RUN --score chi2 --out "$T/run"
+fi
+# ---- h2t demo --experiments (the demo directory is the bundled one)
+if has_cmd demo; then
+    refuse "demo --experiments fig99" "$T/d" "--experiments" "fig99" -- "$H2T" demo --out "$T/d" --experiments fig99
+    refuse "demo --experiments with --report" "$T/d" "--report" "experiments.md" -- "$H2T" demo --out "$T/d" \
+        --experiments --report "$T/r.json"
+    refuse "demo --experiments with an empty item" "$T/d" "--experiments" "''" -- "$H2T" demo --out "$T/d" \
+        --experiments fig6,,fig13
 fi
 # ---- h2t bench: flags only (it reads and writes no files but --model's)
 if has_cmd bench; then

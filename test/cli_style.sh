@@ -10,7 +10,7 @@
 #     "docs/ALGORITHM.md §N" cited exists in docs/ALGORITHM.md.
 H2T=${H2T_BIN:-./h2t}
 B=$(dirname "$H2T")
-CORE="backbone.c model.c resnet.c vit.c pooling.c extract.c lasso.c cv.c pipeline.c"
+CORE="backbone.c model.c resnet.c vit.c pooling.c extract.c lasso.c scores.c cv.c pipeline.c"
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 

@@ -124,6 +124,78 @@ static void test_plans(void)
     check(rc != 0 && strstr(last_error(), "dimension"), "plan refuses a zero dimension: %s", last_error());
 }
 
+/* The class token of a token map (docs/ALGORITHM.md §16): 5 tokens x 2
+ * channels, x[t][c] = 10 t + c, worked by hand. */
+static void test_cls(void)
+{
+    const location l = mkloc("t", 2, 5, 2, 0);
+    float x[10];
+    for (int t = 0; t < 5; t++)
+        for (int c = 0; c < 2; c++) x[t * 2 + c] = (float)(10 * t + c);
+    struct {
+        const char *what;
+        cls_mode cls;
+        long T;
+        size_t dim;
+        float want[10];
+    } cases[] = {
+        {"only-cls: token 0", CLS_ONLY, 4, 2, {0, 1}},
+        {"original+cls T 5: tokens 1-4 one by one", CLS_SEPARATE, 5, 10, {0, 1, 10, 11, 20, 21, 30, 31, 40, 41}},
+        {"original+cls T 4: tokens 1-2, 3-4", CLS_SEPARATE, 4, 6, {0, 1, 15, 16, 35, 36}},
+        {"original+cls T 2: C >= T, mean of tokens 1-4", CLS_SEPARATE, 2, 4, {0, 1, 25, 26}},
+        {"normal T 4: tokens 0-1, 2-3 (4 dropped)", CLS_NORMAL, 4, 4, {5, 6, 25, 26}},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        pool_plan p;
+        float y[16], y1[16];
+        double acc[8];
+        int rc = pool_plan_cls(&l, cases[k].T, cases[k].cls, &p);
+        if (rc || p.dim != cases[k].dim) {
+            check(0, "cls %s: plan dim %zu, want %zu %s", cases[k].what, p.dim, cases[k].dim, rc ? last_error() : "");
+            continue;
+        }
+        pool_example(&l, &p, x, y, acc);
+        for (size_t j = 0; j < p.dim; j++) y1[j] = pool_feature(&l, &p, x, j);
+        char name[160];
+        snprintf(name, sizeof name, "cls %s (values by hand)", cases[k].what);
+        check_same(name, y, cases[k].want, p.dim);
+        snprintf(name, sizeof name, "cls %s: one feature at a time", cases[k].what);
+        check_same(name, y1, y, p.dim);
+    }
+    static model m; /* a model with one conv map: no class token to treat */
+    static feat_layout fl;
+    int use[1] = {1};
+    m.nloc = 1;
+    m.loc[0] = mkloc("c", 3, 4, 4, 2);
+    int rc = layout_make(&m, use, 8, CLS_ONLY, &fl);
+    check(rc != 0 && strstr(last_error(), "token map"), "cls: refused without a token map: %s", last_error());
+    m.nloc = 2;
+    m.loc[1] = l;
+    int use2[2] = {1, 1};
+    rc = layout_make(&m, use2, 4, CLS_SEPARATE, &fl);
+    check(rc == 0 && fl.d == 2 + 6 && fl.e[1].dim == 6 && strcmp(fl.e[1].pooled, "cls+2x2") == 0,
+          "cls: the layout of original+cls: dim 6, pooled 'cls+2x2' (%s)", rc ? last_error() : fl.e[1].pooled);
+}
+
+static void test_taps_thin(void)
+{
+    static model m;
+    int use[12];
+    const char *names[12] = {"a", "b", "c", "d", "e", "f", "g", "h", "i", "pre_logits", "j", "k"};
+    m.nloc = 12;
+    for (int i = 0; i < 12; i++) m.loc[i] = mkloc(names[i], 1, 4, 0, 0), use[i] = 1;
+    use[1] = 0; /* not used: not counted */
+    taps_thin(&m, 4, use);
+    /* counted: a c d e f g h i j k -> positions 0..9: keep 0 (a), 4 (f), 8 (j), and pre_logits */
+    const int want[12] = {1, 0, 0, 0, 0, 1, 0, 0, 0, 1, 1, 0};
+    check(memcmp(use, want, sizeof want) == 0, "taps: 1/4 keeps positions 0, 4, 8 of the used locations and pre_logits");
+    long every = 0;
+    check(tap_fraction_parse("1/16", &every) == 0 && every == 16 && tap_fraction_parse("1", &every) == 0 &&
+              every == 1 && tap_fraction_parse("1/0", &every) != 0 && tap_fraction_parse("2/3", &every) != 0 &&
+              tap_fraction_parse("0.25", &every) != 0,
+          "taps: --tap-fraction takes 1 and 1/k, refuses 1/0, 2/3, 0.25");
+}
+
 static void test_values(void)
 {
     /* conv 5x5x3, x = 100 ch + 10 r + c; T = 20 -> 2x2 windows of 2x2;
@@ -573,6 +645,8 @@ int main(void)
         return 1;
     }
     test_plans();
+    test_cls();
+    test_taps_thin();
     test_values();
     test_random();
     test_normalize();

@@ -11,6 +11,7 @@
  * refusals (unknown config key, bad units, missing / extra / misshapen
  * tensor) with messages that name the problem. */
 #include <dirent.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,6 +105,118 @@ static void test_fixture(const char *dir)
     capture_free(&c1);
     capture_free(&c2);
     model_free(&m);
+}
+
+/* ---- tap points and the input location (docs/ALGORITHM.md §16) ------------------ */
+
+/* The BatchNorm (tensor prefix) whose output a post-activation tap reads
+ * through a ReLU, or NULL: v1.5 layer1 <- bn1, layer2 <- bn2 (layer0, the
+ * unit input, has none); v2 layer0 <- bn1, layer1 <- bn2, layer2 <- bn3,
+ * pre_logits_pre_pooling <- final_bn. */
+static const char *bn_of(const char *loc, int v2, char *buf, size_t cap)
+{
+    int b, u, l;
+    if (sscanf(loc, "block%d_unit%d_layer%d", &b, &u, &l) == 3) {
+        if (!v2 && l == 0) return NULL;
+        snprintf(buf, cap, "block%d.unit%d.bn%d", b, u, v2 ? l + 1 : l);
+        return buf;
+    }
+    return v2 && strcmp(loc, "pre_logits_pre_pooling") == 0 ? "final_bn" : NULL;
+}
+
+/* y[n, C] = x * gamma / sqrt(var + eps) + (beta - mean * gamma / sqrt(var + eps)), in double. */
+static int fold_bn(const char *mdir, const char *bn, double eps, const float *x, size_t count, float *y)
+{
+    static const char *const part[4] = {"gamma", "beta", "mean", "var"};
+    npy_array t[4] = {{0}};
+    char path[700];
+    int rc = 0;
+    for (int i = 0; i < 4 && !rc; i++) {
+        snprintf(path, sizeof path, "%s/%s.%s.npy", mdir, bn, part[i]);
+        rc = npy_read(path, NPY_F32, &t[i]);
+    }
+    const size_t C = rc ? 1 : t[0].count;
+    for (size_t j = 0; !rc && j < count; j++) {
+        const float *g = t[0].data, *be = t[1].data, *mu = t[2].data, *v = t[3].data;
+        const size_t c = j % C;
+        const double sc = (double)g[c] / sqrt((double)v[c] + eps);
+        y[j] = (float)((double)x[j] * sc + ((double)be[c] - (double)mu[c] * sc));
+    }
+    for (int i = 0; i < 4; i++) npy_free(&t[i]);
+    return rc;
+}
+
+static void test_tap_points(const char *dir, int v2, double eps)
+{
+    char mdir[600], path[600];
+    model m[3];
+    capture c[3];
+    npy_array img;
+    snprintf(mdir, sizeof mdir, "%s/model", dir);
+    snprintf(path, sizeof path, "%s/images.npy", dir);
+    if (npy_read(path, NPY_U8, &img)) return;
+    const size_t n = img.shape[0];
+    int ok = 1;
+    for (int p = 0; p < 3; p++) {
+        model_options o = {(tap_point)p, 0};
+        ok &= model_load_with(mdir, &o, &m[p]) == 0 && model_prepare(&m[p], 2) == 0 && capture_alloc(&c[p], &m[p], n) == 0;
+        if (ok) run_all(&m[p], &img, 2, &c[p]);
+    }
+    check(ok, "%s: the three tap points load and run %s", dir, ok ? "" : last_error());
+    int same_out = 1, relu_ok = 1, bn_ok = 1, stream_ok = 1;
+    float *tmp = NULL;
+    for (int i = 0; ok && i < m[0].nloc; i++) {
+        const char *name = m[0].loc[i].name;
+        const size_t sz = n * location_size(&m[0].loc[i]);
+        char bnb[64];
+        const char *bn = bn_of(name, v2, bnb, sizeof bnb);
+        free_array(tmp);
+        tmp = alloc_array(sz, sizeof(float));
+        if (!strcmp(name, "pre_logits") || !strcmp(name, "logits")) {
+            same_out &= !memcmp(c[0].buf[i], c[1].buf[i], sz * 4) && !memcmp(c[0].buf[i], c[2].buf[i], sz * 4);
+            continue;
+        }
+        if (!strcmp(name, "after_root")) continue;               /* v2: the raw stem; v1.5: max pools, below */
+        for (size_t j = 0; j < sz; j++) tmp[j] = c[1].buf[i][j] > 0 ? c[1].buf[i][j] : 0.0f;
+        relu_ok &= !memcmp(tmp, c[0].buf[i], sz * 4);            /* post = relu(pre-activation), bit for bit */
+        if (bn) {                                                /* pre-activation = bn(pre-normalization) */
+            ok &= fold_bn(mdir, bn, eps, c[2].buf[i], sz, tmp) == 0;
+            double mx = 0, err = 0;
+            for (size_t j = 0; j < sz; j++) {
+                mx = fmax(mx, fabs(c[1].buf[i][j]));
+                err = fmax(err, fabs((double)tmp[j] - c[1].buf[i][j]));
+            }
+            bn_ok &= err <= 1e-5 * (mx > 1 ? mx : 1);
+        } else {                                                 /* v1.5 unit inputs: the same pre-ReLU sum */
+            stream_ok &= !memcmp(c[1].buf[i], c[2].buf[i], sz * 4);
+        }
+    }
+    free_array(tmp);
+    check(ok && same_out, "%s: pre_logits and logits are the same bits at every tap point", dir);
+    check(ok && relu_ok, "%s: every post-activation tap is relu(its pre-activation tap), bit for bit", dir);
+    check(ok && bn_ok, "%s: every pre-activation tap is its BatchNorm (folded here from the .npy files) of the "
+          "pre-normalization tap, within 1e-5", dir);
+    if (!v2) check(ok && stream_ok, "%s: v1.5 unit inputs and pre_logits_pre_pooling: the pre-ReLU sum at both pre- "
+                   "tap points", dir);
+    /* the input location: first, the preprocessed images; every other location unchanged */
+    model mi;
+    capture ci;
+    model_options oi = {TAP_POST_ACTIVATION, 1};
+    int iok = model_load_with(mdir, &oi, &mi) == 0 && model_prepare(&mi, 2) == 0 && capture_alloc(&ci, &mi, n) == 0;
+    if (iok) run_all(&mi, &img, 2, &ci);
+    iok = iok && mi.nloc == m[0].nloc + 1 && !strcmp(mi.loc[0].name, "input") && mi.loc[0].dims[2] == 3;
+    const size_t S = iok ? (size_t)mi.input_size : 0;
+    float *x = iok ? alloc_array(n * S * S * 3, sizeof(float)) : NULL;
+    if (x) model_preprocess(&mi, img.data, (int)n, (int)img.shape[1], (int)img.shape[2], img.ndim == 4 ? (int)img.shape[3] : 1, x);
+    iok = iok && x && !memcmp(x, ci.buf[0], n * S * S * 3 * sizeof(float));
+    for (int i = 0; iok && i < m[0].nloc; i++)
+        iok = !memcmp(ci.buf[i + 1], c[0].buf[i], n * location_size(&m[0].loc[i]) * sizeof(float));
+    check(iok, "%s: include_input: 'input' first, the preprocessed images, the other locations unchanged", dir);
+    free_array(x);
+    capture_free(&ci);
+    model_free(&mi);
+    for (int p = 0; p < 3; p++) capture_free(&c[p]), model_free(&m[p]);
+    npy_free(&img);
 }
 
 /* ---- load-time refusals ------------------------------------------------------ */
@@ -242,6 +355,8 @@ int main(void)
 {
     test_fixture("test/fixtures/resnet_v15");
     test_fixture("test/fixtures/resnet_v2");
+    test_tap_points("test/fixtures/resnet_v15", 0, 1e-5);
+    test_tap_points("test/fixtures/resnet_v2", 1, 1e-3);
     test_refusals();
     return check_done();
 }
