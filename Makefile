@@ -1,66 +1,98 @@
 # Head2Toe in C. `make` builds ./h2t; `make test` runs the offline suite;
-# `make parity` compares against PyTorch (needs /usr/bin/python3 + torch).
+# `make parity` compares against PyTorch (needs /usr/bin/python3 + torch);
+# `make cross` runs the suite on other architectures under qemu-user and
+# checks that every portable build writes the same bytes (docs/PORTING.md).
 #   NO_OMP=1    build without OpenMP (single-threaded, same results)
-#   PORTABLE=1  plain -std=c11 -O2, no machine-specific flags
-# Objects live in build/<flavour>/ so flavours never mix.
+#   PORTABLE=1  plain -std=c11 -O2, no machine-specific flags, no contraction
+#   CC=...      any C11 compiler (gcc, clang, tcc, a cross gcc, mingw-w64)
+# Objects live in build/<flavour>/ so flavours never mix; a compiler other
+# than cc gets its own flavours (build/clang-native-omp/, build/tcc-portable/).
 
 CC ?= cc
 PYTHON ?= /usr/bin/python3
 
+# does $(CC) compile a tiny program with these flags? (tcc ignores unknown flags)
+cc_ok = $(shell printf '$(2)\nint main(void){return 0;}\n' | $(CC) $(1) -x c - -o /dev/null 2>/dev/null && echo $(1))
+CCNAME := $(notdir $(firstword $(CC)))
+TARGET := $(shell $(CC) -dumpmachine 2>/dev/null)
+
 ifeq ($(PORTABLE),1)
-  OPTFLAGS := -O2
+  # -ffp-contract=off: a*b+c is two roundings, as written (clang would fuse it)
+  OPTFLAGS := -O2 $(call cc_ok,-ffp-contract=off)
   FLAVOUR := portable
 else
-  NATIVE := $(shell echo 'int main(void){return 0;}' | $(CC) -march=native -x c - -o /dev/null 2>/dev/null && echo -march=native)
-  OPTFLAGS := -O3 $(NATIVE)
+  OPTFLAGS := -O3 $(call cc_ok,-march=native)
   FLAVOUR := native
 endif
 OPTFLAGS += -fno-math-errno # sqrtf etc. need not set errno: lets gcc vectorize them (same results; not -ffast-math)
 
 ifneq ($(NO_OMP),1)
-  OMPFLAGS := $(shell echo 'int main(void){return 0;}' | $(CC) -fopenmp -x c - -o /dev/null 2>/dev/null && echo -fopenmp)
+  OMPFLAGS := $(call cc_ok,-fopenmp,\043ifndef _OPENMP\n\043error no OpenMP\n\043endif)
 endif
 ifneq ($(OMPFLAGS),)
   FLAVOUR := $(FLAVOUR)-omp
+  HAVE_OMP := 1
 else
   OMPFLAGS := -Wno-unknown-pragmas
+  HAVE_OMP := 0
+endif
+ifneq ($(CCNAME),cc)
+  FLAVOUR := $(CCNAME)-$(FLAVOUR)
+endif
+
+# Windows (mingw-w64): its own printf, so %zu and %lld work (util.h says so
+# to the format checker); executables end in .exe.
+ifneq ($(findstring mingw,$(TARGET)),)
+  PLATFORM_CFLAGS := -D__USE_MINGW_ANSI_STDIO=1
+  EXE := .exe
 endif
 
 WARN := -Wall -Wextra -Wno-unused-parameter -Wshadow -Wvla
-CFLAGS_ALL := -std=c11 -D_POSIX_C_SOURCE=200809L $(OPTFLAGS) $(OMPFLAGS) $(WARN) $(EXTRA_CFLAGS)
-LDLIBS := -lm
+# _FILE_OFFSET_BITS=64: 64-bit off_t and directory offsets on 32-bit hosts
+# (files over 2 GB, readdir on 64-bit file systems)
+CFLAGS_ALL := -std=c11 -D_POSIX_C_SOURCE=200809L -D_FILE_OFFSET_BITS=64 $(PLATFORM_CFLAGS) $(OPTFLAGS) $(OMPFLAGS) \
+	$(WARN) $(EXTRA_CFLAGS)
+LDLIBS := -lm $(EXTRA_LDFLAGS)
 
 LIB_SRC := util.c npy.c tensor.c backbone.c model.c resnet.c vit.c features.c lasso.c svg.c run.c
 HDRS := $(wildcard *.h)
 B := build/$(FLAVOUR)
 LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o)
 TEST_SRC := $(wildcard test/test_*.c)
-TEST_BIN := $(TEST_SRC:test/%.c=$(B)/%)
+TEST_BIN := $(TEST_SRC:test/%.c=$(B)/%$(EXE))
 
-.PHONY: all h2t test parity sanitize clean test-bins
+.PHONY: all h2t test parity sanitize clean test-bins cross
 all: h2t
 
-h2t: $(B)/h2t
-	@cp $(B)/h2t h2t.new && mv -f h2t.new h2t
+h2t: $(B)/h2t$(EXE)
+	@cp $(B)/h2t$(EXE) h2t.new && mv -f h2t.new h2t$(EXE)
 
 $(B)/%.o: %.c $(HDRS) | $(B)
 	$(CC) $(CFLAGS_ALL) -c $< -o $@
 
-$(B)/h2t: $(B)/h2t.o $(LIB_OBJ)
+$(B)/h2t$(EXE): $(B)/h2t.o $(LIB_OBJ)
 	$(CC) $(CFLAGS_ALL) $^ -o $@ $(LDLIBS)
 
-$(B)/test_%: test/test_%.c $(wildcard test/*.h) $(LIB_OBJ) $(HDRS)
-	$(CC) $(CFLAGS_ALL) -iquote . $< $(LIB_OBJ) -o $@ $(LDLIBS)
+# the tests include "../npy.h" etc.: no -I. (which would let the top-level
+# features.h shadow the C library's <features.h>)
+$(B)/test_%$(EXE): test/test_%.c $(wildcard test/*.h) $(LIB_OBJ) $(HDRS)
+	$(CC) $(CFLAGS_ALL) $< $(LIB_OBJ) -o $@ $(LDLIBS)
 
 $(B):
 	@mkdir -p $(B)
 
-test-bins: $(B)/h2t $(TEST_BIN)
+test-bins: $(B)/h2t$(EXE) $(TEST_BIN)
 
 # The suite also checks that a build without OpenMP gives the same bytes.
 test: h2t test-bins
 	@$(MAKE) --no-print-directory NO_OMP=1 test-bins >/dev/null
-	@sh test/run.sh $(B) build/$(subst -omp,,$(FLAVOUR))
+	@H2T_OPENMP=$(HAVE_OMP) sh test/run.sh $(B) build/$(subst -omp,,$(FLAVOUR))
+
+# The portable build on other architectures (qemu-user), 32-bit x86 (x87
+# and SSE2), tcc and clang, and the byte identity of their outputs; see
+# test/cross.sh for the targets and what runs under emulation.
+cross:
+	@sh test/cross.sh $(CROSS_TARGETS)
 
 parity: h2t
 	@sh test/parity.sh ./h2t $(PYTHON)
@@ -80,15 +112,15 @@ sanitize:
 # from the committed seeds; new inputs and crash files go to build/fuzz/.
 FUZZ_SECONDS ?= 60
 FUZZ_CC ?= clang
-FUZZ_FLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+FUZZ_FLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -D_FILE_OFFSET_BITS=64 -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 .PHONY: fuzz fuzz-bins
 fuzz-bins: build/fuzz/fuzz_npy build/fuzz/fuzz_config
 build/fuzz/fuzz_npy: test/fuzz/fuzz_npy.c npy.c util.c npy.h util.h
 	@mkdir -p build/fuzz
-	$(FUZZ_CC) $(FUZZ_FLAGS) -iquote . test/fuzz/fuzz_npy.c npy.c util.c -o $@ -lm
+	$(FUZZ_CC) $(FUZZ_FLAGS) test/fuzz/fuzz_npy.c npy.c util.c -o $@ -lm
 build/fuzz/fuzz_config: test/fuzz/fuzz_config.c util.c util.h
 	@mkdir -p build/fuzz
-	$(FUZZ_CC) $(FUZZ_FLAGS) -iquote . test/fuzz/fuzz_config.c util.c -o $@ -lm
+	$(FUZZ_CC) $(FUZZ_FLAGS) test/fuzz/fuzz_config.c util.c -o $@ -lm
 fuzz: fuzz-bins
 	@for h in npy config; do mkdir -p build/fuzz/corpus_$$h; \
 	  echo "== fuzz_$$h for $(FUZZ_SECONDS) s"; \
@@ -96,4 +128,4 @@ fuzz: fuzz-bins
 	    -artifact_prefix=build/fuzz/crash_$$h- build/fuzz/corpus_$$h test/fuzz/corpus_$$h || exit 1; done
 
 clean:
-	rm -rf build h2t
+	rm -rf build h2t h2t.exe

@@ -17,10 +17,10 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "features.h"
-#include "lasso.h"
-#include "npy.h"
-#include "util.h"
+#include "../features.h"
+#include "../lasso.h"
+#include "../npy.h"
+#include "../util.h"
 
 static location mkloc(const char *name, int rank, int d0, int d1, int d2)
 {

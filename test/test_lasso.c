@@ -20,9 +20,9 @@
 #endif
 
 #include "check.h"
-#include "lasso.h"
-#include "npy.h"
-#include "util.h"
+#include "../lasso.h"
+#include "../npy.h"
+#include "../util.h"
 
 #define FIX "test/fixtures/lasso/"
 

@@ -19,8 +19,8 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "npy.h"
-#include "util.h"
+#include "../npy.h"
+#include "../util.h"
 
 #define FIX "test/fixtures/npy/"
 

@@ -14,8 +14,8 @@
 #include <sys/stat.h>
 
 #include "check.h"
-#include "svg.h"
-#include "util.h"
+#include "../svg.h"
+#include "../util.h"
 
 /* ==========================================================================
  * A minimal XML well-formedness check (enough for what svg.c writes). */

@@ -20,8 +20,8 @@
 #include <string.h>
 
 #include "check.h"
-#include "tensor.h"
-#include "util.h"
+#include "../tensor.h"
+#include "../util.h"
 
 #ifdef _OPENMP
 #include <omp.h>

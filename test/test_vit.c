@@ -23,9 +23,9 @@
 #endif
 
 #include "check.h"
-#include "model.h"
-#include "npy.h"
-#include "util.h"
+#include "../model.h"
+#include "../npy.h"
+#include "../util.h"
 
 #define TOL 1e-4
 #define FIXTURE "test/fixtures/vit"

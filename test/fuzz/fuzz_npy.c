@@ -12,8 +12,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "npy.h"
-#include "util.h"
+#include "../../npy.h"
+#include "../../util.h"
 
 static char path[256], path2[256];
 
