@@ -44,7 +44,7 @@ cases = [  # name, bytes, expected word in the message
     ("unknown_key.npy", npy("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), 'extra': 1}", F6),
      "unexpected key"),
     ("fortran_true.npy", npy(d(order="True"), F6), "fortran_order"),
-    ("big_endian.npy", npy(d(">f4"), struct.pack(">6f", *range(6))), "big-endian"),
+    ("big_endian_int16.npy", npy(d(">i2"), struct.pack(">6h", *range(6))), "'>i2'"),
     ("dtype_object.npy", npy(d("|O"), b"\0" * 48), "'|O'"),
     ("dtype_int16.npy", npy(d("<i2"), b"\0" * 12), "'<i2'"),
     ("structured.npy", npy("{'descr': [('x', '<f4')], 'fortran_order': False, 'shape': (2, 3), }", F6),
