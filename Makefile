@@ -17,14 +17,29 @@ CCNAME := $(notdir $(firstword $(CC)))
 TARGET := $(shell $(CC) -dumpmachine 2>/dev/null)
 
 ifeq ($(PORTABLE),1)
-  # -ffp-contract=off: a*b+c is two roundings, as written (clang would fuse it)
-  OPTFLAGS := -O2 $(call cc_ok,-ffp-contract=off)
+  # -ffp-contract=off: a*b+c is two roundings, as written (clang would fuse
+  # it); H2T_NO_FMA: tensor.c's kernels too, even where fmaf is fast
+  # (aarch64, s390x, ppc64, riscv64), so every machine writes the same bytes
+  OPTFLAGS := -O2 $(call cc_ok,-ffp-contract=off) -DH2T_NO_FMA
   FLAVOUR := portable
 else
   OPTFLAGS := -O3 $(call cc_ok,-march=native)
   FLAVOUR := native
 endif
 OPTFLAGS += -fno-math-errno # sqrtf etc. need not set errno: lets gcc vectorize them (same results; not -ffast-math)
+
+# Float arithmetic in float (FLT_EVAL_METHOD 0) wherever the hardware has it:
+# gcc's ISO mode on s390x evaluates float expressions in double
+# (FLT_EVAL_METHOD 1) although the machine has float instructions, which
+# changes every result; -fexcess-precision=fast there gives plain float.
+# Not on x87 (i686 without SSE), where it would stay 2 and make results
+# depend on register allocation: docs/PORTING.md, "Floating point".
+flt_eval = $(shell printf '\043include <float.h>\nFLT_EVAL_METHOD\n' | $(CC) -std=c11 $(1) -E -P -x c - 2>/dev/null | tail -n 1)
+ifneq ($(call flt_eval,$(OPTFLAGS) $(EXTRA_CFLAGS)),0)
+  ifeq ($(call flt_eval,$(OPTFLAGS) $(EXTRA_CFLAGS) -fexcess-precision=fast),0)
+    OPTFLAGS += -fexcess-precision=fast
+  endif
+endif
 
 ifneq ($(NO_OMP),1)
   OMPFLAGS := $(call cc_ok,-fopenmp,\043ifndef _OPENMP\n\043error no OpenMP\n\043endif)
@@ -61,7 +76,7 @@ LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o)
 TEST_SRC := $(wildcard test/test_*.c)
 TEST_BIN := $(TEST_SRC:test/%.c=$(B)/%$(EXE))
 
-.PHONY: all h2t test parity sanitize clean test-bins cross
+.PHONY: all h2t test parity sanitize clean test-bins cross show-config
 all: h2t
 
 h2t: $(B)/h2t$(EXE)
@@ -87,6 +102,12 @@ test-bins: $(B)/h2t$(EXE) $(TEST_BIN)
 test: h2t test-bins
 	@$(MAKE) --no-print-directory NO_OMP=1 test-bins >/dev/null
 	@H2T_OPENMP=$(HAVE_OMP) sh test/run.sh $(B) build/$(subst -omp,,$(FLAVOUR))
+
+# What this invocation would build with (test/cross.sh reads HAVE_OMP).
+show-config:
+	@echo "CC=$(CC) TARGET=$(TARGET) B=$(B) HAVE_OMP=$(HAVE_OMP)"
+	@echo "CFLAGS=$(CFLAGS_ALL)"
+	@echo "LDLIBS=$(LDLIBS)"
 
 # The portable build on other architectures (qemu-user), 32-bit x86 (x87
 # and SSE2), tcc and clang, and the byte identity of their outputs; see

@@ -32,8 +32,10 @@ log=$(mktemp); pass=0; fail=0
 run_one() {
     name=$1; shift
     out=$(mktemp)
+    t0=$(date +%s)
     "$@" >"$out" 2>&1; rc=$?
     cat "$out"
+    echo "-- $name: $(($(date +%s) - t0)) s"
     p=$(grep -c '^PASS ' "$out"); f=$(grep -c '^FAIL ' "$out")
     if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
         echo "FAIL $name exited with status $rc"; f=1
