@@ -111,7 +111,9 @@ void gemm_ref(int transA, int transB, size_t M, size_t N, size_t K,
 #endif
 #define GEMM_PACK_FLOATS ((size_t)GEMM_KC * (GEMM_NC + GEMM_MR))
 
-#ifdef FP_FAST_FMAF
+/* H2T_NO_FMA (set by PORTABLE=1): a*b+c everywhere, so the portable build
+ * writes the same bytes on machines with and without a fast fmaf. */
+#if defined(FP_FAST_FMAF) && !defined(H2T_NO_FMA)
 #define MADD(a, b, c) fmaf(a, b, c)
 #else
 #define MADD(a, b, c) ((a) * (b) + (c))
