@@ -11,6 +11,7 @@
  * refusals (unknown config key, bad units, missing / extra / misshapen
  * tensor) with messages that name the problem. */
 #include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -128,14 +129,16 @@ static int copy_model(const char *src, const char *dst, const char *skip, const 
     DIR *d = opendir(src);
     struct dirent *e;
     int rc = d ? 0 : -1;
-    while (rc == 0 && (e = readdir(d))) {
+    while (rc == 0 && (errno = 0, e = readdir(d))) {
         if (e->d_name[0] == '.' || (skip && strcmp(e->d_name, skip) == 0)) continue;
         char a[700], b[700];
         snprintf(a, sizeof a, "%s/%s", src, e->d_name);
         snprintf(b, sizeof b, "%s/%s", dst, e->d_name);
         rc = copy_file(a, b);
     }
+    if (rc == 0 && errno != 0) rc = -1; /* readdir failed (e.g. EOVERFLOW on a 32-bit host without large files) */
     if (d) closedir(d);
+    if (rc != 0) check(0, "copy %s to %s: %s", src, dst, strerror(errno));
     if (rc == 0 && extra_config) {
         char p[700];
         snprintf(p, sizeof p, "%s/config.txt", dst);
