@@ -41,8 +41,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/types.h>
-#include <unistd.h>
+#include <sys/types.h> /* off_t, for fseeko/ftello (POSIX; 64-bit with _FILE_OFFSET_BITS=64) */
 
 _Static_assert(sizeof(float) == 4 && FLT_MANT_DIG == 24, "npy.c needs IEEE-754 binary32 float");
 _Static_assert(sizeof(double) == 8 && DBL_MANT_DIG == 53, "npy.c needs IEEE-754 binary64 double");
@@ -705,7 +704,7 @@ int npy_writer_open(npy_writer *w, const char *path, npy_dtype dtype, int ndim, 
     size_t hl;
     if (make_header(dtype, ndim, shape, hdr, sizeof hdr, &hl)) goto too_large;
     snprintf(w->path, sizeof w->path, "%s", path);
-    snprintf(w->tmp, sizeof w->tmp, "%s.tmp.%ld", path, (long)getpid());
+    snprintf(w->tmp, sizeof w->tmp, "%s.tmp.%ld", path, process_id());
     if (!(w->f = fopen(w->tmp, "wb"))) {
         set_error("%s: cannot create %s: %s", path, w->tmp, strerror(errno));
         w->tmp[0] = 0;
@@ -780,7 +779,7 @@ int npy_writer_close(npy_writer *w)
         npy_writer_abort(w);
         return -1;
     }
-    if (rename(w->tmp, w->path) != 0) {
+    if (replace_file(w->tmp, w->path) != 0) {
         set_error("%s: cannot rename %s to it: %s", w->path, w->tmp, strerror(errno));
         npy_writer_abort(w);
         return -1;

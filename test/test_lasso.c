@@ -362,7 +362,7 @@ static void test_fit(void)
           "train acc %.3f", hit, r.nsel, r.train_acc);
 
     /* the head directory round trip, and eval on all-D and on already-selected features */
-    mkdir("test/out", 0777);
+    make_dir("test/out");
     const char *dir = "test/out/lasso_head", *selpath = "test/out/lasso_selected.npy";
     size_t correct[4], count[4], correct2[4], count2[4], tc = 0, tc2 = 0, m = 0;
     lasso_saved_head sh = {0};

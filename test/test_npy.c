@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "platform.h"
 #include "../npy.h"
 #include "../util.h"
 
@@ -732,8 +733,8 @@ static void test_bad_corpus(void)
 
 int main(void)
 {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/h2t_test_npy.%ld", (long)getpid());
-    if (mkdir(tmpdir, 0700) != 0) {
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/h2t_test_npy.%ld", process_id());
+    if (make_dir(tmpdir) != 0) {
         fprintf(stderr, "cannot create %s\n", tmpdir);
         return 2;
     }
@@ -753,6 +754,6 @@ int main(void)
     const char *names[] = {"same_bytes.npy", "rt.npy", "v23.npy", "stream.npy", "short.npy", "conv.npy",
                            "conv_big.npy", "refused.npy", "accepted.npy", "bad.npy", "large.npy"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) remove(tmp(names[i]));
-    if (rmdir(tmpdir) != 0) check(0, "temporary files left in %s", tmpdir);
+    if (remove_dir(tmpdir) != 0) check(0, "temporary files left in %s", tmpdir);
     return check_done();
 }

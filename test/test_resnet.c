@@ -22,6 +22,7 @@
 #endif
 
 #include "check.h"
+#include "platform.h"
 #include "../model.h"
 #include "../npy.h"
 #include "../util.h"
@@ -192,8 +193,8 @@ static void test_refusals(void)
 {
     const char *v15 = "test/fixtures/resnet_v15/model", *v2 = "test/fixtures/resnet_v2/model";
     char tmp[] = "/tmp/h2t_test_resnet_XXXXXX", p[700];
-    if (!mkdtemp(tmp)) {
-        check(0, "mkdtemp: cannot create a temporary directory");
+    if (!temp_dir(tmp)) {
+        check(0, "cannot create a temporary directory");
         return;
     }
     size_t shape[4] = {3, 3, 6, 7};
@@ -238,7 +239,7 @@ static void test_refusals(void)
     edit_config(tmp, "bn_eps = 0.001", "bn_eps = -1");
     expect_refusal("a negative bn_eps", tmp, "bn_eps");
     clear_dir(tmp);
-    rmdir(tmp);
+    remove_dir(tmp);
 }
 
 int main(void)

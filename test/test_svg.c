@@ -300,7 +300,7 @@ static void test_refusals(void)
 
 int main(void)
 {
-    mkdir("test/out", 0777);
+    make_dir("test/out");
     test_bars();
     test_lines();
     test_heatmap();

@@ -24,6 +24,7 @@
 #endif
 
 #include "check.h"
+#include "platform.h"
 #include "../model.h"
 #include "../npy.h"
 #include "../util.h"
@@ -311,12 +312,12 @@ int main(void)
 {
     test_fixture();
     char tmp[] = "/tmp/h2t_test_vit_XXXXXX";
-    if (!mkdtemp(tmp)) {
-        check(0, "mkdtemp: cannot create a temporary directory");
+    if (!temp_dir(tmp)) {
+        check(0, "cannot create a temporary directory");
         return check_done();
     }
     test_gelu_knob(tmp);
     test_refusals(tmp);
-    rmdir(tmp);
+    remove_dir(tmp);
     return check_done();
 }
