@@ -281,7 +281,7 @@ static int cmd_taps(int argc, char **argv)
         }
     } else if (make_parent_dir(out)) {
         goto fail;
-    } else if (mkdir(out, 0777) != 0) {
+    } else if (make_dir(out) != 0) {
         set_error("--out %s: cannot create the directory", out);
         goto fail;
     } else {

@@ -72,7 +72,7 @@ static int tmp_close(FILE *f, const char *tmp, const char *path)
 {
     int bad = ferror(f);
     if (fclose(f) != 0) bad = 1;
-    if (bad || rename(tmp, path) != 0) {
+    if (bad || replace_file(tmp, path) != 0) {
         set_error("%s: write failed: %s", path, strerror(errno));
         remove(tmp);
         return -1;
