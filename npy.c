@@ -233,7 +233,11 @@ static int parse_dim(cursor *c, size_t *out)
     size_t start = c->i, v = 0;
     while (c->i < c->n && c->s[c->i] >= '0' && c->s[c->i] <= '9') {
         size_t d = (size_t)(c->s[c->i] - '0');
-        if (v > (SIZE_MAX - d) / 10) return bad_header(c, "shape entry too large");
+        if (v > (SIZE_MAX - d) / 10) {
+            set_error("%s: invalid .npy header: shape entry too large for this address space (size_t is %d bits; "
+                      "at byte %zu of the dict)", c->name, (int)(sizeof(size_t) * CHAR_BIT), start);
+            return -1;
+        }
         v = v * 10 + d;
         c->i++;
     }
@@ -382,7 +386,8 @@ int npy_parse_header(const unsigned char *buf, size_t len, const char *name, int
         if (size_mul(bytes, shp[i], &bytes) || bytes > (size_t)LLONG_MAX - total) {
             char s[256];
             format_shape(s, sizeof s, nd, shp);
-            set_error("%s: shape %s of %s is too large (its byte size overflows)", name, s, file_dtype_name(dt, big));
+            set_error("%s: shape %s of %s is too large for this address space (its byte size overflows the "
+                      "%d-bit size_t)", name, s, file_dtype_name(dt, big), (int)(sizeof(size_t) * CHAR_BIT));
             return -1;
         }
     *ndim = nd;

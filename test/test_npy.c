@@ -617,9 +617,9 @@ static void test_headers(void)
     refused_dict("shape entry > SIZE_MAX", "{'descr': '<f4', 'fortran_order': False, "
                  "'shape': (99999999999999999999999,), }", 12, "too large");
     refused_dict("shape product overflow", "{'descr': '<f4', 'fortran_order': False, "
-                 "'shape': (4294967296, 4294967296), }", 12, "overflows");
+                 "'shape': (4294967296, 4294967296), }", 12, "too large for this address space");
     refused_dict("byte size overflow", "{'descr': '<f8', 'fortran_order': False, "
-                 "'shape': (4611686018427387904,), }", 12, "overflows");
+                 "'shape': (4611686018427387904,), }", 12, "too large for this address space");
     refused_dict("9 dims", "{'descr': '<f4', 'fortran_order': False, 'shape': (1,1,1,1,1,1,1,1,1), }", 4,
                  "more than 8 dimensions");
     refused_dict("trailing garbage", "{'descr': '<f4', 'fortran_order': False, 'shape': (3,), } x", 12,

@@ -51,7 +51,7 @@ cases = [  # name, bytes, expected word in the message
      "structured"),
     ("negative_shape.npy", npy(d(shape="(-2, 3)"), F6), "negative"),
     ("float_shape.npy", npy(d(shape="(2.0, 3)"), F6), "integers"),
-    ("shape_overflow.npy", npy(d(shape="(4294967296, 4294967296)"), F6), "overflows"),
+    ("shape_overflow.npy", npy(d(shape="(4294967296, 4294967296)"), F6), "too large for this address space"),
     ("nine_dims.npy", npy(d(shape="(1, 1, 1, 1, 1, 1, 1, 2, 3)"), F6), "more than 8 dimensions"),
     ("data_short.npy", npy(d(), F6[:20]), "needs 24"),
     ("data_long.npy", npy(d(), F6 + b"\0"), "needs 24"),
