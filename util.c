@@ -21,7 +21,7 @@
 #include <direct.h>  /* _mkdir */
 #include <malloc.h>  /* _aligned_malloc, _aligned_free */
 #include <process.h> /* _getpid */
-#include <windows.h> /* MoveFileExA */
+#include <windows.h> /* MoveFileExA, QueryPerformanceCounter */
 #else
 #include <unistd.h>  /* getpid */
 #endif
@@ -230,10 +230,17 @@ double rng_normal(rng_t *r)
 /* ------------------------------------------------------------------------
  * time */
 
-/* POSIX's monotonic clock where there is one (mingw-w64 has it too, in
- * winpthreads), else C11's timespec_get (wall time; can jump). */
+/* POSIX's monotonic clock; Windows' performance counter (its C library,
+ * msvcrt, has neither clock_gettime nor C11's timespec_get); elsewhere
+ * C11's timespec_get (wall time: it can jump). */
 double now_seconds(void)
 {
+#if defined(_WIN32)
+    LARGE_INTEGER t, f;
+    QueryPerformanceCounter(&t);
+    QueryPerformanceFrequency(&f);
+    return (double)t.QuadPart / (double)f.QuadPart;
+#else
     struct timespec ts;
 #ifdef CLOCK_MONOTONIC
     if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0) return 0.0;
@@ -241,6 +248,7 @@ double now_seconds(void)
     if (timespec_get(&ts, TIME_UTC) != TIME_UTC) return 0.0;
 #endif
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+#endif
 }
 
 /* ------------------------------------------------------------------------
