@@ -110,8 +110,10 @@ show-config:
 	@echo "LDLIBS=$(LDLIBS)"
 
 # The portable build on other architectures (qemu-user), 32-bit x86 (x87
-# and SSE2), tcc and clang, and the byte identity of their outputs; see
-# test/cross.sh for the targets and what runs under emulation.
+# and SSE2), tcc, clang and Windows (wine), and the byte identity of their
+# outputs; see test/cross.sh for the targets (CROSS_TARGETS="s390x i686"
+# for some), what runs under emulation (CROSS_FULL=1: everything) and
+# CROSS_DEADLINE; docs/PORTING.md for the packages.
 cross:
 	@sh test/cross.sh $(CROSS_TARGETS)
 
