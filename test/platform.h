@@ -1,5 +1,6 @@
 /* test/platform.h: the calls outside ISO C that the C tests need and the
- * library does not (a fresh temporary directory, removing a tree), with
+ * library does not (a fresh temporary directory, removing a tree, setting
+ * a file's size), with
  * their Windows (mingw-w64) equivalents, so the unit tests run there too.
  * Creating one directory is util.h's make_dir. */
 #ifndef H2T_TEST_PLATFORM_H
@@ -13,8 +14,9 @@
 #ifdef _WIN32
 #include <direct.h> /* _mkdir, _rmdir */
 #include <io.h>     /* _mktemp */
+#include <unistd.h> /* truncate64 */
 #else
-#include <unistd.h> /* rmdir */
+#include <unistd.h> /* rmdir, truncate */
 #endif
 
 /* tmpl ends in XXXXXX: made unique and created (mkdtemp); NULL on failure. */
@@ -33,6 +35,17 @@ static inline int remove_dir(const char *dir)
     return _rmdir(dir);
 #else
     return rmdir(dir);
+#endif
+}
+
+/* Make path exactly size bytes long (a sparse file where the file system
+ * allows); 0 or -1. mingw-w64's truncate takes a 32-bit size. */
+static inline int set_file_size(const char *path, long long size)
+{
+#ifdef _WIN32
+    return truncate64(path, size);
+#else
+    return truncate(path, (off_t)size);
 #endif
 }
 
