@@ -151,12 +151,14 @@ int loader_check_extra(const tensor_loader *L, const char *what)
     if (L->random) return 0;
     DIR *d = opendir(L->dir);
     if (!d) {
-        set_error("%s: cannot list the model directory", L->dir);
+        set_error("%s: cannot list the model directory: %s", L->dir, strerror(errno));
         return -1;
     }
     struct dirent *e;
     int rc = 0;
-    while (rc == 0 && (e = readdir(d))) {
+    /* readdir returns NULL both at the end and on an error (errno says
+     * which): a listing cut short must be a refusal, not a skipped check */
+    while (rc == 0 && (errno = 0, e = readdir(d))) {
         size_t len = strlen(e->d_name);
         if (len < 5 || strcmp(e->d_name + len - 4, ".npy") != 0) continue;
         int found = 0;
@@ -166,6 +168,10 @@ int loader_check_extra(const tensor_loader *L, const char *what)
             set_error("%s/%s: unexpected tensor: %s does not use it", L->dir, e->d_name, what);
             rc = -1;
         }
+    }
+    if (rc == 0 && errno != 0) {
+        set_error("%s: cannot list the model directory: %s", L->dir, strerror(errno));
+        rc = -1;
     }
     closedir(d);
     return rc;

@@ -14,8 +14,10 @@
 /* a*b + c for the kernels (the micro-kernel here, the polynomials of
  * tensor.c): fmaf (one rounding) where the C library says it is fast
  * (FP_FAST_FMAF, e.g. -march=native on x86-64), a*b+c otherwise; the
- * project builds with -std=c11, where gcc never fuses a*b+c by itself. */
-#ifdef FP_FAST_FMAF
+ * project builds with -std=c11, where gcc never fuses a*b+c by itself.
+ * H2T_NO_FMA (set by PORTABLE=1): a*b+c everywhere, so the portable build
+ * writes the same bytes on machines with and without a fast fmaf. */
+#if defined(FP_FAST_FMAF) && !defined(H2T_NO_FMA)
 #define MADD(a, b, c) fmaf(a, b, c)
 #else
 #define MADD(a, b, c) ((a) * (b) + (c))

@@ -284,11 +284,7 @@ static int taps_make_out(const char *out, int *made)
         set_error("--out %s: exists and is not a directory", out);
         return -1;
     }
-    if (make_parent_dir(out)) return -1;
-    if (mkdir(out, 0777) != 0) {
-        set_error("--out %s: cannot create the directory", out);
-        return -1;
-    }
+    if (make_dir(out)) return -1;
     *made = 1;
     return 0;
 }

@@ -607,7 +607,7 @@ typedef struct {
 static int cmp_scored(const void *pa, const void *pb)
 {
     const scored *a = pa, *b = pb;
-    int an = isnan(a->s), bn = isnan(b->s);
+    int an = isnan(a->s) != 0, bn = isnan(b->s) != 0; /* isnan: any nonzero (-1 on mingw-w64) */
     if (an != bn) return an - bn;
     if (!an && a->s != b->s) return a->s > b->s ? -1 : 1;
     return (a->i > b->i) - (a->i < b->i);

@@ -1,5 +1,6 @@
 /* npy.c: reading and writing NumPy .npy files (format versions 1.0, 2.0 and
- * 3.0), C order, little-endian, five element types (|u1 <f4 <f8 <i4 <i8).
+ * 3.0), C order, five element types (|u1 <f4 <f8 <i4 <i8), on hosts of
+ * either byte order.
  *
  * The format, as numpy writes it:
  *   "\x93NUMPY" major minor          6 + 2 bytes
@@ -19,9 +20,17 @@
  * conversion that would change a value (a fraction or out-of-range number
  * into an integer type, a finite double too large for a float) is refused.
  *
- * Not here: byte swapping (a big-endian host is refused at run time),
- * Fortran order, structured or object arrays, .npz archives. */
-#define _FILE_OFFSET_BITS 64 /* 64-bit off_t for fseeko/ftello on 32-bit hosts */
+ *
+ * Byte order: files are written little-endian ('<', what numpy writes on
+ * every common machine) whatever the host; little- and big-endian ('>')
+ * files are read. Elements are swapped after reading / before writing when
+ * the file's order is not the host's, so the bytes on disk are the same on
+ * every host. The header's sizes are assembled byte by byte.
+ *
+ * Not here: Fortran order, structured or object arrays, .npz archives. */
+#ifndef _FILE_OFFSET_BITS
+#define _FILE_OFFSET_BITS 64 /* 64-bit off_t for fseeko/ftello on 32-bit hosts (the Makefile sets it too) */
+#endif
 #include "npy.h"
 #include "util.h"
 
@@ -32,8 +41,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/types.h>
-#include <unistd.h>
+#include <sys/types.h> /* off_t, for fseeko/ftello (POSIX; 64-bit with _FILE_OFFSET_BITS=64) */
 
 _Static_assert(sizeof(float) == 4 && FLT_MANT_DIG == 24, "npy.c needs IEEE-754 binary32 float");
 _Static_assert(sizeof(double) == 8 && DBL_MANT_DIG == 53, "npy.c needs IEEE-754 binary64 double");
@@ -70,20 +78,44 @@ const char *npy_dtype_name(npy_dtype t)
     return "?";
 }
 
+/* The descr of a file's type in its byte order: ">f4" for a big-endian <f4. */
+static const char *file_dtype_name(npy_dtype t, int big_endian)
+{
+    if (!big_endian) return npy_dtype_name(t);
+    switch (t) {
+    case NPY_F32: return ">f4";
+    case NPY_F64: return ">f8";
+    case NPY_I32: return ">i4";
+    case NPY_I64: return ">i8";
+    default: return npy_dtype_name(t);
+    }
+}
+
 static int dtype_valid(npy_dtype t) { return npy_dtype_size(t) != 0; }
 static int dtype_is_float(npy_dtype t) { return t == NPY_F32 || t == NPY_F64; }
 
-/* The data are little-endian; so must the host be (no byte swapping here). */
-static int check_host(const char *name)
+/* ------------------------------------------------------------------------
+ * byte order */
+
+static int host_big_endian(void)
 {
     const uint16_t one = 1;
     unsigned char first;
     memcpy(&first, &one, 1);
-    if (first != 1) {
-        set_error("%s: this host is big-endian; npy.c only handles little-endian hosts (no byte swapping)", name);
-        return -1;
-    }
-    return 0;
+    return first == 0;
+}
+
+/* Reverse the bytes of each of the n elements of es bytes at p. */
+static void swap_elements(void *p, size_t es, size_t n)
+{
+    unsigned char *b = p;
+    if (es < 2) return;
+    for (size_t i = 0; i < n; i++, b += es)
+        for (size_t lo = 0, hi = es - 1; lo < hi; lo++, hi--) {
+            const unsigned char t = b[lo];
+            b[lo] = b[hi];
+            b[hi] = t;
+        }
 }
 
 /* "(10, 30)", "(3,)" or "()" into buf. */
@@ -201,7 +233,11 @@ static int parse_dim(cursor *c, size_t *out)
     size_t start = c->i, v = 0;
     while (c->i < c->n && c->s[c->i] >= '0' && c->s[c->i] <= '9') {
         size_t d = (size_t)(c->s[c->i] - '0');
-        if (v > (SIZE_MAX - d) / 10) return bad_header(c, "shape entry too large");
+        if (v > (SIZE_MAX - d) / 10) {
+            set_error("%s: invalid .npy header: shape entry too large for this address space (size_t is %d bits; "
+                      "at byte %zu of the dict)", c->name, (int)(sizeof(size_t) * CHAR_BIT), start);
+            return -1;
+        }
         v = v * 10 + d;
         c->i++;
     }
@@ -246,7 +282,7 @@ static int parse_shape(cursor *c, int *ndim, size_t *shape)
     return 0;
 }
 
-static int parse_descr(cursor *c, npy_dtype *dtype)
+static int parse_descr(cursor *c, npy_dtype *dtype, int *big_endian)
 {
     skip_ws(c);
     if (peek(c) != '\'' && peek(c) != '"')
@@ -254,20 +290,22 @@ static int parse_descr(cursor *c, npy_dtype *dtype)
     char d[32];
     if (parse_string(c, d, sizeof d)) return -1;
     static const struct { const char *s; npy_dtype t; } known[] = {
-        {"|u1", NPY_U8}, {"<u1", NPY_U8}, {"<f4", NPY_F32}, {"<f8", NPY_F64}, {"<i4", NPY_I32}, {"<i8", NPY_I64},
+        {"u1", NPY_U8}, {"f4", NPY_F32}, {"f8", NPY_F64}, {"i4", NPY_I32}, {"i8", NPY_I64},
     };
+    /* '<' little-endian, '>' big-endian, '|' not applicable (bytes) */
     for (size_t k = 0; k < sizeof known / sizeof known[0]; k++)
-        if (strcmp(d, known[k].s) == 0) {
+        if ((d[0] == '<' || d[0] == '>' || (d[0] == '|' && known[k].t == NPY_U8)) && strcmp(d + 1, known[k].s) == 0) {
             *dtype = known[k].t;
+            *big_endian = d[0] == '>' && known[k].t != NPY_U8;
             return 0;
         }
-    set_error("%s: expected dtype |u1, <f4, <f8, <i4 or <i8 but found '%s'%s", c->name, d,
-              d[0] == '>' ? " (big-endian)" : "");
+    set_error("%s: expected dtype |u1, <f4, <f8, <i4 or <i8 (or big-endian >f4, >f8, >i4, >i8) but found '%s'",
+              c->name, d);
     return -1;
 }
 
 int npy_parse_header(const unsigned char *buf, size_t len, const char *name, int *ndim, size_t *shape,
-                     npy_dtype *dtype, size_t *data_offset)
+                     npy_dtype *dtype, int *big_endian, size_t *data_offset)
 {
     size_t prefix, total;
     if (parse_prefix(buf, len, name, &prefix, &total)) return -1;
@@ -288,7 +326,7 @@ int npy_parse_header(const unsigned char *buf, size_t len, const char *name, int
             return -1;
         }
     }
-    int have_descr = 0, have_order = 0, have_shape = 0, nd = 0;
+    int have_descr = 0, have_order = 0, have_shape = 0, nd = 0, big = 0;
     size_t shp[NPY_MAX_DIMS];
     npy_dtype dt = NPY_U8;
     if (expect(&c, '{', "expected '{'")) return -1;
@@ -302,7 +340,7 @@ int npy_parse_header(const unsigned char *buf, size_t len, const char *name, int
         int *seen;
         if (strcmp(key, "descr") == 0) {
             seen = &have_descr;
-            if (!*seen && parse_descr(&c, &dt)) return -1;
+            if (!*seen && parse_descr(&c, &dt, &big)) return -1;
         } else if (strcmp(key, "fortran_order") == 0) {
             seen = &have_order;
             skip_ws(&c);
@@ -348,12 +386,14 @@ int npy_parse_header(const unsigned char *buf, size_t len, const char *name, int
         if (size_mul(bytes, shp[i], &bytes) || bytes > (size_t)LLONG_MAX - total) {
             char s[256];
             format_shape(s, sizeof s, nd, shp);
-            set_error("%s: shape %s of %s is too large (its byte size overflows)", name, s, npy_dtype_name(dt));
+            set_error("%s: shape %s of %s is too large for this address space (its byte size overflows the "
+                      "%d-bit size_t)", name, s, file_dtype_name(dt, big), (int)(sizeof(size_t) * CHAR_BIT));
             return -1;
         }
     *ndim = nd;
     for (int i = 0; i < NPY_MAX_DIMS; i++) shape[i] = i < nd ? shp[i] : 0;
     *dtype = dt;
+    *big_endian = big;
     *data_offset = total;
     return 0;
 }
@@ -361,24 +401,25 @@ int npy_parse_header(const unsigned char *buf, size_t len, const char *name, int
 /* ------------------------------------------------------------------------
  * converting elements between types, refusing any loss */
 
-static int conversion_error(const char *name, size_t index, double v, npy_dtype from, npy_dtype to)
+static int conversion_error(const char *name, size_t index, double v, const char *from, npy_dtype to)
 {
     set_error("%s: element %zu is %.17g, which cannot be converted from %s to %s without loss", name, index, v,
-              npy_dtype_name(from), npy_dtype_name(to));
+              from, npy_dtype_name(to));
     return -1;
 }
 
-static int int_conversion_error(const char *name, size_t index, int64_t v, npy_dtype from, npy_dtype to)
+static int int_conversion_error(const char *name, size_t index, int64_t v, const char *from, npy_dtype to)
 {
     set_error("%s: element %zu is %lld, which is out of range for %s (file has %s)", name, index, (long long)v,
-              npy_dtype_name(to), npy_dtype_name(from));
+              npy_dtype_name(to), from);
     return -1;
 }
 
-/* dst[i] = src[i] for i < n; index0 is the index of src[0] in the file (for
- * messages). Integers go through int64_t, floats through double. */
-static int convert(const char *name, const void *src, npy_dtype from, void *dst, npy_dtype to, size_t n,
-                   size_t index0)
+/* dst[i] = src[i] for i < n, src in host byte order; index0 is the index of
+ * src[0] in the file and from_name the file's type (for messages).
+ * Integers go through int64_t, floats through double. */
+static int convert(const char *name, const void *src, npy_dtype from, const char *from_name, void *dst,
+                   npy_dtype to, size_t n, size_t index0)
 {
     const unsigned char *s = src;
     unsigned char *d = dst;
@@ -392,11 +433,11 @@ static int convert(const char *name, const void *src, npy_dtype from, void *dst,
             }
             switch (to) {
             case NPY_U8:
-                if (v < 0 || v > 255) return int_conversion_error(name, index0 + i, v, from, to);
+                if (v < 0 || v > 255) return int_conversion_error(name, index0 + i, v, from_name, to);
                 d[i] = (unsigned char)v;
                 break;
             case NPY_I32: {
-                if (v < INT32_MIN || v > INT32_MAX) return int_conversion_error(name, index0 + i, v, from, to);
+                if (v < INT32_MIN || v > INT32_MAX) return int_conversion_error(name, index0 + i, v, from_name, to);
                 int32_t x = (int32_t)v;
                 memcpy(d + 4 * i, &x, 4);
             } break;
@@ -434,7 +475,7 @@ static int convert(const char *name, const void *src, npy_dtype from, void *dst,
                 if (ok) { int64_t x = (int64_t)v; memcpy(d + 8 * i, &x, 8); }
                 break;
             }
-            if (!ok) return conversion_error(name, index0 + i, v, from, to);
+            if (!ok) return conversion_error(name, index0 + i, v, from_name, to);
         }
     }
     return 0;
@@ -446,7 +487,6 @@ static int convert(const char *name, const void *src, npy_dtype from, void *dst,
 int npy_open(const char *path, npy_reader *r)
 {
     memset(r, 0, sizeof *r);
-    if (check_host(path)) return -1;
     if (strlen(path) >= sizeof r->path) {
         set_error("%s: path longer than %zu characters", path, sizeof r->path - 1);
         return -1;
@@ -476,7 +516,8 @@ int npy_open(const char *path, npy_reader *r)
         goto fail;
     }
     size_t offset;
-    if (npy_parse_header(hdr, got < total ? got : total, path, &r->ndim, r->shape, &r->file_dtype, &offset))
+    if (npy_parse_header(hdr, got < total ? got : total, path, &r->ndim, r->shape, &r->file_dtype,
+                         &r->file_big_endian, &offset))
         goto fail;
     free(hdr);
     hdr = NULL;
@@ -499,7 +540,7 @@ int npy_open(const char *path, npy_reader *r)
         char s[256];
         format_shape(s, sizeof s, r->ndim, r->shape);
         set_error("%s: file has %lld bytes of data, shape %s of %s needs %zu", path, have, s,
-                  npy_dtype_name(r->file_dtype), need);
+                  file_dtype_name(r->file_dtype, r->file_big_endian), need);
         goto fail;
     }
     r->f = f;
@@ -520,8 +561,10 @@ static int read_elements(npy_reader *r, size_t e0, size_t n, npy_dtype want, voi
         set_error("%s: cannot seek: %s", r->path, strerror(errno));
         return -1;
     }
+    const int swap = r->file_big_endian != host_big_endian();
     if (want == r->file_dtype) {
         if (fread(dst, es, n, r->f) != n) goto short_read;
+        if (swap) swap_elements(dst, es, n);
         return 0;
     }
     /* convert through a small buffer */
@@ -530,7 +573,10 @@ static int read_elements(npy_reader *r, size_t e0, size_t n, npy_dtype want, voi
     for (size_t done = 0; done < n;) {
         size_t k = n - done < chunk ? n - done : chunk;
         if (fread(buf.b, es, k, r->f) != k) goto short_read;
-        if (convert(r->path, buf.b, r->file_dtype, (unsigned char *)dst + done * ws, want, k, e0 + done)) return -1;
+        if (swap) swap_elements(buf.b, es, k);
+        if (convert(r->path, buf.b, r->file_dtype, file_dtype_name(r->file_dtype, r->file_big_endian),
+                    (unsigned char *)dst + done * ws, want, k, e0 + done))
+            return -1;
         done += k;
     }
     return 0;
@@ -641,7 +687,6 @@ static int make_header(npy_dtype dtype, int ndim, const size_t *shape, char *out
 int npy_writer_open(npy_writer *w, const char *path, npy_dtype dtype, int ndim, const size_t *shape)
 {
     memset(w, 0, sizeof *w);
-    if (check_host(path)) return -1;
     if (!dtype_valid(dtype)) {
         set_error("%s: invalid element type %d", path, (int)dtype);
         return -1;
@@ -664,7 +709,7 @@ int npy_writer_open(npy_writer *w, const char *path, npy_dtype dtype, int ndim, 
     size_t hl;
     if (make_header(dtype, ndim, shape, hdr, sizeof hdr, &hl)) goto too_large;
     snprintf(w->path, sizeof w->path, "%s", path);
-    snprintf(w->tmp, sizeof w->tmp, "%s.tmp.%ld", path, (long)getpid());
+    snprintf(w->tmp, sizeof w->tmp, "%s.tmp.%ld", path, process_id());
     if (!(w->f = fopen(w->tmp, "wb"))) {
         set_error("%s: cannot create %s: %s", path, w->tmp, strerror(errno));
         w->tmp[0] = 0;
@@ -696,13 +741,26 @@ int npy_writer_rows(npy_writer *w, const void *data, size_t nrows)
                   w->rows_done);
         return -1;
     }
-    size_t n = nrows * w->row_count; /* bounded by the size checked at open */
-    if (n && fwrite(data, npy_dtype_size(w->dtype), n, w->f) != n) {
-        set_error("%s: write error: %s", w->tmp, strerror(errno));
-        return -1;
+    const size_t n = nrows * w->row_count, es = npy_dtype_size(w->dtype); /* bounded by the size checked at open */
+    if (es == 1 || !host_big_endian()) {
+        if (n && fwrite(data, es, n, w->f) != n) goto write_error;
+    } else {
+        /* a big-endian host writes little-endian bytes: swap a copy, a chunk at a time */
+        union { double d; unsigned char b[16384]; } buf;
+        const size_t chunk = sizeof buf.b / es;
+        for (size_t done = 0; done < n;) {
+            const size_t k = n - done < chunk ? n - done : chunk;
+            memcpy(buf.b, (const unsigned char *)data + done * es, k * es);
+            swap_elements(buf.b, es, k);
+            if (fwrite(buf.b, es, k, w->f) != k) goto write_error;
+            done += k;
+        }
     }
     w->rows_done += nrows;
     return 0;
+write_error:
+    set_error("%s: write error: %s", w->tmp, strerror(errno));
+    return -1;
 }
 
 int npy_writer_close(npy_writer *w)
@@ -726,7 +784,7 @@ int npy_writer_close(npy_writer *w)
         npy_writer_abort(w);
         return -1;
     }
-    if (rename(w->tmp, w->path) != 0) {
+    if (replace_file(w->tmp, w->path) != 0) {
         set_error("%s: cannot rename %s to it: %s", w->path, w->tmp, strerror(errno));
         npy_writer_abort(w);
         return -1;

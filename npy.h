@@ -1,8 +1,10 @@
 /* npy.h: reading and writing NumPy .npy files (format versions 1, 2, 3).
- * C order only. Element types on disk: |u1 <f4 <f8 <i4 <i8 (also |i1 |b1
- * are refused); values are converted to the type the caller asks for, and a
- * conversion that would lose information (float -> integer with a fraction,
- * integer out of range) is refused. Writers go to "<path>.tmp.<pid>" and
+ * C order only. Element types on disk: |u1 <f4 <f8 <i4 <i8, and the
+ * big-endian >f4 >f8 >i4 >i8 (read only; the writers write little-endian
+ * on every host); others (|i1, |b1, <i2, ...) are refused. Values are
+ * converted to the type the caller asks for, and a conversion that would
+ * lose information (float -> integer with a fraction, integer out of
+ * range) is refused. Writers go to "<path>.tmp.<pid>" and
  * rename to <path> only when complete. Every failure returns -1 with a
  * message naming the file (see util.h last_error). */
 #ifndef H2T_NPY_H
@@ -39,6 +41,7 @@ typedef struct {
     int ndim;
     size_t shape[NPY_MAX_DIMS];
     npy_dtype file_dtype;        /* the type stored on disk */
+    int file_big_endian;         /* its byte order: 1 for '>' (swapped while reading on a little-endian host) */
     size_t row_count;            /* elements per row = product of shape[1..] */
     long long data_offset;       /* byte offset of the data in the file */
 } npy_reader;
@@ -50,9 +53,10 @@ int npy_read_rows(npy_reader *r, size_t row0, size_t nrows, npy_dtype want, void
 void npy_close(npy_reader *r);
 
 /* Header parsing alone, for tests and fuzzing: buf[0..len) holds the start
- * of a file. On success fills ndim/shape/dtype and *data_offset. */
+ * of a file. On success fills ndim/shape/dtype, *big_endian (1 for '>')
+ * and *data_offset. */
 int npy_parse_header(const unsigned char *buf, size_t len, const char *name,
-                     int *ndim, size_t *shape, npy_dtype *dtype, size_t *data_offset);
+                     int *ndim, size_t *shape, npy_dtype *dtype, int *big_endian, size_t *data_offset);
 
 /* ---- writing ----------------------------------------------------------- */
 /* Whole array: data holds prod(shape) elements of dtype. */

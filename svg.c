@@ -81,7 +81,7 @@ static int svg_close(svg_file *s)
     fprintf(s->f, "</svg>\n");
     int bad = ferror(s->f);
     if (fclose(s->f) != 0) bad = 1;
-    if (bad || rename(s->tmp, s->path) != 0) {
+    if (bad || replace_file(s->tmp, s->path) != 0) {
         set_error("%s: write failed: %s", s->path, strerror(errno));
         remove(s->tmp);
         return -1;

@@ -1,6 +1,11 @@
 /* util.c: last-error message, checked sizes and aligned allocation, the
  * project's RNG, a wall clock, strict number parsing and the `key = value`
- * config files of model directories. */
+ * config files of model directories.
+ *
+ * It also holds the platform shims, so no other file needs one: aligned
+ * allocation, creating a directory, replacing a file by rename and the
+ * monotonic clock are ISO C or POSIX here and Windows calls under _WIN32
+ * (mingw-w64); docs/PORTING.md lists every call outside ISO C. */
 #include "util.h"
 
 #include <ctype.h>
@@ -11,8 +16,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 #include <sys/stat.h>
+#ifdef _WIN32
+#include <direct.h>  /* _mkdir */
+#include <malloc.h>  /* _aligned_malloc, _aligned_free */
+#include <process.h> /* _getpid */
+#include <windows.h> /* MoveFileExA, QueryPerformanceCounter */
+#else
+#include <unistd.h>  /* getpid */
+#endif
 
 /* ------------------------------------------------------------------------
  * errors */
@@ -61,12 +73,17 @@ void *alloc_array(size_t count, size_t elem)
 {
     size_t bytes;
     if (size_mul(count, elem, &bytes) || bytes > SIZE_MAX - 64) {
-        set_error("out of memory: %zu elements of %zu bytes overflow size_t", count, elem);
+        set_error("out of memory: %zu elements of %zu bytes do not fit in this address space (size_t is %d bits)",
+                  count, elem, (int)(sizeof(size_t) * 8));
         return NULL;
     }
     bytes = (bytes + 63) / 64 * 64;          /* aligned_alloc wants a multiple */
     if (bytes == 0) bytes = 64;
+#ifdef _WIN32
+    void *p = _aligned_malloc(bytes, 64);    /* the C library has no aligned_alloc */
+#else
     void *p = aligned_alloc(64, bytes);
+#endif
     if (!p) set_error("out of memory: could not allocate %zu bytes", bytes);
     return p;
 }
@@ -78,16 +95,44 @@ void *alloc_zeros(size_t count, size_t elem)
     return p;
 }
 
-void free_array(void *p) { free(p); }
+void free_array(void *p)
+{
+#ifdef _WIN32
+    _aligned_free(p);
+#else
+    free(p);
+#endif
+}
 
 /* ------------------------------------------------------------------------
  * files */
+
+long process_id(void)
+{
+#ifdef _WIN32
+    return (long)_getpid();
+#else
+    return (long)getpid();
+#endif
+}
+
+int replace_file(const char *from, const char *to)
+{
+#ifdef _WIN32
+    /* rename fails when `to` exists; MoveFileEx replaces it */
+    if (MoveFileExA(from, to, MOVEFILE_REPLACE_EXISTING)) return 0;
+    errno = EACCES;
+    return -1;
+#else
+    return rename(from, to);
+#endif
+}
 
 /* Write text[0..len) to path through "<path>.tmp.<pid>" and a rename. */
 int write_file_atomic(const char *path, const char *text, size_t len)
 {
     char tmp[700];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp) {
+    if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, process_id()) >= (int)sizeof tmp) {
         set_error("%s: path too long", path);
         return -1;
     }
@@ -98,7 +143,7 @@ int write_file_atomic(const char *path, const char *text, size_t len)
     }
     int ok = fwrite(text, 1, len, f) == len;
     ok = (fclose(f) == 0) && ok;
-    if (!ok || rename(tmp, path) != 0) {
+    if (!ok || replace_file(tmp, path) != 0) {
         set_error("%s: write failed: %s", path, strerror(errno));
         remove(tmp);
         return -1;
@@ -116,7 +161,11 @@ int make_dir(const char *dir)
         return -1;
     }
     if (make_parent_dir(dir)) return -1;
+#ifdef _WIN32
+    if (_mkdir(dir) != 0 && errno != EEXIST) {
+#else
     if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
+#endif
         set_error("%s: cannot create directory: %s", dir, strerror(errno));
         return -1;
     }
@@ -183,11 +232,25 @@ double rng_normal(rng_t *r)
 /* ------------------------------------------------------------------------
  * time */
 
+/* POSIX's monotonic clock; Windows' performance counter (its C library,
+ * msvcrt, has neither clock_gettime nor C11's timespec_get); elsewhere
+ * C11's timespec_get (wall time: it can jump). */
 double now_seconds(void)
 {
+#if defined(_WIN32)
+    LARGE_INTEGER t, f;
+    QueryPerformanceCounter(&t);
+    QueryPerformanceFrequency(&f);
+    return (double)t.QuadPart / (double)f.QuadPart;
+#else
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+#ifdef CLOCK_MONOTONIC
+    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0) return 0.0;
+#else
+    if (timespec_get(&ts, TIME_UTC) != TIME_UTC) return 0.0;
+#endif
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+#endif
 }
 
 /* ------------------------------------------------------------------------

@@ -22,11 +22,16 @@
  * record a one-line message (naming the file or argument and what was
  * expected) that the caller prints with last_error(). set_error may be
  * given last_error() as an argument, to add context to a message. */
-void set_error(const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 1, 2)))
+/* (on Windows the Makefile selects mingw-w64's own printf, which takes
+ * %zu and %lld like C99's; the format checker is told so) */
+#if defined(__MINGW32__) && defined(__USE_MINGW_ANSI_STDIO) && __USE_MINGW_ANSI_STDIO
+#define H2T_PRINTF(f, a) __attribute__((format(gnu_printf, f, a)))
+#elif defined(__GNUC__)
+#define H2T_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define H2T_PRINTF(f, a)
 #endif
-    ;
+void set_error(const char *fmt, ...) H2T_PRINTF(1, 2);
 const char *last_error(void);
 
 /* ---- sizes and memory -------------------------------------------------- */
@@ -35,7 +40,8 @@ int size_mul(size_t a, size_t b, size_t *out);
 /* *out = a + b; returns -1 on overflow. */
 int size_add(size_t a, size_t b, size_t *out);
 /* count * elem bytes, 64-byte aligned, uninitialized. NULL and an error
- * message ("out of memory: ...") on overflow or allocation failure. */
+ * message ("out of memory: ...") on overflow or allocation failure.
+ * Release with free_array, never free (Windows has its own aligned free). */
 void *alloc_array(size_t count, size_t elem);
 /* Same, zero-filled. */
 void *alloc_zeros(size_t count, size_t elem);
@@ -49,6 +55,11 @@ int write_file_atomic(const char *path, const char *text, size_t len);
  * them is a file). make_parent_dir: the same for the folder holding path. */
 int make_dir(const char *dir);
 int make_parent_dir(const char *path);
+/* rename(from, to), replacing `to` if it exists (also on Windows, where
+ * rename refuses to); 0 or -1 with errno. */
+int replace_file(const char *from, const char *to);
+/* This process's id, for temporary names ("<path>.tmp.<pid>"). */
+long process_id(void);
 
 /* ---- RNG: splitmix64 seeding + xoshiro256** ---------------------------- */
 typedef struct { uint64_t s[4]; } rng_t;
@@ -112,11 +123,7 @@ typedef struct {
     size_t len, cap;
     int failed;                        /* out of memory: tb_write refuses */
 } textbuf;
-void tb_printf(textbuf *t, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 2, 3)))
-#endif
-    ;
+void tb_printf(textbuf *t, const char *fmt, ...) H2T_PRINTF(2, 3);
 void tb_json_str(textbuf *t, const char *s);   /* a JSON string literal */
 void tb_json_num(textbuf *t, double x);        /* %.10g, or null when not finite */
 /* write_file_atomic(path, text) and free the buffer (also on failure). */

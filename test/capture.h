@@ -12,9 +12,9 @@
 #include <omp.h>
 #endif
 
-#include "model.h"
-#include "npy.h"
-#include "util.h"
+#include "../model.h"
+#include "../npy.h"
+#include "../util.h"
 
 typedef struct {
     const model *m;

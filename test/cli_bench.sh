@@ -13,32 +13,41 @@ trap 'rm -rf "$T"' EXIT
 ok() { echo "PASS cli_bench: $1"; }
 bad() { echo "FAIL cli_bench: $1"; }
 
+# h2t ARGS: the command with its output in $T/out and $T/err, line ends
+# made '\n' (Windows writes text as "\r\n"); sets rc
+h2t() {
+    "$H2T" "$@" >"$T/out.raw" 2>"$T/err.raw"
+    rc=$?
+    tr -d '\r' <"$T/out.raw" >"$T/out"
+    tr -d '\r' <"$T/err.raw" >"$T/err"
+}
+
 # positive NUMBER: a number > 0
 positive() { awk -v x="$1" 'BEGIN { exit !(x + 0 > 0) }'; }
 
+# OMP_NUM_THREADS=2 gives 2 threads, or 1 in a build without OpenMP
+threads="2 threads"
+[ "${H2T_OPENMP:-1}" = 0 ] && threads="1 thread"
 for arch in resnet50 vit_b_16; do
-    OMP_NUM_THREADS=2 "$H2T" bench --arch $arch --input-size 64 --batch 1 --seconds 0 >"$T/out" 2>"$T/err"
-    rc=$?
+    OMP_NUM_THREADS=2 h2t bench --arch $arch --input-size 64 --batch 1 --seconds 0
     last=$(tail -n 1 "$T/out")
     rate=$(echo "$last" | sed -n 's/.* \([0-9.][0-9.]*\) img\/s$/\1/p')
     if [ $rc = 0 ] && [ "$(wc -l <"$T/out")" = 1 ] && positive "$rate" &&
-        echo "$last" | grep -q "^bench: $arch, batch 1, 2 threads, 2 batches" && grep -q "random weights" "$T/err"; then
+        echo "$last" | grep -q "^bench: $arch, batch 1, $threads, 2 batches" && grep -q "random weights" "$T/err"; then
         ok "$arch: random weights, last line '$last'"
     else
         bad "$arch: rc $rc, stdout '$(head -c 300 "$T/out")', stderr '$(head -c 300 "$T/err")'"
     fi
 done
 
-"$H2T" bench --model test/fixtures/resnet_v15/model --batch 2 --seconds 0 --quiet >"$T/out" 2>"$T/err"
-rc=$?
+h2t bench --model test/fixtures/resnet_v15/model --batch 2 --seconds 0 --quiet
 if [ $rc = 0 ] && [ ! -s "$T/err" ] && grep -q "^bench: test/fixtures/resnet_v15/model, batch 2, .* img/s$" "$T/out"; then
     ok "--model DIR times a model directory, --quiet prints nothing on stderr"
 else
     bad "--model: rc $rc, stdout '$(head -c 300 "$T/out")', stderr '$(head -c 300 "$T/err")'"
 fi
 
-"$H2T" bench --gemm --sizes 64,100 --seconds 0 >"$T/out" 2>"$T/err"
-rc=$?
+h2t bench --gemm --sizes 64,100 --seconds 0
 n=$(grep -c "^bench: gemm [0-9]*x[0-9]*x[0-9]*, .*: [0-9.]* GFLOP/s$" "$T/out")
 if [ $rc = 0 ] && [ "$n" = 2 ] && grep -q "gemm 100x100x100" "$T/out"; then
     ok "--gemm: one GFLOP/s line per size"

@@ -17,10 +17,11 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "extract.h"
-#include "lasso.h"
-#include "npy.h"
-#include "util.h"
+#include "platform.h"
+#include "../extract.h"
+#include "../lasso.h"
+#include "../npy.h"
+#include "../util.h"
 
 static location mkloc(const char *name, int rank, int d0, int d1, int d2)
 {
@@ -640,8 +641,8 @@ static void test_end_to_end(void)
 int main(void)
 {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/h2t_test_features_XXXXXX");
-    if (!mkdtemp(tmpdir)) {
-        perror("mkdtemp");
+    if (!temp_dir(tmpdir)) {
+        perror("temp_dir");
         return 1;
     }
     test_plans();
@@ -655,8 +656,6 @@ int main(void)
     test_layout_files();
     test_naming_and_shards();
     test_end_to_end();
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
+    if (remove_tree(tmpdir) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
     return check_done();
 }

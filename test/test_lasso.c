@@ -20,10 +20,10 @@
 #endif
 
 #include "check.h"
-#include "cv.h"
-#include "headio.h"
-#include "npy.h"
-#include "util.h"
+#include "../cv.h"
+#include "../headio.h"
+#include "../npy.h"
+#include "../util.h"
 
 #define FIX "test/fixtures/lasso/"
 
@@ -375,7 +375,7 @@ static void test_fit(void)
           "train acc %.3f", hit, hd.nsel, hd.train_acc);
 
     /* the head directory round trip, and eval on all-D and on already-selected features */
-    mkdir("test/out", 0777);
+    make_dir("test/out");
     const char *dir = "test/out/lasso_head", *selpath = "test/out/lasso_selected.npy";
     size_t correct[4], count[4], correct2[4], count2[4], tc = 0, tc2 = 0, m = 0;
     fitted_head sh = {0};

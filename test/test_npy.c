@@ -9,7 +9,12 @@
  *   - row ranges, conversions between types (and the lossy ones refused);
  *   - one refusal per way a header or file can be wrong, each checked for a
  *     one-line message that names the file;
- *   - a sparse 2.4 GB file, read past the 2 GB offset. */
+ *   - big-endian files (numpy's and hand-built) read on any host, and the
+ *     writer's little-endian bytes on any host;
+ *   - a sparse 2.4 GB file, read past the 2 GB offset.
+ * Files built here hold their values in the byte order their header
+ * declares, whatever the host's (make_file), so the test means the same on
+ * big- and little-endian machines. */
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -19,8 +24,9 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "npy.h"
-#include "util.h"
+#include "platform.h"
+#include "../npy.h"
+#include "../util.h"
 
 #define FIX "test/fixtures/npy/"
 
@@ -60,9 +66,41 @@ static void write_bytes(const char *path, const void *buf, size_t len)
     }
 }
 
+static int host_big_endian(void)
+{
+    const uint16_t one = 1;
+    unsigned char b;
+    memcpy(&b, &one, 1);
+    return b == 0;
+}
+
+/* dst = n elements of es bytes from src (host order) in byte order `order`
+ * ('<' little, '>' big; anything else: copied as is). */
+static void to_order(unsigned char *dst, const void *src, size_t es, size_t n, char order)
+{
+    const unsigned char *s = src;
+    const int swap = (order == '<' && host_big_endian()) || (order == '>' && !host_big_endian());
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < es; j++) dst[i * es + j] = s[i * es + (swap ? es - 1 - j : j)];
+}
+
+/* The byte order and element size a dict declares: '<f8' gives '<' and 8;
+ * '|u1', a structured or unparsable descr give '|' and 1 (bytes as given). */
+static void dict_layout(const char *dict, char *order, size_t *es)
+{
+    const char *d = strstr(dict, "descr");
+    *order = '|', *es = 1;
+    if (!d) return;
+    d += 5;
+    while (*d == '\'' || *d == '"' || *d == ':' || *d == ' ') d++;
+    if (*d == '\'' || *d == '"') d++;
+    if ((d[0] == '<' || d[0] == '>') && d[1] && d[2] >= '1' && d[2] <= '8') *order = d[0], *es = (size_t)(d[2] - '0');
+}
+
 /* A file built by hand: magic, version major.minor, the dict padded with
  * spaces to a multiple of 64 and '\n' (pad = 0: exactly the dict as given,
- * no padding or newline added), then data. Independent of npy.c's writer. */
+ * no padding or newline added), then data: host-order values written in
+ * the byte order the dict declares. Independent of npy.c's writer. */
 static void make_file(const char *path, int major, int minor, const char *dict, int pad, const void *data,
                       size_t dlen)
 {
@@ -79,7 +117,11 @@ static void make_file(const char *path, int major, int minor, const char *dict, 
         memset(buf + prefix + dl, ' ', total - prefix - dl - 1);
         buf[total - 1] = '\n';
     }
-    if (dlen) memcpy(buf + total, data, dlen);
+    char order;
+    size_t es;
+    dict_layout(dict, &order, &es);
+    if (dlen % es) es = 1, order = '|';
+    if (dlen) to_order(buf + total, data, es, dlen / es, order);
     write_bytes(path, buf, total + dlen);
 }
 
@@ -134,7 +176,11 @@ static void init_f4(void)
     memcpy(F4, v, sizeof v);
 }
 
-static void fixture(const char *file, npy_dtype dt, int ndim, size_t s0, size_t s1, size_t s2, const void *want)
+/* A numpy fixture read as dt must equal want; written back by npy_write it
+ * must give numpy's bytes: those of the file itself, or for a big-endian
+ * fixture those of its little-endian twin `le` (we always write '<'). */
+static void fixture_le(const char *file, const char *le, npy_dtype dt, int ndim, size_t s0, size_t s1, size_t s2,
+                       const void *want)
 {
     char path[256];
     snprintf(path, sizeof path, FIX "%s", file);
@@ -154,12 +200,19 @@ static void fixture(const char *file, npy_dtype dt, int ndim, size_t s0, size_t 
         const char *out = tmp("same_bytes.npy");
         size_t la = 0, lb = 0;
         int wrc = npy_write(out, dt, a.ndim, a.shape, a.data);
+        snprintf(path, sizeof path, FIX "%s", le);
         unsigned char *x = slurp(path, &la), *y = wrc ? NULL : slurp(out, &lb);
-        check(x && y && la == lb && memcmp(x, y, la) == 0, "npy_write %s: same %zu bytes as numpy", file, la);
+        check(x && y && la == lb && memcmp(x, y, la) == 0, "npy_write %s: same %zu bytes as numpy's %s", file, la,
+              le);
         free(x);
         free(y);
     }
     npy_free(&a);
+}
+
+static void fixture(const char *file, npy_dtype dt, int ndim, size_t s0, size_t s1, size_t s2, const void *want)
+{
+    fixture_le(file, file, dt, ndim, s0, s1, s2, want);
 }
 
 static void test_numpy_fixtures(void)
@@ -175,9 +228,12 @@ static void test_numpy_fixtures(void)
     const float scalar = 3.5f;
     fixture("f4_scalar.npy", NPY_F32, 0, 0, 0, 0, &scalar);
     fixture("f4_0x3.npy", NPY_F32, 2, 0, 3, 0, F4);
+    fixture_le("be_f4_3x4.npy", "f4_3x4.npy", NPY_F32, 2, 3, 4, 0, F4);
+    fixture_le("be_f8_5.npy", "f8_5.npy", NPY_F64, 1, 5, 0, 0, F8);
+    fixture_le("be_i4_2x2x2.npy", "i4_2x2x2.npy", NPY_I32, 3, 2, 2, 2, I4);
+    fixture_le("be_i8_4.npy", "i8_4.npy", NPY_I64, 1, 4, 0, 0, I8);
 
     refused("numpy fortran-order file", FIX "bad_fortran_2x3.npy", NPY_F32, "fortran_order");
-    refused("numpy big-endian file", FIX "bad_bigendian_3.npy", NPY_F32, "'>f4' (big-endian)");
     refused("numpy int16 file", FIX "bad_int16_3.npy", NPY_I32, "but found '<i2'");
     refused("numpy bool file", FIX "bad_bool_3.npy", NPY_U8, "but found '|b1'");
 }
@@ -420,6 +476,44 @@ static void test_conversions(void)
     npy_array a;
     check(npy_read(p, NPY_I32, &a) == -1 && strstr(last_error(), "element 9999 is 0.5"),
           "conversion error at element 9999 of 10000: %s", last_error());
+
+    /* big-endian files: converted after the swap, refusals name the value */
+    const char *bf4 = "{'descr': '>f4', 'fortran_order': False, 'shape': (4,), }";
+    const char *bi8 = "{'descr': '>i8', 'fortran_order': False, 'shape': (4,), }";
+    const char *bi4 = "{'descr': '>i4', 'fortran_order': False, 'shape': (4,), }";
+    const float ga[4] = {1.5f, -2.0f, 1e-40f, 65504.0f};
+    ok = convert_case(bf4, ga, 16, NPY_F64, f64) == 0;
+    for (int i = 0; ok && i < 4; i++) ok = f64[i] == (double)ga[i];
+    check(ok, ">f4 -> <f8 (1.5, -2, subnormal 1e-40, 65504)");
+    check(convert_case(bf4, ga, 16, NPY_I64, i64) == -1 && strstr(last_error(), "element 0 is 1.5"),
+          ">f4 1.5 -> <i8 refused: %s", last_error());
+    const int64_t ha[4] = {-3, 300, INT64_MAX, 1};
+    check(convert_case(bi8, ha, 32, NPY_F64, f64) == 0 && f64[0] == -3.0 && f64[1] == 300.0 &&
+              f64[2] == 9223372036854775808.0,
+          ">i8 -> <f8");
+    check(convert_case(bi8, ha, 32, NPY_U8, u8) == -1 && strstr(last_error(), "element 0 is -3"),
+          ">i8 -3 -> |u1 refused: %s", last_error());
+    const int32_t hb[4] = {INT32_MIN, 258, -1, 7};
+    check(convert_case(bi4, hb, 16, NPY_I64, i64) == 0 && i64[0] == INT32_MIN && i64[1] == 258 && i64[2] == -1,
+          ">i4 -> <i8 (258 = 0x0102: the bytes were swapped)");
+    /* past the 16 KB conversion chunk, and rows from the middle */
+    for (int i = 0; i < 10000; i++) big[i] = (float)i - 0.25f;
+    p = tmp("conv_big.npy");
+    make_file(p, 1, 0, "{'descr': '>f4', 'fortran_order': False, 'shape': (100, 100), }", 1, big, sizeof big);
+    ok = npy_read(p, NPY_F64, &a) == 0;
+    for (size_t i = 0; ok && i < 10000; i++) ok = ((double *)a.data)[i] == (double)big[i];
+    if (a.data) npy_free(&a);
+    npy_reader r;
+    float row[100];
+    int big_endian_flag = 0;
+    ok = ok && npy_open(p, &r) == 0;
+    if (ok) {
+        big_endian_flag = r.file_big_endian;
+        ok = npy_read_rows(&r, 57, 1, NPY_F32, row) == 0 && memcmp(row, big + 5700, sizeof row) == 0;
+        npy_close(&r);
+    }
+    check(ok && big_endian_flag, ">f4 [100, 100]: every element as <f8, row 57 as <f4 (file_big_endian %d)",
+          big_endian_flag);
 }
 
 /* ------------------------------------------------------------------------
@@ -499,8 +593,12 @@ static void test_headers(void)
     refused_dict("fortran_order True", "{'descr': '<f4', 'fortran_order': True, 'shape': (3,), }", 12,
                  "fortran_order is True");
     refused_dict("fortran_order 0", "{'descr': '<f4', 'fortran_order': 0, 'shape': (3,), }", 12, "False");
-    refused_dict("big-endian", "{'descr': '>f4', 'fortran_order': False, 'shape': (3,), }", 12,
-                 "expected dtype |u1, <f4, <f8, <i4 or <i8 but found '>f4'");
+    accepted_dict("big-endian '>f4'", "{'descr': '>f4', 'fortran_order': False, 'shape': (3,), }", 12, 1, s3);
+    accepted_dict("'>u1' spelling", "{'descr': '>u1', 'fortran_order': False, 'shape': (3,), }", 3, 1, s3);
+    refused_dict("big-endian int16", "{'descr': '>i2', 'fortran_order': False, 'shape': (3,), }", 6,
+                 "expected dtype |u1, <f4, <f8, <i4 or <i8 (or big-endian >f4, >f8, >i4, >i8) but found '>i2'");
+    refused_dict("'|f4' (bytes order for a float)", "{'descr': '|f4', 'fortran_order': False, 'shape': (3,), }",
+                 12, "but found '|f4'");
     refused_dict("unknown dtype <i2", "{'descr': '<i2', 'fortran_order': False, 'shape': (3,), }", 12, "'<i2'");
     refused_dict("object dtype", "{'descr': '|O', 'fortran_order': False, 'shape': (3,), }", 12, "'|O'");
     refused_dict("complex dtype", "{'descr': '<c8', 'fortran_order': False, 'shape': (3,), }", 12, "'<c8'");
@@ -519,9 +617,9 @@ static void test_headers(void)
     refused_dict("shape entry > SIZE_MAX", "{'descr': '<f4', 'fortran_order': False, "
                  "'shape': (99999999999999999999999,), }", 12, "too large");
     refused_dict("shape product overflow", "{'descr': '<f4', 'fortran_order': False, "
-                 "'shape': (4294967296, 4294967296), }", 12, "overflows");
+                 "'shape': (4294967296, 4294967296), }", 12, "too large for this address space");
     refused_dict("byte size overflow", "{'descr': '<f8', 'fortran_order': False, "
-                 "'shape': (4611686018427387904,), }", 12, "overflows");
+                 "'shape': (4611686018427387904,), }", 12, "too large for this address space");
     refused_dict("9 dims", "{'descr': '<f4', 'fortran_order': False, 'shape': (1,1,1,1,1,1,1,1,1), }", 4,
                  "more than 8 dimensions");
     refused_dict("trailing garbage", "{'descr': '<f4', 'fortran_order': False, 'shape': (3,), } x", 12,
@@ -553,14 +651,14 @@ static void test_headers(void)
     refused("a directory", tmpdir, NPY_F32, tmpdir);
 
     /* npy_parse_header on every prefix of a valid file: only the whole header passes */
-    int nd, okp = 1;
+    int nd, okp = 1, be = 1;
     size_t shape[NPY_MAX_DIMS], off = 0;
     npy_dtype dt;
     const size_t hend = 10 + (size_t)(good[8] | good[9] << 8);
     for (size_t len = 0; len < hend; len++)
-        if (npy_parse_header(good, len, "buf", &nd, shape, &dt, &off) != -1) okp = 0;
-    okp = okp && hend == 128 && npy_parse_header(good, hend, "buf", &nd, shape, &dt, &off) == 0 && off == hend &&
-          nd == 1 && shape[0] == 3 && dt == NPY_F32;
+        if (npy_parse_header(good, len, "buf", &nd, shape, &dt, &be, &off) != -1) okp = 0;
+    okp = okp && hend == 128 && npy_parse_header(good, hend, "buf", &nd, shape, &dt, &be, &off) == 0 &&
+          off == hend && nd == 1 && shape[0] == 3 && dt == NPY_F32 && be == 0;
     check(okp, "npy_parse_header: every truncation of a %zu-byte header refused, the whole accepted", hend);
 }
 
@@ -575,13 +673,15 @@ static void test_large_file(void)
     snprintf(dict, sizeof dict, "{'descr': '<f4', 'fortran_order': False, 'shape': (%zu,), }", n);
     make_file(p, 1, 0, dict, 1, NULL, 0);
     const size_t hend = 128; /* 10 + the padded dict */
-    if (truncate(p, (off_t)(hend + n * 4)) != 0) {
+    if (set_file_size(p, (long long)hend + (long long)n * 4) != 0) {
         check(1, "large file: skipped (cannot make a sparse 2.4 GB file here)");
         return;
     }
     const float last[2] = {1.25f, -7.5f};
+    unsigned char le[8];
+    to_order(le, last, 4, 2, '<');
     FILE *f = fopen(p, "r+b");
-    int ok = f && fseeko(f, (off_t)(hend + (n - 2) * 4), SEEK_SET) == 0 && fwrite(last, 4, 2, f) == 2;
+    int ok = f && fseeko(f, (off_t)(hend + (n - 2) * 4), SEEK_SET) == 0 && fwrite(le, 4, 2, f) == 2;
     if (f) fclose(f);
     npy_reader r;
     float got[3] = {9, 9, 9};
@@ -633,8 +733,8 @@ static void test_bad_corpus(void)
 
 int main(void)
 {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/h2t_test_npy.%ld", (long)getpid());
-    if (mkdir(tmpdir, 0700) != 0) {
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/h2t_test_npy.%ld", process_id());
+    if (make_dir(tmpdir) != 0) {
         fprintf(stderr, "cannot create %s\n", tmpdir);
         return 2;
     }
@@ -654,6 +754,6 @@ int main(void)
     const char *names[] = {"same_bytes.npy", "rt.npy", "v23.npy", "stream.npy", "short.npy", "conv.npy",
                            "conv_big.npy", "refused.npy", "accepted.npy", "bad.npy", "large.npy"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) remove(tmp(names[i]));
-    if (rmdir(tmpdir) != 0) check(0, "temporary files left in %s", tmpdir);
+    if (remove_dir(tmpdir) != 0) check(0, "temporary files left in %s", tmpdir);
     return check_done();
 }

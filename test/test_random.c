@@ -12,8 +12,8 @@
 #include <string.h>
 
 #include "check.h"
-#include "model.h"
-#include "util.h"
+#include "../model.h"
+#include "../util.h"
 
 typedef struct {
     const model *m;

@@ -11,6 +11,7 @@
  * refusals (unknown config key, bad units, missing / extra / misshapen
  * tensor) with messages that name the problem. */
 #include <dirent.h>
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,9 +23,10 @@
 #endif
 
 #include "check.h"
-#include "model.h"
-#include "npy.h"
-#include "util.h"
+#include "platform.h"
+#include "../model.h"
+#include "../npy.h"
+#include "../util.h"
 
 #define TOL 1e-4
 
@@ -241,14 +243,16 @@ static int copy_model(const char *src, const char *dst, const char *skip, const 
     DIR *d = opendir(src);
     struct dirent *e;
     int rc = d ? 0 : -1;
-    while (rc == 0 && (e = readdir(d))) {
+    while (rc == 0 && (errno = 0, e = readdir(d))) {
         if (e->d_name[0] == '.' || (skip && strcmp(e->d_name, skip) == 0)) continue;
         char a[700], b[700];
         snprintf(a, sizeof a, "%s/%s", src, e->d_name);
         snprintf(b, sizeof b, "%s/%s", dst, e->d_name);
         rc = copy_file(a, b);
     }
+    if (rc == 0 && errno != 0) rc = -1; /* readdir failed (e.g. EOVERFLOW on a 32-bit host without large files) */
     if (d) closedir(d);
+    if (rc != 0) check(0, "copy %s to %s: %s", src, dst, strerror(errno));
     if (rc == 0 && extra_config) {
         char p[700];
         snprintf(p, sizeof p, "%s/config.txt", dst);
@@ -302,8 +306,8 @@ static void test_refusals(void)
 {
     const char *v15 = "test/fixtures/resnet_v15/model", *v2 = "test/fixtures/resnet_v2/model";
     char tmp[] = "/tmp/h2t_test_resnet_XXXXXX", p[700];
-    if (!mkdtemp(tmp)) {
-        check(0, "mkdtemp: cannot create a temporary directory");
+    if (!temp_dir(tmp)) {
+        check(0, "cannot create a temporary directory");
         return;
     }
     size_t shape[4] = {3, 3, 6, 7};
@@ -348,7 +352,7 @@ static void test_refusals(void)
     edit_config(tmp, "bn_eps = 0.001", "bn_eps = -1");
     expect_refusal("a negative bn_eps", tmp, "bn_eps");
     clear_dir(tmp);
-    rmdir(tmp);
+    remove_dir(tmp);
 }
 
 int main(void)

@@ -14,8 +14,8 @@
 #include <sys/stat.h>
 
 #include "check.h"
-#include "svg.h"
-#include "util.h"
+#include "../svg.h"
+#include "../util.h"
 
 /* ==========================================================================
  * A minimal XML well-formedness check (enough for what svg.c writes). */
@@ -300,7 +300,7 @@ static void test_refusals(void)
 
 int main(void)
 {
-    mkdir("test/out", 0777);
+    make_dir("test/out");
     test_bars();
     test_lines();
     test_heatmap();

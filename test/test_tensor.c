@@ -27,8 +27,8 @@
 #include <string.h>
 
 #include "check.h"
-#include "tensor.h"
-#include "util.h"
+#include "../tensor.h"
+#include "../util.h"
 
 #ifdef _OPENMP
 #include <omp.h>

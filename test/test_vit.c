@@ -13,6 +13,7 @@
  * The kernels themselves (LayerNorm, GELU, softmax, attention, GEMM) are
  * tested in test/test_tensor.c. */
 #include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,9 +24,10 @@
 #endif
 
 #include "check.h"
-#include "model.h"
-#include "npy.h"
-#include "util.h"
+#include "platform.h"
+#include "../model.h"
+#include "../npy.h"
+#include "../util.h"
 
 #define TOL 1e-4
 #define FIXTURE "test/fixtures/vit"
@@ -152,14 +154,17 @@ static void copy_model(const char *src, const char *dst, const char *skip)
 {
     DIR *d = opendir(src);
     struct dirent *e;
-    while (d && (e = readdir(d))) {
+    int rc = d ? 0 : -1;
+    while (rc == 0 && (errno = 0, e = readdir(d))) {
         if (e->d_name[0] == '.' || (skip && strcmp(e->d_name, skip) == 0)) continue;
         char a[700], b[700];
         snprintf(a, sizeof a, "%s/%s", src, e->d_name);
         snprintf(b, sizeof b, "%s/%s", dst, e->d_name);
-        copy_file(a, b);
+        rc = copy_file(a, b);
     }
+    if (rc == 0 && errno != 0) rc = -1; /* readdir failed (e.g. EOVERFLOW on a 32-bit host without large files) */
     if (d) closedir(d);
+    if (rc != 0) check(0, "copy %s to %s: %s", src, dst, strerror(errno));
 }
 
 static void clear_dir(const char *dir)
@@ -307,12 +312,12 @@ int main(void)
 {
     test_fixture();
     char tmp[] = "/tmp/h2t_test_vit_XXXXXX";
-    if (!mkdtemp(tmp)) {
-        check(0, "mkdtemp: cannot create a temporary directory");
+    if (!temp_dir(tmp)) {
+        check(0, "cannot create a temporary directory");
         return check_done();
     }
     test_gelu_knob(tmp);
     test_refusals(tmp);
-    rmdir(tmp);
+    remove_dir(tmp);
     return check_done();
 }

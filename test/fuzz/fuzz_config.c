@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "util.h"
+#include "../../util.h"
 
 static void fail(const char *what)
 {

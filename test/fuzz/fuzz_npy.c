@@ -12,8 +12,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "npy.h"
-#include "util.h"
+#include "../../npy.h"
+#include "../../util.h"
 
 static char path[256], path2[256];
 
@@ -34,10 +34,10 @@ static void setup(void)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     setup();
-    int ndim;
+    int ndim, big_endian;
     size_t shape[NPY_MAX_DIMS], offset;
     npy_dtype dt;
-    int hdr_ok = npy_parse_header(data, size, "fuzz", &ndim, shape, &dt, &offset) == 0;
+    int hdr_ok = npy_parse_header(data, size, "fuzz", &ndim, shape, &dt, &big_endian, &offset) == 0;
     if (hdr_ok && (ndim < 0 || ndim > NPY_MAX_DIMS || offset > size || npy_dtype_size(dt) == 0))
         fail("parse_header returned inconsistent values");
 
