@@ -344,7 +344,9 @@ void gelu_tanh_ref(float *x, size_t n)
  *   exp:  e^r on |r| <= ln2/2, degree 6          (relative error 3e-9)
  *   erf:  erf(z)/z in z^2 on |z| <= 1, degree 6  (relative error 1.2e-8)
  *   erfc: log erfc(a) on 1 <= a <= 4 in t = (a - 2.5) / 1.5, degree 9
- *         (absolute error 1.5e-8) */
+ *         (absolute error 1.5e-8)
+ *   tanh: (tanh(x) - x) / x^3 in x^2 on |x| <= 0.625, degree 5
+ *         (relative error 1.7e-10) */
 
 /* e^x: x = n ln2 + r, n = round(x log2 e), |r| <= ln2/2 (ln2 in two
  * parts, so n*ln2_hi is exact), e^x = 2^n p(r). Below -87 the result is 0
@@ -435,11 +437,42 @@ void gelu_tanh(float *x, size_t n)
     for (long i = 0; i < nl; i++) x[i] = gelu_tanh_one(x[i]);
 }
 
+/* ---- tanh (the ViT's representation layer) ----------------------------------- */
+
+/* Reference: the C library's tanh in double, rounded once. */
+void tanh_inplace_ref(float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++) x[i] = (float)tanh((double)x[i]);
+}
+
+/* |x| < 0.625: x + x^3 R(x^2), R a degree-5 fit of (tanh(x) - x) / x^3
+ * (relative error 1.7e-10); else sign(x) (1 - e) / (1 + e), e = e^(-2|x|)
+ * <= 0.29, so no cancellation. Branch-free, and the same bits on every C
+ * library (libm's tanhf differs between them by an ulp or two). */
+static inline float tanh_one(float x)
+{
+    const float a = fabsf(x), s = x * x;
+    float r = 2.13820749709117e-03f;
+    r = MADD(r, s, -8.171768754441146e-03f);
+    r = MADD(r, s, 2.169820165760894e-02f);
+    r = MADD(r, s, -5.394625145410537e-02f);
+    r = MADD(r, s, 1.3333201332788513e-01f);
+    r = MADD(r, s, -3.33333306573499e-01f);
+    const float small = MADD(x * s, r, x);
+    const float e = exp_f(-2.0f * a);
+    const float big = copysignf((1.0f - e) / (1.0f + e), x);
+    return a < 0.625f ? small : big;
+}
+
 void tanh_inplace(float *x, size_t n)
 {
+    if (REFERENCE_BUILD) {
+        tanh_inplace_ref(x, n);
+        return;
+    }
     const long nl = (long)n;
 #pragma omp parallel for schedule(static) if (n >= PAR_MIN / 8)
-    for (long i = 0; i < nl; i++) x[i] = tanhf(x[i]);
+    for (long i = 0; i < nl; i++) x[i] = tanh_one(x[i]);
 }
 
 /* ---- softmax ---------------------------------------------------------------- */

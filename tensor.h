@@ -74,6 +74,7 @@ void gelu_erf_ref(float *x, size_t n);
 void gelu_tanh(float *x, size_t n);    /* 0.5 x (1 + tanh(sqrt(2/pi)(x + 0.044715 x^3))) */
 void gelu_tanh_ref(float *x, size_t n);
 void tanh_inplace(float *x, size_t n);
+void tanh_inplace_ref(float *x, size_t n);   /* libm tanh in double */
 void softmax_rows(float *x, size_t rows, size_t cols);   /* max-subtracted, per row */
 void softmax_rows_ref(float *x, size_t rows, size_t cols);
 /* Multi-head self-attention core. qkv[N,T,3C] holds q, k, v (each [T,C],

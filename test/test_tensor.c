@@ -421,6 +421,13 @@ static void test_pointwise_relative(void)
     memcpy(y, x, n * sizeof(float)), memcpy(r, x, n * sizeof(float));
     gelu_tanh(y, n), gelu_tanh_ref(r, n);
     check_rel("gelu_tanh vs gelu_tanh_ref on [-10, 10]", y, r, n, 1e-4, 3e-6);
+    memcpy(y, x, n * sizeof(float)), memcpy(r, x, n * sizeof(float));
+    tanh_inplace(y, n), tanh_inplace_ref(r, n);
+    check_rel("tanh_inplace vs tanh_inplace_ref on [-10, 10]", y, r, n, 1e-30, 2.5e-7);
+    float tiny[6] = {1e-30f, -3e-8f, 0.6249f, -0.6251f, 40.0f, -100.0f}, want[6];
+    for (int i = 0; i < 6; i++) want[i] = (float)tanh((double)tiny[i]);
+    tanh_inplace(tiny, 6);
+    check_rel("tanh_inplace at 1e-30, -3e-8, both sides of 0.625, 40, -100", tiny, want, 6, 1e-37, 1.2e-7);
     /* softmax of rows [0, t], t in [-87, 0]: p = e^t / (1 + e^t) */
     for (size_t i = 0; i < n / 2; i++) x[2 * i] = 0.0f, x[2 * i + 1] = -87.0f * (float)i / (float)(n / 2);
     float *p = rand_array(n, 0, 1);
@@ -457,10 +464,9 @@ static void test_transformer_pointwise(void)
     memcpy(y, x, n * sizeof(float)), memcpy(r, x, n * sizeof(float));
     gelu_tanh(y, n), gelu_tanh_ref(r, n);
     check_close("gelu_tanh vs gelu_tanh_ref", y, r, n, 1e-6);
-    memcpy(y, x, n * sizeof(float));
-    tanh_inplace(y, n);
-    for (size_t i = 0; i < n; i++) r[i] = (float)tanh((double)x[i]);
-    check_close("tanh_inplace", y, r, n, 1e-6);
+    memcpy(y, x, n * sizeof(float)), memcpy(r, x, n * sizeof(float));
+    tanh_inplace(y, n), tanh_inplace_ref(r, n);
+    check_close("tanh_inplace vs tanh_inplace_ref", y, r, n, 1e-6);
     test_pointwise_relative();
 
     /* softmax: random rows, one with a huge entry (overflows without the max) */
