@@ -316,6 +316,15 @@ static int write_report(const char *path, const char *model_dir, const task_summ
     return tb_write(&f, path);
 }
 
+/* The folder of the task list (tasks.tsv): the tasks' folders are in it. */
+static void tasks_dir(const char *tasks_path, char *dir, size_t cap)
+{
+    snprintf(dir, cap, "%s", tasks_path);
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = 0;
+    else snprintf(dir, cap, ".");
+}
+
 /* ==========================================================================
  * --experiments: the same backbone, tasks and grid, to experiments.c */
 
@@ -329,10 +338,7 @@ static int run_experiments(const demo_opts *o, const run_opts *base, const char 
         set_error("out of memory");
         return -1;
     }
-    snprintf(tdir, sizeof tdir, "%s", tasks_path);
-    char *slash = strrchr(tdir, '/');
-    if (slash) *slash = 0;
-    else snprintf(tdir, sizeof tdir, ".");
+    tasks_dir(tasks_path, tdir, sizeof tdir);
     for (int i = 0; i < n; i++) {
         if (o->only && !list_has(o->only, t[i].name)) continue;
         exp_task *e = &et[ne++];
@@ -387,10 +393,7 @@ static int run_tasks(const demo_opts *o, const run_opts *base, const char *tasks
                      int *ran)
 {
     char tdir[PATH_CAP];
-    snprintf(tdir, sizeof tdir, "%s", tasks_path);
-    char *slash = strrchr(tdir, '/');
-    if (slash) *slash = 0;
-    else snprintf(tdir, sizeof tdir, ".");
+    tasks_dir(tasks_path, tdir, sizeof tdir);
     *ran = 0;
     for (int i = 0; i < n; i++) {
         if (o->only && !list_has(o->only, t[i].name)) continue;

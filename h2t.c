@@ -279,14 +279,8 @@ static void taps_write(void *vctx, int loc, const float *x, int n)
 static int taps_make_out(const char *out, int *made)
 {
     struct stat st;
-    if (stat(out, &st) == 0) {
-        if (S_ISDIR(st.st_mode)) return 0;
-        set_error("--out %s: exists and is not a directory", out);
-        return -1;
-    }
-    if (make_dir(out)) return -1;
-    *made = 1;
-    return 0;
+    *made = stat(out, &st) != 0; /* made here: removed again if the command fails */
+    return make_dir(out);
 }
 
 static int cmd_taps(int argc, char **argv)
