@@ -104,10 +104,23 @@ int conv_out_w(const conv_spec *s, int W) { return (W + s->pad_l + s->pad_r - s-
 
 static int conv_is_padded(const conv_spec *s) { return s->pad_t || s->pad_l || s->pad_b || s->pad_r; }
 
+/* a * b * c * d, or SIZE_MAX when that does not fit in size_t (the caller's
+ * allocation of SIZE_MAX floats then refuses). */
+static size_t product4(size_t a, size_t b, size_t c, size_t d)
+{
+    size_t p = 1, f[4] = {a, b, c, d};
+    for (int i = 0; i < 4; i++) {
+        if (f[i] && p > SIZE_MAX / f[i]) return SIZE_MAX;
+        p *= f[i];
+    }
+    return p;
+}
+
 size_t conv2d_work_size(const conv_spec *s, int N, int H, int W, int Cin)
 {
     if (!conv_is_padded(s)) return 0;
-    return (size_t)N * (H + s->pad_t + s->pad_b) * (W + s->pad_l + s->pad_r) * Cin;
+    return product4((size_t)N, (size_t)H + (size_t)s->pad_t + (size_t)s->pad_b,
+                    (size_t)W + (size_t)s->pad_l + (size_t)s->pad_r, (size_t)Cin);
 }
 
 /* Reference: the definition above, literally, accumulated in double. */
@@ -530,7 +543,7 @@ void softmax_rows(float *x, size_t rows, size_t cols)
  * parallel regions are off), so the result does not depend on threads. */
 size_t attention_work_size(int N, int T, int heads)
 {
-    return (size_t)N * heads * T * T;
+    return product4((size_t)N, (size_t)heads, (size_t)T, (size_t)T);
 }
 
 void attention(const float *qkv, int N, int T, int C, int heads, float *out, float *work)

@@ -28,7 +28,8 @@
 typedef struct { int kh, kw, stride, pad_t, pad_l, pad_b, pad_r; } conv_spec;
 int conv_out_h(const conv_spec *s, int H);
 int conv_out_w(const conv_spec *s, int W);
-/* Scratch floats conv2d needs for this input (0 for 1x1 stride-1). */
+/* Scratch floats conv2d needs for this input (0 for 1x1 stride-1; SIZE_MAX
+ * when the count does not fit in size_t). */
 size_t conv2d_work_size(const conv_spec *s, int N, int H, int W, int Cin);
 /* y[N,OH,OW,Cout] = conv(x[N,H,W,Cin], w[KH,KW,Cin,Cout]) */
 void conv2d(const float *x, int N, int H, int W, int Cin,
@@ -80,7 +81,8 @@ void softmax_rows_ref(float *x, size_t rows, size_t cols);
 /* Multi-head self-attention core. qkv[N,T,3C] holds q, k, v (each [T,C],
  * head h = channels [h*C/heads, (h+1)*C/heads)). out[N,T,C] gets
  * softmax(q k^T / sqrt(dh)) v per head, heads concatenated.
- * work: attention_work_size(...) floats. */
+ * work: attention_work_size(...) floats (SIZE_MAX when that count does not
+ * fit in size_t). */
 size_t attention_work_size(int N, int T, int heads);
 void attention(const float *qkv, int N, int T, int C, int heads, float *out, float *work);
 

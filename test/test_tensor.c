@@ -21,7 +21,9 @@
  * (bitwise): conv2d_ep against conv2d then scale_shift/add/relu (the same
  * sums in the same order), max pooling, ReLU, adds, hand-computed integer
  * cases, thread and batch invariance. */
+#include <limits.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -220,6 +222,12 @@ static void test_conv(void)
           "conv_out_h/w: 224 k7 s2 p3 -> 112, TF SAME k3 s2 (0,1) -> 112, 8 -> 4");
     conv_spec plain = {1, 1, 1, 0, 0, 0, 0};
     check(conv2d_work_size(&plain, 8, 56, 56, 256) == 0, "conv2d_work_size is 0 for a 1x1 stride-1 conv");
+    check(conv2d_work_size(&s224, 2, 224, 224, 3) == (size_t)2 * 230 * 230 * 3 &&
+              conv2d_work_size(&s224, INT_MAX, INT_MAX, INT_MAX, INT_MAX) == SIZE_MAX &&
+              attention_work_size(2, 197, 12) == (size_t)2 * 12 * 197 * 197 &&
+              attention_work_size(INT_MAX, INT_MAX, INT_MAX) == SIZE_MAX,
+          "conv2d_work_size / attention_work_size: N (H+pads) (W+pads) Cin and N heads T T; SIZE_MAX when that does "
+          "not fit in size_t");
 
     static const conv_case cases[] = {
         {2, 5, 7, 8, 12, {1, 1, 1, 0, 0, 0, 0}},     /* 1x1: straight GEMM */
