@@ -106,9 +106,12 @@ void gemm_ref(int transA, int transB, size_t M, size_t N, size_t K,
 #define GEMM_PACK_FLOATS ((size_t)GEMM_KC * (GEMM_NC + GEMM_MR))
 
 /* gcc may prefer 256-bit vectors on some AVX-512 targets; the micro-kernel
- * is written for 512 (NR = 32 = two vectors). */
+ * is written for 512 (NR = 32 = two vectors). noinline: inlined into its
+ * caller, a kernel loses the attribute (gcc 12 with -march=native on a
+ * Rocket Lake Xeon then kept acc in memory in 256-bit halves: the ResNet-50
+ * forward ran at 14 instead of 37 img/s). */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__AVX512F__)
-#define KERNEL_ATTR __attribute__((target("prefer-vector-width=512")))
+#define KERNEL_ATTR __attribute__((target("prefer-vector-width=512"), noinline))
 #else
 #define KERNEL_ATTR
 #endif
@@ -126,7 +129,7 @@ void gemm_ref(int transA, int transB, size_t M, size_t N, size_t K,
 /* The micro-kernel: acc[i][j] = sum_p a[i*rsa + p*csa] * b[p*NR + j] over
  * p = 0..kc-1, then the full MR x NR tile C (+)= acc. The fixed-size loops
  * over i and j are unrolled and vectorized by the compiler, and acc stays in
- * registers. It is instantiated three times below with constant strides. (Partial
+ * registers. It is instantiated twice below with constant strides. (Partial
  * tiles at the edges of C go through a scratch tile, see gemm_tile.) The C
  * tile is fetched first, so that it arrives while acc is being summed. */
 static ALWAYS_INLINE void gemm_kernel(size_t kc, const float *restrict a, size_t rsa, size_t csa,
@@ -148,14 +151,9 @@ static ALWAYS_INLINE void gemm_kernel(size_t kc, const float *restrict a, size_t
 /* How a sliver of op(A) is laid out, see a_sliver: which kernel reads it */
 enum { SLIVER_PACKED, SLIVER_ROWS, SLIVER_COLS };
 
-/* op(A)[i, p] = a[i*KC + p]: a sliver packed by rows (Ap) */
-KERNEL_ATTR static void gemm_kernel_apacked(size_t kc, const float *a, const float *b, float *c, size_t ldc,
-                                            int accumulate)
-{
-    gemm_kernel(kc, a, GEMM_KC, 1, b, c, ldc, accumulate);
-}
-
-/* op(A)[i, p] = a[i*lda + p]: a convolution's input pixels, in place */
+/* op(A)[i, p] = a[i*lda + p]: a sliver packed by rows (Ap, lda = KC) or a
+ * convolution's input pixels in place. (A third instance with the constant
+ * stride KC made gcc 12 keep acc in memory: 3x slower.) */
 KERNEL_ATTR static void gemm_kernel_arows(size_t kc, const float *a, size_t lda, const float *b, float *c,
                                           size_t ldc, int accumulate)
 {
@@ -172,8 +170,7 @@ KERNEL_ATTR static void gemm_kernel_acols(size_t kc, const float *a, size_t lda,
 static void gemm_kernel_sliver(int kind, size_t kc, const float *a, size_t lda, const float *b, float *c,
                                size_t ldc, int accumulate)
 {
-    if (kind == SLIVER_PACKED) gemm_kernel_apacked(kc, a, b, c, ldc, accumulate);
-    else if (kind == SLIVER_ROWS) gemm_kernel_arows(kc, a, lda, b, c, ldc, accumulate);
+    if (kind == SLIVER_PACKED || kind == SLIVER_ROWS) gemm_kernel_arows(kc, a, lda, b, c, ldc, accumulate);
     else gemm_kernel_acols(kc, a, lda, b, c, ldc, accumulate);
 }
 
@@ -432,13 +429,14 @@ void gemm(int transA, int transB, size_t M, size_t N, size_t K,
     }
     gemm_args g = {.M = M, .N = N, .K = K, .run = K, .transA = transA, .transB = transB, .A = A, .B = B,
                    .lda = lda, .ldb = ldb, .beta = beta, .C = C, .ldc = ldc};
-    /* A few columns and many rows of A^T (the lasso's X^T G with few
+    /* A few columns and many rows (the lasso's X W and X^T G with few
      * classes): padding N up to NR would waste most of the work, so compute
-     * C^T = op(B)^T A instead, where A's rows become the packed, contiguous
-     * B side. Each element gets the very same sum (same products, same
-     * order), so the result is bitwise the same either way. */
-    if (transA && N <= GEMM_NR / 2 && M >= 4 * GEMM_NR) {
-        gemm_args t = {.M = N, .N = M, .K = K, .run = K, .transA = !transB, .transB = 0, .A = B, .B = A,
+     * C^T = op(B)^T op(A)^T instead: op(A)'s rows become the packed B side,
+     * the few columns the short A side (MR rows). Each element gets the
+     * very same sum (same products, same order, a partial tile added to C
+     * in both), so the result is bitwise the same either way. */
+    if (N <= GEMM_NR / 2 && M >= GEMM_NR) {
+        gemm_args t = {.M = N, .N = M, .K = K, .run = K, .transA = !transB, .transB = !transA, .A = B, .B = A,
                        .lda = ldb, .ldb = lda, .beta = beta, .C = C, .ldc = ldc, .c_trans = 1};
         g = t;
     }
