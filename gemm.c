@@ -149,11 +149,12 @@ static ALWAYS_INLINE void gemm_kernel(size_t kc, const float *restrict a, size_t
 }
 
 /* How a sliver of op(A) is laid out, see a_sliver: which kernel reads it */
-enum { SLIVER_PACKED, SLIVER_ROWS, SLIVER_COLS };
+enum { SLIVER_ROWS, SLIVER_COLS };
 
 /* op(A)[i, p] = a[i*lda + p]: a sliver packed by rows (Ap, lda = KC) or a
- * convolution's input pixels in place. (A third instance with the constant
- * stride KC made gcc 12 keep acc in memory: 3x slower.) */
+ * convolution's input pixels in place. (An instance of its own for the
+ * packed sliver, with the constant stride KC, made gcc 12 keep acc in
+ * memory: 3x slower.) */
 KERNEL_ATTR static void gemm_kernel_arows(size_t kc, const float *a, size_t lda, const float *b, float *c,
                                           size_t ldc, int accumulate)
 {
@@ -170,7 +171,7 @@ KERNEL_ATTR static void gemm_kernel_acols(size_t kc, const float *a, size_t lda,
 static void gemm_kernel_sliver(int kind, size_t kc, const float *a, size_t lda, const float *b, float *c,
                                size_t ldc, int accumulate)
 {
-    if (kind == SLIVER_PACKED || kind == SLIVER_ROWS) gemm_kernel_arows(kc, a, lda, b, c, ldc, accumulate);
+    if (kind == SLIVER_ROWS) gemm_kernel_arows(kc, a, lda, b, c, ldc, accumulate);
     else gemm_kernel_acols(kc, a, lda, b, c, ldc, accumulate);
 }
 
@@ -215,17 +216,18 @@ static void epilogue_apply(const conv_epilogue *ep, float *c, size_t ldc, size_t
 
 /* Where the sliver op(A)[i .. i+MR, p0 .. p0+kc) is: returns a pointer and
  * sets *ld and *kind so that op(A)[i+r, p0+q] is
- *   SLIVER_PACKED  ptr[r*KC + q]  a copy in Ap, [MR][KC], rows past mr zero:
- *                                 rows of A, or a convolution's pixels;
- *   SLIVER_ROWS    ptr[r*ld + q]  a convolution's MR pixels of one output
- *                                 row, evenly spaced: read in place;
+ *   SLIVER_ROWS    ptr[r*ld + q]  a copy in Ap, [MR][KC] (ld = KC), rows
+ *                                 past mr zero: rows of A, or a
+ *                                 convolution's pixels; or a convolution's
+ *                                 MR pixels of one output row, evenly
+ *                                 spaced: read in place;
  *   SLIVER_COLS    ptr[q*ld + r]  A^T in place, or its last sliver of
  *                                 mr < MR rows copied into Ap as [kc][MR]. */
 static const float *a_sliver(const gemm_args *g, size_t i, size_t mr, size_t p0, size_t kc, float *Ap,
                              size_t *ld, int *kind)
 {
     const conv_geom *cv = g->conv;
-    *ld = GEMM_KC, *kind = SLIVER_PACKED;
+    *ld = GEMM_KC, *kind = SLIVER_ROWS;
     if (!cv && !g->transA) { /* rows of A, contiguous in p */
         for (size_t r = 0; r < GEMM_MR; r++) {
             const float *src = g->A + (i + r) * g->lda + p0;

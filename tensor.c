@@ -108,12 +108,8 @@ static int conv_is_padded(const conv_spec *s) { return s->pad_t || s->pad_l || s
  * allocation of SIZE_MAX floats then refuses). */
 static size_t product4(size_t a, size_t b, size_t c, size_t d)
 {
-    size_t p = 1, f[4] = {a, b, c, d};
-    for (int i = 0; i < 4; i++) {
-        if (f[i] && p > SIZE_MAX / f[i]) return SIZE_MAX;
-        p *= f[i];
-    }
-    return p;
+    size_t p;
+    return size_mul(a, b, &p) || size_mul(p, c, &p) || size_mul(p, d, &p) ? SIZE_MAX : p;
 }
 
 size_t conv2d_work_size(const conv_spec *s, int N, int H, int W, int Cin)
