@@ -1,6 +1,7 @@
 /* gemm.c: the matrix products of gemm.h -- gemm_ref, the naive triple loop
  * kept as the yardstick, and gemm, the cache-blocked, packed,
- * register-tiled product after BLIS / GotoBLAS -- and gemm_conv, which runs
+ * register-tiled product after BLIS / GotoBLAS, with its own path for
+ * products with few columns (gemm_narrow) -- and gemm_conv, which runs
  * the same blocked machinery over a convolution's implicit im2col matrix.
  * Not here: convolution shapes, padding and the plain convolution
  * (tensor.c), or any other kernel. Plain C11; OpenMP (when compiled with
@@ -91,9 +92,6 @@ void gemm_ref(int transA, int transB, size_t M, size_t N, size_t K,
 #ifndef GEMM_NR
 #define GEMM_NR 32   /* register tile columns: two 16-float vectors */
 #endif
-#ifndef GEMM_KC
-#define GEMM_KC 256  /* depth block: an A sliver (MR x KC, 14 KiB) stays in L1 */
-#endif
 #ifndef GEMM_MC
 #define GEMM_MC 252  /* tile rows at most (a multiple of MR), for a narrow B panel */
 #endif
@@ -114,6 +112,11 @@ void gemm_ref(int transA, int transB, size_t M, size_t N, size_t K,
 #define KERNEL_ATTR __attribute__((target("prefer-vector-width=512"), noinline))
 #else
 #define KERNEL_ATTR
+#endif
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 8
+#define NOIPA __attribute__((noipa))
+#else
+#define NOIPA
 #endif
 /* PREFETCH: into all cache levels; PREFETCH_L2: into L2, not L1 */
 #if defined(__GNUC__)
@@ -190,8 +193,7 @@ typedef struct {
     float beta;
     float *C;
     size_t ldc;
-    int c_trans;               /* the product is C^T: element (i, j) goes to C[j*ldc + i] */
-    const conv_epilogue *ep;   /* applied to each finished register tile (not with c_trans) */
+    const conv_epilogue *ep;   /* applied to each finished register tile */
 } gemm_args;
 
 /* The epilogue on rows [i, i+mr) and columns [j, j+nr) of C (c points at
@@ -353,10 +355,9 @@ static void gemm_tile(const gemm_args *g, size_t i0, size_t mc, size_t j0, size_
             for (size_t jr = 0; jr < nc; jr += GEMM_NR) {
                 const size_t nr = nc - jr < GEMM_NR ? nc - jr : GEMM_NR;
                 const float *b = Bp + jr * kc;
-                /* element (r, u) of the tile is at c + r*rs + u*cs */
-                const size_t j = j0 + jr, rs = g->c_trans ? 1 : g->ldc, cs = g->c_trans ? g->ldc : 1;
-                float *c = g->C + (g->c_trans ? j * g->ldc + i : i * g->ldc + j);
-                if (mr == GEMM_MR && nr == GEMM_NR && !g->c_trans) { /* straight into C */
+                const size_t j = j0 + jr;
+                float *c = g->C + i * g->ldc + j;
+                if (mr == GEMM_MR && nr == GEMM_NR) { /* straight into C */
                     gemm_kernel_sliver(kind, kc, a, la, b, c, g->ldc, accumulate);
                     if (ep) epilogue_apply(ep, c, g->ldc, i, j, mr, nr);
                     continue;
@@ -364,7 +365,7 @@ static void gemm_tile(const gemm_args *g, size_t i0, size_t mc, size_t j0, size_
                 gemm_kernel_sliver(kind, kc, a, la, b, tile, GEMM_NR, 0);
                 for (size_t r = 0; r < mr; r++) /* C (+)= the tile's valid mr x nr part */
                     for (size_t u = 0; u < nr; u++) {
-                        float *cc = c + r * rs + u * cs;
+                        float *cc = c + r * g->ldc + u;
                         *cc = accumulate ? *cc + tile[r * GEMM_NR + u] : tile[r * GEMM_NR + u];
                     }
                 if (ep) epilogue_apply(ep, c, g->ldc, i, j, mr, nr);
@@ -415,6 +416,189 @@ static int gemm_blocked(const gemm_args *g)
     return failed ? -1 : 0;
 }
 
+/* ==========================================================================
+ * GEMM with few columns (N <= GEMM_NW): the lasso's X W and X^T G with a
+ * few classes, a head's logits. Packing op(A) would cost more than the
+ * product (each element of A meets only N elements of B), so A is read in
+ * place and only B, small, is packed: Bn[p][GEMM_NW], columns past N zero.
+ * Each element of C is summed as in gemm_tile (depth blocks of GEMM_KC in
+ * order, p in order within a block into an accumulator from 0, then C =
+ * acc or C += acc), so the bits are the same as the blocked path's.
+ *
+ * Rows of A (X W): the kernel holds GEMM_NMR rows x GEMM_NW columns of C,
+ * one vector per row, and for each p multiplies each row's A element (a
+ * broadcast) by Bn's row p; each of the tile's rows of A is a stream.
+ *
+ * A^T (X^T G): for each p the kernel multiplies GEMM_NW consecutive
+ * elements of A's row p (a vector) by each of Bn's GEMM_NW values of row p
+ * (broadcasts): a tile of C^T, GEMM_NW columns x GEMM_NW rows of C. (The
+ * other way round, a broadcast of A by Bn's row, every product of row p
+ * would share Bn's values, and when the lasso's G has a subnormal one,
+ * every multiply-add of that row is slow.) The next p is another row of A,
+ * often another page, and a tile uses one cache line of it; so a strip of
+ * GEMM_NMC rows of C is done GEMM_NCH values of p at a time, tile after
+ * tile, each tile's accumulator kept in a buffer in between (floats,
+ * exactly what the registers would hold): the strip reads GEMM_NCH rows of
+ * A along their length. */
+
+#ifndef GEMM_NW
+#define GEMM_NW 16   /* columns: one 16-float vector */
+#endif
+#ifndef GEMM_NMR
+#if defined(__AVX512F__)
+#define GEMM_NMR 28  /* rows: 28 accumulator vectors of 32 zmm */
+#elif defined(__AVX__)
+#define GEMM_NMR 6   /* 6 x 2 ymm */
+#else
+#define GEMM_NMR 3   /* 3 x 4 xmm */
+#endif
+#endif
+#ifndef GEMM_NCH
+#define GEMM_NCH 32                    /* A^T: values of p per pass over a strip */
+#endif
+#define GEMM_NMC (GEMM_NW * 64)       /* A^T: rows of C in a strip */
+/* the packing buffer holds Bn (GEMM_NKC depth rows, whole GEMM_KC blocks)
+ * and, after it, a strip's accumulators (GEMM_NMC x GEMM_NW) */
+#define GEMM_NKC (((size_t)GEMM_PACK_FLOATS - GEMM_NMC * GEMM_NW) / GEMM_NW / GEMM_KC * GEMM_KC)
+
+/* gcc 12 unrolls a 16-long loop over j completely and then vectorizes
+ * over the rows i, shuffling acc on every p (5x slower): keep j a loop (one
+ * vector) and unroll the rows instead. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define UNROLL_ROWS _Pragma("GCC unroll 28")
+#define ONE_VECTOR _Pragma("GCC unroll 1")
+#else
+#define UNROLL_ROWS
+#define ONE_VECTOR
+#endif
+
+/* Rows of A: out[i][j] = sum_p a[i*lda + p] * b[p*NW + j], p = 0..kc-1 in
+ * order, for the whole NMR x NW tile (a store of only N columns would keep
+ * acc in memory; the caller adds N columns to C). NOIPA: lda stays unknown
+ * to the compiler in every call (a copy specialized for a constant was
+ * vectorized badly by gcc 12). */
+KERNEL_ATTR NOIPA static void gemm_narrow_rows(size_t kc, const float *restrict a, size_t lda,
+                                               const float *restrict b, float *restrict out)
+{
+    float acc[GEMM_NMR][GEMM_NW] = {{0}};
+    for (size_t p = 0; p < kc; p++, a++, b += GEMM_NW)
+        UNROLL_ROWS for (int i = 0; i < GEMM_NMR; i++)
+            ONE_VECTOR for (int j = 0; j < GEMM_NW; j++) acc[i][j] = MADD(a[i * lda], b[j], acc[i][j]);
+    for (int i = 0; i < GEMM_NMR; i++)
+        for (int j = 0; j < GEMM_NW; j++) out[i * GEMM_NW + j] = acc[i][j];
+}
+
+/* A^T: acc = 0 (with cont: acc = out); acc[c][f] += b[p*NW + c*cs] *
+ * a[p*lda + f] for p = 0..kc-1 in order; out = acc. A tile of C^T: column
+ * c, rows f. cs = 1, unknown to the compiler (NOIPA) so that it broadcasts
+ * b's values one by one instead of loading them as a vector and shuffling. */
+KERNEL_ATTR NOIPA static void gemm_narrow_cols(size_t kc, const float *restrict a, size_t lda,
+                                               const float *restrict b, size_t cs, float *restrict out, int cont)
+{
+    float acc[GEMM_NW][GEMM_NW] = {{0}};
+    if (cont)
+        for (int c = 0; c < GEMM_NW; c++)
+            for (int f = 0; f < GEMM_NW; f++) acc[c][f] = out[c * GEMM_NW + f];
+    for (size_t p = 0; p < kc; p++, a += lda, b += GEMM_NW)
+        UNROLL_ROWS for (int c = 0; c < GEMM_NW; c++)
+            ONE_VECTOR for (int f = 0; f < GEMM_NW; f++) acc[c][f] = MADD(a[f], b[c * cs], acc[c][f]);
+    for (int c = 0; c < GEMM_NW; c++)
+        for (int f = 0; f < GEMM_NW; f++) out[c * GEMM_NW + f] = acc[c][f];
+}
+
+/* Rows of A: rows [i, i+mr) of C (mr <= NMR) over the depth rows [p0,
+ * p0+kn), whose B is packed in Bn, depth block by depth block. A tile of
+ * fewer than NMR rows is copied first (zero rows below). */
+static void narrow_rows(const gemm_args *g, size_t i, size_t mr, size_t p0, size_t kn, const float *Bn)
+{
+    float Ap[GEMM_NMR * GEMM_KC], tile[GEMM_NMR * GEMM_NW];
+    for (size_t q = 0; q < kn; q += GEMM_KC) {
+        const size_t kc = kn - q < GEMM_KC ? kn - q : GEMM_KC, p = p0 + q;
+        const float *a = g->A + i * g->lda + p;
+        if (mr < GEMM_NMR) {
+            for (size_t r = 0; r < GEMM_NMR; r++)
+                for (size_t u = 0; u < kc; u++) Ap[r * GEMM_KC + u] = r < mr ? a[r * g->lda + u] : 0.0f;
+            gemm_narrow_rows(kc, Ap, GEMM_KC, Bn + q * GEMM_NW, tile);
+        } else {
+            gemm_narrow_rows(kc, a, g->lda, Bn + q * GEMM_NW, tile);
+        }
+        const int accumulate = p > 0 || g->beta != 0.0f;
+        for (size_t r = 0; r < mr; r++) /* C (+)= the tile's N columns */
+            for (size_t j = 0; j < g->N; j++) {
+                float *cc = g->C + (i + r) * g->ldc + j;
+                *cc = accumulate ? *cc + tile[r * GEMM_NW + j] : tile[r * GEMM_NW + j];
+            }
+    }
+}
+
+/* A^T: the strip of rows [i, i+mc) of C (mc <= NMC) over the depth rows
+ * [p0, p0+kn), GEMM_NCH values of p at a time; acc: the strip's tiles of
+ * C^T. A tile of fewer than NW rows of C is copied first (zeros past them). */
+static void narrow_strip(const gemm_args *g, size_t i, size_t mc, size_t p0, size_t kn, const float *Bn, float *acc)
+{
+    float Ap[GEMM_NCH * GEMM_NW];
+    const size_t nt = ceil_div(mc, GEMM_NW);
+    for (size_t q = 0; q < kn; q += GEMM_KC) {
+        const size_t kc = kn - q < GEMM_KC ? kn - q : GEMM_KC;
+        for (size_t u = 0; u < kc; u += GEMM_NCH) {
+            const size_t ku = kc - u < GEMM_NCH ? kc - u : GEMM_NCH;
+            const float *b = Bn + (q + u) * GEMM_NW;
+            for (size_t t = 0; t < nt; t++) {
+                const size_t f0 = t * GEMM_NW, nf = mc - f0 < GEMM_NW ? mc - f0 : GEMM_NW;
+                const float *a = g->A + (p0 + q + u) * g->lda + i + f0;
+                for (size_t v = 0; v < ku; v++) /* this tile's rows, 4 tiles ahead: each its own stream */
+                    PREFETCH(a + v * g->lda + 4 * GEMM_NW);
+                if (nf < GEMM_NW) {
+                    for (size_t v = 0; v < ku; v++)
+                        for (size_t f = 0; f < GEMM_NW; f++) Ap[v * GEMM_NW + f] = f < nf ? a[v * g->lda + f] : 0.0f;
+                    a = Ap;
+                }
+                gemm_narrow_cols(ku, a, a == Ap ? GEMM_NW : g->lda, b, 1, acc + f0 * GEMM_NW, u > 0);
+            }
+        }
+        const int accumulate = p0 + q > 0 || g->beta != 0.0f;
+        for (size_t t = 0; t < nt; t++) /* C (+)= the tiles, transposed */
+            for (size_t f = t * GEMM_NW; f < mc && f < (t + 1) * GEMM_NW; f++)
+                for (size_t c = 0; c < g->N; c++) {
+                    float *cc = g->C + (i + f) * g->ldc + c, v = acc[t * GEMM_NW * GEMM_NW + c * GEMM_NW + f % GEMM_NW];
+                    *cc = accumulate ? *cc + v : v;
+                }
+    }
+}
+
+/* C[M, N <= GEMM_NW] (+)= op(A) op(B): B packed GEMM_NKC depth rows at a
+ * time into the calling thread's buffer, then the row tiles (A^T: strips)
+ * over the threads. Returns -1 (computing nothing) if a buffer cannot be
+ * had. */
+static int gemm_narrow(const gemm_args *g)
+{
+    float *Bn = gemm_pack_buffer();
+    int threads = 1, failed = !Bn;
+#ifdef _OPENMP
+    if (omp_get_level() == 0) threads = omp_get_max_threads();
+#endif
+    const size_t rows = g->transA ? GEMM_NMC : GEMM_NMR;
+    const long tiles = (long)ceil_div(g->M, rows);
+    const int parallel = threads > 1 && tiles > 1 && (double)g->M * g->N * g->K > 2e5;
+    if (g->transA) /* every thread's strip buffer first, so that a failure computes nothing */
+#pragma omp parallel if (parallel) reduction(| : failed)
+        failed |= !gemm_pack_buffer();
+    for (size_t p0 = 0; p0 < g->K && !failed; p0 += GEMM_NKC) {
+        const size_t kn = g->K - p0 < GEMM_NKC ? g->K - p0 : GEMM_NKC;
+        for (size_t p = 0; p < kn; p++)
+            for (size_t j = 0; j < GEMM_NW; j++)
+                Bn[p * GEMM_NW + j] = j >= g->N ? 0.0f
+                                      : g->transB ? g->B[j * g->ldb + p0 + p] : g->B[(p0 + p) * g->ldb + j];
+#pragma omp parallel for schedule(dynamic, 1) if (parallel)
+        for (long t = 0; t < tiles; t++) {
+            const size_t i = (size_t)t * rows, m = g->M - i < rows ? g->M - i : rows;
+            if (g->transA) narrow_strip(g, i, m, p0, kn, Bn, gemm_pack_buffer() + GEMM_NKC * GEMM_NW);
+            else narrow_rows(g, i, m, p0, kn, Bn);
+        }
+    }
+    return failed ? -1 : 0;
+}
+
 void gemm(int transA, int transB, size_t M, size_t N, size_t K,
           const float *A, size_t lda, const float *B, size_t ldb,
           float beta, float *C, size_t ldc)
@@ -431,16 +615,10 @@ void gemm(int transA, int transB, size_t M, size_t N, size_t K,
     }
     gemm_args g = {.M = M, .N = N, .K = K, .run = K, .transA = transA, .transB = transB, .A = A, .B = B,
                    .lda = lda, .ldb = ldb, .beta = beta, .C = C, .ldc = ldc};
-    /* A few columns and many rows (the lasso's X W and X^T G with few
-     * classes): padding N up to NR would waste most of the work, so compute
-     * C^T = op(B)^T op(A)^T instead: op(A)'s rows become the packed B side,
-     * the few columns the short A side (MR rows). Each element gets the
-     * very same sum (same products, same order, a partial tile added to C
-     * in both), so the result is bitwise the same either way. */
-    if (N <= GEMM_NR / 2 && M >= GEMM_NR) {
-        gemm_args t = {.M = N, .N = M, .K = K, .run = K, .transA = !transB, .transB = !transA, .A = B, .B = A,
-                       .lda = ldb, .ldb = lda, .beta = beta, .C = C, .ldc = ldc, .c_trans = 1};
-        g = t;
+    /* A few columns (the lasso's X W and X^T G with few classes): A in place */
+    if (N <= GEMM_NW) {
+        if (gemm_narrow(&g)) gemm_ref(transA, transB, M, N, K, A, lda, B, ldb, beta, C, ldc);
+        return;
     }
     if (gemm_blocked(&g)) gemm_ref(transA, transB, M, N, K, A, lda, B, ldb, beta, C, ldc);
 }

@@ -23,6 +23,15 @@
 #define MADD(a, b, c) ((a) * (b) + (c))
 #endif
 
+/* The depth block of gemm (the fast one): each element of C is summed over
+ * blocks of GEMM_KC values of k in order, each from 0 in float, then added
+ * to C. So cutting a product's depth at multiples of GEMM_KC into several
+ * calls (the later ones with beta = 1) gives the very same bits. An A
+ * sliver (MR x KC, 14 KiB) stays in L1. */
+#ifndef GEMM_KC
+#define GEMM_KC 256
+#endif
+
 /* C[M,N] = op(A)[M,K] * op(B)[K,N] + beta * C, beta is 0 or 1.
  * op(A) = A (stored [M,K], lda >= K) or, with transA, A^T (A stored [K,M],
  * lda >= M); likewise op(B) with B stored [K,N] or [N,K].

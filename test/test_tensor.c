@@ -88,6 +88,31 @@ static void test_gemm_case(int ta, int tb, size_t M, size_t N, size_t K, size_t 
     free_array(A), free_array(B), free_array(C), free_array(R);
 }
 
+/* Few columns take their own path (A read in place), but each element is
+ * summed in the same order as in the blocked path: the first 10 columns of
+ * a 40-column product are bitwise the 10-column product. */
+static void test_gemm_few_columns(void)
+{
+    static const size_t shapes[][3] = {{1, 130, 700}, {0, 1500, 300}, {0, 37, 16500}, {1, 2100, 129}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        const int ta = (int)shapes[s][0];
+        const size_t M = shapes[s][1], K = shapes[s][2], lda = ta ? M : K;
+        float *A = rand_array(M * K, -1, 1), *B = rand_array(K * 40, -1, 1), *B10 = alloc_array(K * 10, sizeof(float));
+        float *C40 = rand_array(M * 40, -1, 1), *C10 = alloc_array(M * 10, sizeof(float));
+        for (size_t i = 0; i < M; i++) memcpy(C10 + i * 10, C40 + i * 40, 10 * sizeof(float));
+        for (size_t p = 0; p < K; p++) memcpy(B10 + p * 10, B + p * 40, 10 * sizeof(float));
+        const float beta = s % 2 ? 1.0f : 0.0f;
+        gemm(ta, 0, M, 40, K, A, lda, B, 40, beta, C40, 40);
+        gemm(ta, 0, M, 10, K, A, lda, B10, 10, beta, C10, 10);
+        for (size_t i = 0; i < M; i++) memmove(C40 + i * 10, C40 + i * 40, 10 * sizeof(float));
+        char name[128];
+        snprintf(name, sizeof name, "gemm tA=%d M=%zu K=%zu beta=%g: 10 columns = the first 10 of 40, bitwise", ta,
+                 M, K, (double)beta);
+        check_same(name, C40, C10, M * 10);
+        free_array(A), free_array(B), free_array(B10), free_array(C40), free_array(C10);
+    }
+}
+
 static void test_gemm(void)
 {
     static const size_t shapes[][3] = {
@@ -107,17 +132,24 @@ static void test_gemm(void)
     test_gemm_case(0, 1, 600, 50, 257, 2, 1.0f);
     /* a wide B panel (N >= GEMM_NC / 2) with tall tiles, M past one of them */
     test_gemm_case(0, 0, 2030, 530, 40, 1, 1.0f);
-    /* A^T with few columns: computed as C^T = op(B)^T A */
+    /* few columns (N <= 16, A read in place): partial row tiles, A^T
+     * strips past one (about 1000 rows) with a partial tile, K past the
+     * depth packed at once (about 15000), B transposed */
     test_gemm_case(1, 0, 300, 10, 130, 1, 0.0f);
     test_gemm_case(1, 1, 257, 16, 300, 0, 1.0f);
     test_gemm_case(1, 0, 1000, 2, 600, 3, 1.0f);
+    test_gemm_case(1, 0, 2100, 10, 133, 2, 1.0f);
+    test_gemm_case(0, 0, 130, 10, 6553, 1, 1.0f);
+    test_gemm_case(0, 1, 61, 1, 16500, 0, 0.0f);
+    test_gemm_case(1, 1, 45, 15, 16500, 2, 1.0f);
+    test_gemm_few_columns();
     check(gemm_pad_writes == 0, "gemm leaves C's padding columns alone (%zu cases with ldc > N, %zu writes)",
           gemm_pad_cases, gemm_pad_writes);
     /* batch invariance: rows 37..59 of a product computed alone are bitwise
      * the same rows of the whole product (an image's features must not
      * depend on the other images in its batch) */
     for (int ta = 0; ta < 3; ta++) {
-        /* (ta = 2: A^T with 10 columns, the whole product takes the C^T route) */
+        /* (ta = 2: A^T with 10 columns, the few-columns path) */
         size_t M = ta == 2 ? 300 : 100, N = ta == 2 ? 10 : 70, K = 600, r0 = 37, rn = 23;
         float *A = rand_array(M * K, -1, 1), *B = rand_array(K * N, -1, 1);
         float *C = rand_array(M * N, -1, 1), *Cs = rand_array(rn * N, -1, 1);
@@ -609,7 +641,8 @@ static void test_gemm_threads(void)
     static const size_t shapes[][5] = {/* tA tB M N K */
                                        {0, 0, 301, 257, 300}, {1, 0, 200, 99, 513}, {0, 1, 77, 400, 64},
                                        {1, 1, 150, 150, 150}, {0, 0, 3000, 64, 64}, {0, 0, 20, 3000, 70},
-                                       {1, 0, 3000, 10, 128}, {0, 0, 128, 10, 3000}, {0, 0, 600, 600, 300}};
+                                       {1, 0, 3000, 10, 128}, {0, 0, 128, 10, 3000}, {0, 0, 600, 600, 300},
+                                       {1, 0, 5000, 16, 40}, {0, 1, 3000, 3, 500}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         int ta = (int)shapes[s][0], tb = (int)shapes[s][1];
         size_t M = shapes[s][2], N = shapes[s][3], K = shapes[s][4];
