@@ -7,7 +7,9 @@
  * pre_logits location; All-l* a head on all features with its penalty.
  * Seeds: the scoring head of fold f (f = 5 for the final fit) is drawn from
  * seed_mix(seed, 1, f) and the trained head from seed_mix(seed, 2, f), so
- * every grid point of a fold starts alike (§9).
+ * every grid point of a fold starts alike (§9). The scoring runs of a fold
+ * with the same steps are trained together (lasso_train_many, §11), with
+ * the same bits as one by one.
  *
  * Head2Toe's other selection options (§15): another score instead of the
  * group-lasso row norm (scores.c), the mean of several scoring runs, scores
@@ -280,10 +282,12 @@ typedef struct {
     const lasso_data *X;
     const feat_layout *l;
     const fit_config *cfg;
-    lasso_head sc;         /* head2toe with a scoring run: the scoring head, [D, K] */
+    lasso_head sc[CV_STACK]; /* head2toe with scoring runs: the scoring heads, [D, K] (sc[0] alone) */
+    int nsc;               /* how many are allocated: the scoring runs trained together (stack_size) */
     lasso_head hd;         /* the head that is trained and validated */
     float *xs;             /* [n, nsel] the selected features, renormalized (head2toe, linear) */
     double *scores;        /* [D] head2toe */
+    double *stacked[CV_STACK]; /* [D] the scores of each run trained together (sc[1..nsc): alike) */
     double *run;           /* [D] one run's scores (--average-over) */
     int64_t *sel;          /* [nsel] */
     size_t nsel;
@@ -297,7 +301,10 @@ typedef struct {
 
 static void ctx_free(fit_ctx *c)
 {
-    lasso_head_free(&c->sc);
+    for (int i = 0; i < CV_STACK; i++) {
+        lasso_head_free(&c->sc[i]);
+        free_array(c->stacked[i]);
+    }
     lasso_head_free(&c->hd);
     free_array(c->xs);
     free_array(c->scores);
@@ -362,7 +369,22 @@ static void gather_once(fit_ctx *c)
     lasso_gather(c->X->x, c->X->n, c->X->ld, c->l, c->sel, c->nsel, c->xs);
 }
 
-static int ctx_alloc(fit_ctx *c, const lasso_data *X, const feat_layout *l, const fit_config *cfg)
+/* How many head2toe scoring runs of one fold CV trains together (§11):
+ * those of the grid rows with the same steps, at most CV_STACK, and no more
+ * than CV_STACK_BYTES of heads (W, Adam's m and v, a gradient: 16 D K
+ * bytes each). 1: one at a time (also for --average-over, which averages
+ * runs of several seeds). */
+static int stack_size(const fit_config *cfg, const lasso_data *X)
+{
+    const grid_axes a = axes_of(cfg);
+    int n = cfg->nlr * a.ncoef;
+    if (n > CV_STACK) n = CV_STACK;
+    const double head = 16.0 * (double)X->d * (double)X->k;
+    while (n > 1 && n * head > CV_STACK_BYTES) n--;
+    return does_cv(cfg) && cfg->average_over <= 1 ? n : 1;
+}
+
+static int ctx_alloc(fit_ctx *c, const lasso_data *X, const feat_layout *l, const fit_config *cfg, int stack)
 {
     memset(c, 0, sizeof *c);
     c->X = X, c->l = l, c->cfg = cfg;
@@ -377,7 +399,11 @@ static int ctx_alloc(fit_ctx *c, const lasso_data *X, const feat_layout *l, cons
         if (size_mul(n, cap, &ncap) || !(c->xs = alloc_array(ncap, sizeof(float)))) return -1;
     if (scoring && (!(c->scores = alloc_array(X->d, sizeof(double))) || !(c->run = alloc_array(X->d, sizeof(double)))))
         return -1;
-    if (scoring && score_uses_head(cfg->score) && lasso_head_alloc(&c->sc, X->d, X->k, cfg->batch)) return -1;
+    c->nsc = scoring && score_uses_head(cfg->score) ? (stack ? stack_size(cfg, X) : 1) : 0;
+    for (int i = 0; i < c->nsc; i++)
+        if (lasso_head_alloc(&c->sc[i], X->d, X->k, cfg->batch) ||
+            (c->nsc > 1 && !(c->stacked[i] = alloc_array(X->d, sizeof(double)))))
+            return -1;
     if (gathers_once(cfg)) gather_once(c);
     return 0;
 }
@@ -423,8 +449,8 @@ static int fold_scores(fit_ctx *c, const grid_point *p, int fold, const char *pr
         double *s = j == 0 ? c->scores : c->run;
         const uint64_t seed = seed_mix(cfg->seed + (uint64_t)j, 1, (uint64_t)fold);
         if (score_uses_head(cfg->score)) {
-            if (lasso_scoring_run(&c->sc, X, c->trows, c->ntr, &score, seed, s, progress)) return -1;
-            if (cfg->score != SCORE_L2) scores_from_head(cfg->score, c->sc.w, X->d, X->k, c->l, s);
+            if (lasso_scoring_run(&c->sc[0], X, c->trows, c->ntr, &score, seed, s, progress)) return -1;
+            if (cfg->score != SCORE_L2) scores_from_head(cfg->score, c->sc[0].w, X->d, X->k, c->l, s);
         } else if (scores_from_data(cfg->score, X, c->trows, c->ntr, seed, s)) {
             return -1;
         }
@@ -435,20 +461,50 @@ static int fold_scores(fit_ctx *c, const grid_point *p, int fold, const char *pr
     return 0;
 }
 
-/* Head2Toe at (lr, steps, coef): the fold's scores, then a head per F on
- * the features at ranks keep_offset .. keep_offset + int(D F) - 1. */
-static int point_head2toe(fit_ctx *c, const grid_point *p, const double *fracs, int nf, int fold, double *acc,
-                          const char *progress)
+/* Head2Toe at (lr, steps) given the fold's scores: a head per F on the
+ * features at ranks keep_offset .. keep_offset + int(D F) - 1. */
+static int heads_per_fraction(fit_ctx *c, const double *scores, const grid_point *p, const double *fracs, int nf,
+                              int fold, double *acc, const char *progress)
 {
     const lasso_data *X = c->X;
     const lasso_opts plain = {p->lr, p->steps, 0.0, PENALTY_NONE, c->cfg->batch};
-    if (fold_scores(c, p, fold, progress)) return -1;
     for (int f = 0; f < nf; f++) {
         c->nsel = lasso_keep_count(X->d, fracs[f]);
-        if (lasso_select_offset(c->scores, X->d, c->cfg->keep_offset, c->nsel, c->sel)) return -1;
+        if (lasso_select_offset(scores, X->d, c->cfg->keep_offset, c->nsel, c->sel)) return -1;
         lasso_gather(X->x, X->n, X->ld, c->l, c->sel, c->nsel, c->xs);
         const lasso_data xs = {c->xs, X->n, c->nsel, c->nsel, X->y, X->k};
         if (train_head(c, &xs, &plain, fold, &acc[f], progress)) return -1;
+    }
+    return 0;
+}
+
+/* Head2Toe at (lr, steps, coef): the fold's scores, then a head per F. */
+static int point_head2toe(fit_ctx *c, const grid_point *p, const double *fracs, int nf, int fold, double *acc,
+                          const char *progress)
+{
+    if (fold_scores(c, p, fold, progress)) return -1;
+    return heads_per_fraction(c, c->scores, p, fracs, nf, fold, acc, progress);
+}
+
+/* The scoring runs of n grid rows of one fold with the same steps, trained
+ * together (lasso_train_many: bitwise what fold_scores gives each alone,
+ * with X read once per step for all): c->stacked[i] for pts[i]. */
+static int stacked_scores(fit_ctx *c, grid_point *const *pts, int n, int fold, const char *progress)
+{
+    const fit_config *cfg = c->cfg;
+    const lasso_data *X = c->X;
+    lasso_head *h[CV_STACK];
+    lasso_opts o[CV_STACK];
+    for (int i = 0; i < n; i++) {
+        h[i] = &c->sc[i];
+        lasso_head_init_glorot(h[i], X->d, seed_mix(cfg->seed, 1, (uint64_t)fold));
+        o[i] = (lasso_opts){pts[i]->lr, pts[i]->steps, pts[i]->coef, PENALTY_GROUP, cfg->batch};
+    }
+    if (lasso_train_many(h, o, n, X, c->trows, c->ntr, progress)) return -1;
+    for (int i = 0; i < n; i++) {
+        lasso_scores(h[i]->w, X->d, X->k, c->stacked[i]);
+        if (cfg->score != SCORE_L2) scores_from_head(cfg->score, h[i]->w, X->d, X->k, c->l, c->stacked[i]);
+        if (cfg->interpolation > 0) scores_interpolate(c->stacked[i], c->l, cfg->interpolation);
     }
     return 0;
 }
@@ -536,6 +592,28 @@ int cv_units(const fit_config *cfg)
     return does_cv(cfg) ? cfg->nlr * cfg->nsteps * a.ncoef * CV_FOLDS : 0;
 }
 
+/* The units of one fold whose rows are pts[0..n) (head2toe: the same
+ * steps, scored together when there are several; otherwise one by one). */
+static int run_units(fit_ctx *c, grid_point *const *pts, int n, int fold)
+{
+    const grid_axes a = axes_of(c->cfg);
+    double acc[CV_STACK][GRID_MAX], t0 = now_seconds(), t;
+    char label[96];
+    snprintf(label, sizeof label, "fit: fold %d steps %ld, %d runs together", fold + 1, pts[0]->steps, n);
+    if (n > 1) {
+        split_fold(c, fold);
+        if (stacked_scores(c, pts, n, fold, c->cfg->quiet ? NULL : label)) return -1;
+    }
+    for (int i = 0; i < n; i++, t0 = t) {
+        if (n == 1 && run_point(c, pts[i], a.frac, a.nfrac, fold, acc[i])) return -1;
+        if (n > 1 && heads_per_fraction(c, c->stacked[i], pts[i], a.frac, a.nfrac, fold, acc[i], NULL)) return -1;
+        for (int f = 0; f < a.nfrac; f++) pts[i][f].fold_acc[fold] = acc[i][f];
+        t = now_seconds();
+        if (!c->cfg->quiet) print_fold(c->cfg, pts[i], fold, acc[i], a.nfrac, t - t0);
+    }
+    return 0;
+}
+
 int cv_run_shard(const lasso_data *X, const feat_layout *l, const fit_config *cfg, const cv_shard *s,
                  cv_result *r)
 {
@@ -543,17 +621,28 @@ int cv_run_shard(const lasso_data *X, const feat_layout *l, const fit_config *cf
     fit_ctx c = {0};
     const grid_axes a = axes_of(cfg);
     if (fit_check(X, l, cfg)) return -1;
-    const int alloc_failed = ctx_alloc(&c, X, l, cfg);
+    const int alloc_failed = ctx_alloc(&c, X, l, cfg, 1);
     if (alloc_failed || make_points(cfg, X->d, c.nsel, r)) goto fail;
     r->did_cv = does_cv(cfg);
-    long u = 0; /* the unit: a row of the grid (F is swept inside it) and a fold */
-    for (grid_point *p = r->points; r->did_cv && p < r->points + r->npoints; p += a.nfrac)
-        for (int fold = 0; fold < CV_FOLDS; fold++, u++) {
-            if ((s->first + u) % s->n != s->k) continue;
-            double acc[GRID_MAX], t0 = now_seconds();
-            if (run_point(&c, p, a.frac, a.nfrac, fold, acc)) goto fail;
-            for (int f = 0; f < a.nfrac; f++) p[f].fold_acc[fold] = acc[f];
-            if (!cfg->quiet) print_fold(cfg, p, fold, acc, a.nfrac, now_seconds() - t0);
+    /* The unit: a row of the grid (lr, steps, coef; F is swept inside it)
+     * and a fold, u = row * CV_FOLDS + fold. This shard's units of one fold
+     * with the same steps go to run_units together, c.nsc at a time. */
+    const int nrows = r->did_cv ? r->npoints / a.nfrac : 0;
+    for (int fold = 0; fold < CV_FOLDS; fold++)
+        for (int st = 0; st < cfg->nsteps; st++) {
+            grid_point *pts[CV_STACK];
+            int n = 0;
+            for (int row = 0; row < nrows; row++) {
+                grid_point *p = r->points + row * a.nfrac;
+                const long u = (long)row * CV_FOLDS + fold;
+                if (row / a.ncoef % cfg->nsteps != st || (s->first + u) % s->n != s->k) continue;
+                pts[n++] = p;
+                if (n == (c.nsc > 1 ? c.nsc : 1)) {
+                    if (run_units(&c, pts, n, fold)) goto fail;
+                    n = 0;
+                }
+            }
+            if (n > 0 && run_units(&c, pts, n, fold)) goto fail;
         }
     ctx_free(&c);
     return 0;
@@ -583,7 +672,7 @@ int fit_final(const lasso_data *X, const feat_layout *l, const fit_config *cfg, 
     memset(h, 0, sizeof *h);
     fit_ctx c = {0};
     double unused;                                  /* nothing is validated */
-    if (fit_check(X, l, cfg) || ctx_alloc(&c, X, l, cfg) || run_point(&c, p, &p->frac, 1, CV_FOLDS, &unused)) {
+    if (fit_check(X, l, cfg) || ctx_alloc(&c, X, l, cfg, 0) || run_point(&c, p, &p->frac, 1, CV_FOLDS, &unused)) {
         ctx_free(&c);
         return -1;
     }
@@ -685,14 +774,14 @@ int fit_scores(const lasso_data *X, const feat_layout *l, const fit_config *cfg,
         set_error("scores: only --method head2toe without --select-from scores features");
         return -1;
     }
-    int rc = ctx_alloc(&c, X, l, cfg);
+    int rc = ctx_alloc(&c, X, l, cfg, 0);
     if (!rc) {
         split_fold(&c, CV_FOLDS);
         rc = fold_scores(&c, p, CV_FOLDS, NULL);
     }
     if (!rc) {
         memcpy(s, c.scores, X->d * sizeof *s);
-        if (w && score_uses_head(cfg->score)) memcpy(w, c.sc.w, X->d * (size_t)X->k * sizeof *w);
+        if (w && score_uses_head(cfg->score)) memcpy(w, c.sc[0].w, X->d * (size_t)X->k * sizeof *w);
     }
     ctx_free(&c);
     return rc;

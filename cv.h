@@ -32,6 +32,8 @@ int method_parse(const char *what, const char *name, size_t len, fit_method *m);
 
 #define GRID_MAX 16
 #define CV_FOLDS 5
+#define CV_STACK 4                        /* scoring runs of a fold trained together, at most (§11) */
+#define CV_STACK_BYTES (1024.0 * 1024 * 1024) /* and their heads' memory, at most */
 
 typedef struct {
     fit_method method;

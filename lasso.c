@@ -23,7 +23,11 @@
  * Adam update, and, while the block is in cache, its share of the next
  * step's logits (X_next[:, block] W[block]), summed over groups of blocks
  * in a fixed order. Both agree to float rounding (test_lasso.c states the
- * tolerance); the REFERENCE build trains with the plain step.
+ * tolerance); the REFERENCE build trains with the plain step. The fused
+ * step also trains several heads over the same batches at once
+ * (lasso_train_many): block by block, each head in turn, so that a block
+ * of X is read from memory once for all of them; each head's arithmetic
+ * is its own, so its bits are those of its run alone.
  * Every parallel loop runs over independent rows (or groups of rows of W,
  * each with its own partial sum) and every sum has a fixed order, so
  * results are identical for any number of threads.
@@ -39,6 +43,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gemm.h"
 #include "tensor.h"
 #include "util.h"
 
@@ -161,8 +166,15 @@ void lasso_head_init_from(lasso_head *h, size_t d, const float *w0)
 /* ==========================================================================
  * What both steps share: the softmax cross-entropy, the penalties, Adam */
 
-/* In place: z[B, k] logits -> G = (softmax(z) - onehot(y)) * scale.
- * Returns sum_b CE_b (double). */
+/* G entries smaller than this in magnitude are set to 0 (docs/ALGORITHM.md
+ * §6 step 3): their products with features fall below float's normal
+ * range, where x86 CPUs take a microcode slow path on every multiply-add
+ * that touches one (a T 8192 scoring run ran 2.3x slower). Ours, as TF's
+ * CPU threads flush such numbers to zero. */
+#define G_FLUSH 0x1p-100
+
+/* In place: z[B, k] logits -> G = (softmax(z) - onehot(y)) * scale, with
+ * |G| < G_FLUSH set to 0. Returns sum_b CE_b (double). */
 static double softmax_xent(float *z, size_t B, int k, const int *y, const size_t *rows, double scale)
 {
     double ce = 0.0;
@@ -177,7 +189,8 @@ static double softmax_xent(float *z, size_t B, int k, const int *y, const size_t
         ce += log(sum) + (double)mx - (double)zb[yb];
         for (int c = 0; c < k; c++) {
             double p = exp((double)zb[c] - (double)mx) / sum;
-            zb[c] = (float)((p - (c == yb ? 1.0 : 0.0)) * scale);
+            const double g = (p - (c == yb ? 1.0 : 0.0)) * scale;
+            zb[c] = fabs(g) < G_FLUSH ? 0.0f : (float)g;
         }
     }
     return ce;
@@ -322,17 +335,60 @@ static batch_view batch_make(const size_t *rows, size_t B, size_t *run0, size_t 
     return v;
 }
 
-/* Block bi's share of the logits: zp[B, k] (+)= X[rows, block] W[block].
- * gemm gives a row of zp the same bits whatever other rows it computes. */
-static void forward_block(const lasso_head *h, const lasso_data *data, const batch_view *bv, size_t bi,
-                          int accumulate, float *zp)
+/* What one step does to one head's W: its penalty, the penalty's weight
+ * (B/NB) coef, and the step's Adam rate. */
+typedef struct {
+    lasso_penalty p;
+    double pen;
+    float lr_t;
+} step_rule;
+
+/* A block of W's rows is processed in slices of LASSO_SLICE rows, so that
+ * the slice of X a step reads (batch x LASSO_SLICE floats, 512 KiB) stays
+ * in cache while every head trained together uses it. A multiple of
+ * gemm's depth block, so that cutting a product's depth into slices
+ * changes no bit (gemm.h). */
+#define LASSO_SLICE (4 * GEMM_KC)
+
+/* Rows [j0, j0+len) of block bi's share of the logits: zp[B, k] (+)=
+ * X[rows, slice] W[slice] (added unless this is the group's first block's
+ * first slice). gemm gives a row of zp the same bits whatever other rows
+ * it computes. */
+static void forward_slice(const lasso_head *h, const lasso_data *data, const batch_view *bv, size_t bi,
+                          size_t j0, size_t len, int accumulate, float *zp)
 {
-    size_t k = (size_t)h->k, d0 = bi * h->blk, nb = h->d - d0 < h->blk ? h->d - d0 : h->blk;
+    const size_t k = (size_t)h->k, d0 = bi * h->blk + j0;
     for (size_t r = 0; r < bv->nruns; r++) {
         size_t i = bv->run0[r];
-        gemm(0, 0, bv->runlen[r], k, nb, data->x + bv->rows[i] * data->ld + d0, data->ld, h->w + d0 * k, k,
-             accumulate ? 1.0f : 0.0f, zp + i * k, k);
+        gemm(0, 0, bv->runlen[r], k, len, data->x + bv->rows[i] * data->ld + d0, data->ld, h->w + d0 * k, k,
+             accumulate || j0 > 0 ? 1.0f : 0.0f, zp + i * k, k);
     }
+}
+
+/* Rows [j0, j0+len) of block bi of W: the cross-entropy gradient
+ * X_b[:, slice]^T G (gemm into the thread's buffer g), plus the penalty,
+ * then Adam, row by row. Returns the penalty value of the slice's rows
+ * before the update, summed in row order onto sum. */
+static double update_slice(lasso_head *h, const lasso_data *data, const batch_view *bv, const step_rule *rule,
+                           size_t bi, size_t j0, size_t len, float *g, double sum)
+{
+    const size_t k = (size_t)h->k, d0 = bi * h->blk + j0;
+    for (size_t r = 0; r < bv->nruns; r++) {
+        size_t i = bv->run0[r];
+        gemm(1, 0, len, k, bv->runlen[r], data->x + bv->rows[i] * data->ld + d0, data->ld, h->z + i * k, k,
+             r ? 1.0f : 0.0f, g, k);
+    }
+    for (size_t j = 0; j < len; j++) sum += penalty_row(rule->p, h->w + (d0 + j) * k, g + j * k, (int)k, rule->pen);
+    const size_t o = d0 * k; /* Adam is elementwise: the slice's rows as one run */
+    adam_row(h->w + o, h->mw + o, h->vw + o, g, (int)(len * k), rule->lr_t);
+    return sum;
+}
+
+/* The number of rows in block bi. */
+static size_t block_rows(const lasso_head *h, size_t bi)
+{
+    const size_t d0 = bi * h->blk;
+    return h->d - d0 < h->blk ? h->d - d0 : h->blk;
 }
 
 /* z[B, k] = the groups' partial sums, added in group order, + b. */
@@ -361,86 +417,80 @@ static void forward_group(lasso_head *h, const lasso_data *data, const batch_vie
     size_t b0, b1;
     group_blocks(h, q, &b0, &b1);
     for (size_t bi = b0; bi < b1; bi++)
-        forward_block(h, data, bv, bi, bi > b0, h->zpart + q * (size_t)h->batch * (size_t)h->k);
+        forward_slice(h, data, bv, bi, 0, block_rows(h, bi), bi > b0, h->zpart + q * (size_t)h->batch * (size_t)h->k);
 }
 
-/* z[B, k] = X[rows] W + b, group by group: in parallel over the groups, or,
- * for a single group, outside any parallel region so that gemm uses the
- * threads (a gemm inside a parallel region runs on one: a nested team
- * would start new threads on every call). */
-static void forward(lasso_head *h, const lasso_data *data, const size_t *rows, size_t B)
+/* z[B, k] = X[rows] W + b for each of the nh heads (same d and k), group
+ * by group: in parallel over the groups, or, for a single group, outside
+ * any parallel region so that gemm uses the threads (a gemm inside a
+ * parallel region runs on one: a nested team would start new threads on
+ * every call). */
+static void forward(lasso_head *const *h, int nh, const lasso_data *data, const size_t *rows, size_t B)
 {
-    batch_view bv = batch_make(rows, B, h->run0, h->runlen);
-    long ng = (long)head_groups(h, h->d);
+    batch_view bv = batch_make(rows, B, h[0]->run0, h[0]->runlen);
+    long ng = (long)head_groups(h[0], h[0]->d);
     if (ng == 1) {
-        forward_group(h, data, &bv, 0);
+        for (int i = 0; i < nh; i++) forward_group(h[i], data, &bv, 0);
     } else {
-#pragma omp parallel for schedule(dynamic, 1) num_threads(h->nthreads)
-        for (long q = 0; q < ng; q++) forward_group(h, data, &bv, (size_t)q);
+#pragma omp parallel for schedule(dynamic, 1) num_threads(h[0]->nthreads)
+        for (long q = 0; q < ng; q++)
+            for (int i = 0; i < nh; i++) forward_group(h[i], data, &bv, (size_t)q);
     }
-    sum_groups(h, B);
+    for (int i = 0; i < nh; i++) sum_groups(h[i], B);
 }
 
-/* Block bi of W's rows: the cross-entropy gradient X_b[:, block]^T G (gemm
- * into the thread's cache-sized buffer g), plus the penalty, then Adam, row
- * by row; the block's penalty value before the update goes to blkpen[bi]. */
-static void update_block(lasso_head *h, const lasso_data *data, const batch_view *bv, lasso_penalty p,
-                         double pen, float lr_t, size_t bi, float *g)
-{
-    size_t k = (size_t)h->k, d0 = bi * h->blk, nb = h->d - d0 < h->blk ? h->d - d0 : h->blk;
-    for (size_t r = 0; r < bv->nruns; r++) {
-        size_t i = bv->run0[r];
-        gemm(1, 0, nb, k, bv->runlen[r], data->x + bv->rows[i] * data->ld + d0, data->ld, h->z + i * k, k,
-             r ? 1.0f : 0.0f, g, k);
-    }
-    double sum = 0.0;
-    for (size_t j = 0; j < nb; j++) {
-        size_t o = (d0 + j) * k;
-        sum += penalty_row(p, h->w + o, g + j * k, (int)k, pen);
-        adam_row(h->w + o, h->mw + o, h->vw + o, g + j * k, (int)k, lr_t);
-    }
-    h->blkpen[bi] = sum;
-}
-
-/* Group q's blocks: update, then (next) their share of the next logits;
- * t: the thread's gradient scratch. */
-static void update_group(lasso_head *h, const lasso_data *data, const batch_view *cur, const batch_view *next,
-                         lasso_penalty p, double pen, float lr_t, size_t q, int t)
+/* Group q's blocks, for each of the nh heads: update, then (next) their
+ * share of the next logits; blkpen gets each block's penalty value. Slice
+ * by slice, all heads in turn, so that the slice of X each needs is read
+ * from memory once for all of them. t: the thread's gradient scratch. */
+static void update_group(lasso_head *const *h, const step_rule *r, int nh, const lasso_data *data,
+                         const batch_view *cur, const batch_view *next, size_t q, int t)
 {
     size_t b0, b1;
-    group_blocks(h, q, &b0, &b1);
+    group_blocks(h[0], q, &b0, &b1);
     for (size_t bi = b0; bi < b1; bi++) {
-        update_block(h, data, cur, p, pen, lr_t, bi, h->gblk + (size_t)t * h->blk * h->k);
-        if (next) forward_block(h, data, next, bi, bi > b0, h->zpart + q * (size_t)h->batch * (size_t)h->k);
+        const size_t nb = block_rows(h[0], bi);
+        double sum[LASSO_MANY] = {0};
+        for (size_t j0 = 0; j0 < nb; j0 += LASSO_SLICE) {
+            const size_t len = nb - j0 < LASSO_SLICE ? nb - j0 : LASSO_SLICE;
+            for (int i = 0; i < nh; i++)
+                sum[i] = update_slice(h[i], data, cur, &r[i], bi, j0, len,
+                                      h[i]->gblk + (size_t)t * h[i]->blk * h[i]->k, sum[i]);
+            for (int i = 0; next && i < nh; i++)
+                forward_slice(h[i], data, next, bi, j0, len, bi > b0,
+                              h[i]->zpart + q * (size_t)h[i]->batch * (size_t)h[i]->k);
+        }
+        for (int i = 0; i < nh; i++) h[i]->blkpen[bi] = sum[i];
     }
 }
 
-/* The fused pass over W: every block updated (update_block) and, if there
- * is a next batch, its share of the next logits computed while it is in
- * cache. Groups of blocks are independent and go to the threads (a gemm
- * inside a parallel loop runs on one thread; a single group lets gemm use
- * them); the blocks' penalty values are summed afterwards in block order.
- * Returns the penalty P(W) before the update. */
-static double update_w(lasso_head *h, const lasso_data *data, const batch_view *cur, const batch_view *next,
-                       lasso_penalty p, double pen, float lr_t)
+/* The fused pass over W of each head: every block updated (update_slice)
+ * and, if there is a next batch, its share of the next logits computed
+ * while it is in cache. Groups of blocks are independent and go to the
+ * threads (a gemm inside a parallel loop runs on one thread; a single group
+ * lets gemm use them); the blocks' penalty values are summed afterwards in
+ * block order. P[i]: head i's penalty P(W) before the update. */
+static void update_w(lasso_head *const *h, const step_rule *r, int nh, const lasso_data *data,
+                     const batch_view *cur, const batch_view *next, double *P)
 {
-    long ng = (long)head_groups(h, h->d);
+    long ng = (long)head_groups(h[0], h[0]->d);
     if (ng == 1) { /* outside a parallel region, as in forward() */
-        update_group(h, data, cur, next, p, pen, lr_t, 0, 0);
+        update_group(h, r, nh, data, cur, next, 0, 0);
     } else {
-#pragma omp parallel for schedule(dynamic, 1) num_threads(h->nthreads)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(h[0]->nthreads)
         for (long q = 0; q < ng; q++) {
             int t = 0;
 #ifdef _OPENMP
             t = omp_get_thread_num();
 #endif
-            update_group(h, data, cur, next, p, pen, lr_t, (size_t)q, t);
+            update_group(h, r, nh, data, cur, next, (size_t)q, t);
         }
     }
-    double total = 0.0;
-    size_t nblocks = head_blocks(h, h->d);
-    for (size_t bi = 0; bi < nblocks; bi++) total += h->blkpen[bi];
-    return total;
+    size_t nblocks = head_blocks(h[0], h[0]->d);
+    for (int i = 0; i < nh; i++) {
+        P[i] = 0.0;
+        for (size_t bi = 0; bi < nblocks; bi++) P[i] += h[i]->blkpen[bi];
+    }
 }
 
 /* ==========================================================================
@@ -486,27 +536,36 @@ static int train_plain(lasso_head *h, const lasso_data *X, const size_t *rows, s
     return 0;
 }
 
-/* The fused run: the first logits come from a forward pass, every later
- * step's from the previous step's pass over W. */
-static int train_fused(lasso_head *h, const lasso_data *X, const size_t *rows, size_t nrows, const lasso_opts *o,
-                       double *losses, step_progress *p)
+/* The fused run of nh heads over the same batches (o[i]: head i's lr,
+ * coef and penalty; the steps and batch size are o[0]'s): the first
+ * logits come from a forward pass, every later step's from the previous
+ * step's pass over W. Each head's arithmetic is the same as alone. */
+static int train_fused(lasso_head *const *h, const lasso_opts *o, int nh, const lasso_data *X, const size_t *rows,
+                       size_t nrows, double *losses, step_progress *p)
 {
-    const size_t NB = (size_t)o->batch;
+    const size_t NB = (size_t)o[0].batch;
     size_t pos = 0, B = batch_at(0, nrows, NB);
-    forward(h, X, rows, B);
-    for (long s = 0; s < o->steps; s++) {
+    step_rule r[LASSO_MANY];
+    double P[LASSO_MANY], ce[LASSO_MANY];
+    step_progress quiet = {NULL, 0, 0}; /* heads after the first: no progress lines */
+    forward(h, nh, X, rows, B);
+    for (long s = 0; s < o[0].steps; s++) {
         const size_t *br = rows + pos, npos = next_pos(pos, B, nrows), nB = batch_at(npos, nrows, NB);
-        const double ce = softmax_xent(h->z, B, h->k, X->y, br, 1.0 / (double)NB);
-        bias_grad(h->z, B, h->k, h->gb);
-        const batch_view cur = batch_make(br, B, h->run0, h->runlen);
-        const batch_view next = batch_make(rows + npos, nB, h->run0 + h->batch, h->runlen + h->batch);
-        const float lr_t = adam_rate(o, s);
-        const double pen = (double)B / (double)NB * o->coef;
-        const int last = s + 1 == o->steps;
-        const double P = update_w(h, X, &cur, last ? NULL : &next, o->penalty, pen, lr_t);
-        adam_row(h->b, h->mb, h->vb, h->gb, h->k, lr_t);
-        if (!last) sum_groups(h, nB); /* the next step's logits, with the new b */
-        if (after_step(o, s, ce / (double)NB + pen * P, losses, p)) return -1;
+        for (int i = 0; i < nh; i++) {
+            ce[i] = softmax_xent(h[i]->z, B, h[i]->k, X->y, br, 1.0 / (double)NB);
+            bias_grad(h[i]->z, B, h[i]->k, h[i]->gb);
+            r[i] = (step_rule){o[i].penalty, (double)B / (double)NB * o[i].coef, adam_rate(&o[i], s)};
+        }
+        const batch_view cur = batch_make(br, B, h[0]->run0, h[0]->runlen);
+        const batch_view next = batch_make(rows + npos, nB, h[0]->run0 + h[0]->batch, h[0]->runlen + h[0]->batch);
+        const int last = s + 1 == o[0].steps;
+        update_w(h, r, nh, X, &cur, last ? NULL : &next, P);
+        for (int i = 0; i < nh; i++) {
+            adam_row(h[i]->b, h[i]->mb, h[i]->vb, h[i]->gb, h[i]->k, r[i].lr_t);
+            if (!last) sum_groups(h[i], nB); /* the next step's logits, with the new b */
+            if (after_step(&o[i], s, ce[i] / (double)NB + r[i].pen * P[i], nh == 1 ? losses : NULL, i ? &quiet : p))
+                return -1;
+        }
         pos = npos;
         B = nB;
     }
@@ -536,21 +595,21 @@ int lasso_train_ref(lasso_head *h, const lasso_data *X, const size_t *rows, size
 #define LASSO_PARALLEL_MIN ((size_t)1 << 24)
 
 /* train_fused on one thread when the run is small (LASSO_PARALLEL_MIN). */
-static int train_fused_sized(lasso_head *h, const lasso_data *X, const size_t *rows, size_t nrows,
-                             const lasso_opts *o, double *losses, step_progress *p)
+static int train_fused_sized(lasso_head *const *h, const lasso_opts *o, int nh, const lasso_data *X,
+                             const size_t *rows, size_t nrows, double *losses, step_progress *p)
 {
 #ifdef _OPENMP
-    const int nt = h->nthreads, saved = omp_get_max_threads();
-    if (nt > 1 && (size_t)h->batch * h->d * (size_t)h->k < LASSO_PARALLEL_MIN) {
-        h->nthreads = 1;
+    const int nt = h[0]->nthreads, saved = omp_get_max_threads();
+    if (nt > 1 && (size_t)nh * (size_t)h[0]->batch * h[0]->d * (size_t)h[0]->k < LASSO_PARALLEL_MIN) {
+        for (int i = 0; i < nh; i++) h[i]->nthreads = 1;
         omp_set_num_threads(1);
-        const int rc = train_fused(h, X, rows, nrows, o, losses, p);
+        const int rc = train_fused(h, o, nh, X, rows, nrows, losses, p);
         omp_set_num_threads(saved);
-        h->nthreads = nt;
+        for (int i = 0; i < nh; i++) h[i]->nthreads = nt;
         return rc;
     }
 #endif
-    return train_fused(h, X, rows, nrows, o, losses, p);
+    return train_fused(h, o, nh, X, rows, nrows, losses, p);
 }
 
 int lasso_train(lasso_head *h, const lasso_data *X, const size_t *rows, size_t nrows, const lasso_opts *o,
@@ -559,7 +618,28 @@ int lasso_train(lasso_head *h, const lasso_data *X, const size_t *rows, size_t n
     if (check_sizes(h, X, nrows, o)) return -1;
     step_progress p = {label, now_seconds(), now_seconds()};
     if (REFERENCE_BUILD) return train_plain(h, X, rows, nrows, o, losses, &p);
-    return train_fused_sized(h, X, rows, nrows, o, losses, &p);
+    return train_fused_sized(&h, o, 1, X, rows, nrows, losses, &p);
+}
+
+int lasso_train_many(lasso_head *const *h, const lasso_opts *o, int nh, const lasso_data *X, const size_t *rows,
+                     size_t nrows, const char *label)
+{
+    if (nh < 1 || nh > LASSO_MANY) {
+        set_error("lasso_train_many: 1 to %d heads, got %d", LASSO_MANY, nh);
+        return -1;
+    }
+    for (int i = 0; i < nh; i++) {
+        if (check_sizes(h[i], X, nrows, &o[i])) return -1;
+        if (h[i]->d != h[0]->d || h[i]->k != h[0]->k || h[i]->batch != h[0]->batch || h[i]->blk != h[0]->blk ||
+            h[i]->nthreads != h[0]->nthreads || o[i].steps != o[0].steps || o[i].batch != o[0].batch) {
+            set_error("lasso_train_many: the heads differ in size, batch or steps");
+            return -1;
+        }
+    }
+    step_progress p = {label, now_seconds(), now_seconds()};
+    for (int i = 0; REFERENCE_BUILD && i < nh; i++) /* the plain runs, one after the other */
+        if (train_plain(h[i], X, rows, nrows, &o[i], NULL, &p)) return -1;
+    return REFERENCE_BUILD ? 0 : train_fused_sized(h, o, nh, X, rows, nrows, NULL, &p);
 }
 
 size_t lasso_predict(lasso_head *h, const lasso_data *data, const size_t *rows, size_t nrows, int *pred)
@@ -567,7 +647,7 @@ size_t lasso_predict(lasso_head *h, const lasso_data *data, const size_t *rows, 
     size_t correct = 0, k = (size_t)h->k;
     for (size_t pos = 0; pos < nrows; pos += (size_t)h->batch) {
         size_t B = nrows - pos < (size_t)h->batch ? nrows - pos : (size_t)h->batch;
-        forward(h, data, rows + pos, B);
+        forward(&h, 1, data, rows + pos, B);
         for (size_t b = 0; b < B; b++) {
             const float *zb = h->z + b * k;
             int best = 0;

@@ -86,6 +86,16 @@ double lasso_step_ref(lasso_head *h, const lasso_data *data, const size_t *rows,
  * becomes non-finite. */
 int lasso_train(lasso_head *h, const lasso_data *data, const size_t *rows, size_t nrows,
                 const lasso_opts *o, double *losses, const char *progress);
+/* At most this many heads in one lasso_train_many. */
+#define LASSO_MANY 8
+/* The training runs of nh heads (allocated alike, initialized as each
+ * wants) over the same batches of rows[0..nrows): head i with o[i]'s lr,
+ * coef and penalty; steps and batch alike. Each head ends bitwise as
+ * lasso_train would leave it, but the pass over X is shared: each block of
+ * X is read from memory once per step for all of them (docs/ALGORITHM.md
+ * §11). progress: as lasso_train's, for head 0. */
+int lasso_train_many(lasso_head *const *h, const lasso_opts *o, int nh, const lasso_data *X, const size_t *rows,
+                     size_t nrows, const char *progress);
 /* The same run with the plain step, in any build (for tests). */
 int lasso_train_ref(lasso_head *h, const lasso_data *data, const size_t *rows, size_t nrows,
                     const lasso_opts *o, double *losses);

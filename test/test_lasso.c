@@ -221,6 +221,32 @@ static void test_reference_steps(void)
 }
 
 /* ------------------------------------------------------------------------
+ * G entries below 2^-100 are set to 0 (docs/ALGORITHM.md §6 step 3): one
+ * example, x = (1, 0.5), two classes, logits 80 and 60 apart. exp(-80)/128
+ * = 1.4e-37 is dropped, exp(-60)/128 = 6.9e-29 is kept (the gradient of
+ * W[0, 1] is x_0 G_1 exactly: one product, no penalty). */
+static void test_flush(void)
+{
+    const float x[2] = {1.0f, 0.5f};
+    const int y[1] = {0};
+    const size_t row = 0;
+    lasso_data data = {x, 1, 2, 2, y, 2};
+    lasso_head h;
+    lasso_head_alloc(&h, 2, 2, 128);
+    const lasso_opts o = {0.1, 1, 0.0, PENALTY_NONE, 128};
+    const double gap[2] = {80.0, 60.0};
+    for (int i = 0; i < 2; i++) {
+        const float w0[4] = {(float)gap[i], 0.0f, 0.0f, 0.0f}; /* z = (gap, 0) */
+        lasso_head_init_from(&h, 2, w0);
+        lasso_loss_grad(&h, &data, &row, 1, &o);
+        const double want = i == 0 ? 0.0 : (double)(float)(exp(-gap[i]) / (1.0 + exp(-gap[i])) / 128.0);
+        check(h.gw[1] == (float)want, "flush: logits %g apart: dLoss/dW[0,1] = %g (want %g: G %s 2^-100)", gap[i],
+              (double)h.gw[1], want, i == 0 ? "below" : "above");
+    }
+    lasso_head_free(&h);
+}
+
+/* ------------------------------------------------------------------------
  * selection, folds, layout, gather */
 static void test_selection(void)
 {
@@ -512,6 +538,50 @@ static void test_blocks(void)
 }
 
 /* ------------------------------------------------------------------------
+ * several heads over the same batches (lasso_train_many): each bitwise the
+ * head lasso_train gives alone (fast build) or lasso_train_ref (the
+ * reference build trains them one by one with the plain step). Sizes where
+ * the fused step runs its groups in parallel (3 blocks) and where it runs
+ * on one thread; different lr, coef and penalty per head. */
+static void test_many(void)
+{
+    static const size_t sizes[][2] = {{30000, 5}, {700, 10}}; /* d, k */
+    for (size_t z = 0; z < 2; z++) {
+        problem p;
+        make_problem(&p, 300, sizes[z][0], (int)sizes[z][1], sizes[z][0] / 30, 10, 1.0, 4);
+        size_t rows[240], nr = 0, dk = p.d * (size_t)p.k;
+        for (size_t i = 0; i < 300; i++)
+            if (i < 60 || i >= 120) rows[nr++] = i; /* a fold: two runs */
+        lasso_data data = {p.x, p.n, p.d, p.d, p.y, p.k};
+        const lasso_opts o[3] = {{0.1, 7, 1e-3, PENALTY_GROUP, 128},
+                                 {0.01, 7, 1e-5, PENALTY_GROUP, 128},
+                                 {0.05, 7, 1e-4, PENALTY_L1, 128}};
+        lasso_head h[3], alone;
+        lasso_head *hp[3] = {&h[0], &h[1], &h[2]};
+        for (int i = 0; i < 3; i++) {
+            lasso_head_alloc(&h[i], p.d, p.k, 128);
+            lasso_head_init_glorot(&h[i], p.d, 11);
+        }
+        const int rc = lasso_train_many(hp, o, 3, &data, rows, nr, NULL);
+        lasso_head_alloc(&alone, p.d, p.k, 128);
+        for (int i = 0; i < 3; i++) {
+            lasso_head_init_glorot(&alone, p.d, 11);
+            const int rc1 = REFERENCE_BUILD ? lasso_train_ref(&alone, &data, rows, nr, &o[i], NULL)
+                                            : lasso_train(&alone, &data, rows, nr, &o[i], NULL, NULL);
+            char name[128];
+            snprintf(name, sizeof name, "many: head %d of 3 (lr %g, coef %g, d %zu, k %d) = trained alone, bitwise", i,
+                     o[i].lr, o[i].coef, p.d, p.k);
+            check(rc == 0 && rc1 == 0 && memcmp(h[i].w, alone.w, dk * sizeof(float)) == 0 &&
+                      memcmp(h[i].b, alone.b, (size_t)p.k * sizeof(float)) == 0,
+                  "%s", name);
+        }
+        lasso_head_free(&alone);
+        for (int i = 0; i < 3; i++) lasso_head_free(&h[i]);
+        free_problem(&p);
+    }
+}
+
+/* ------------------------------------------------------------------------
  * thread invariance */
 #ifdef _OPENMP
 static void train_once(const problem *p, const size_t *rows, size_t nrows, float *w_out)
@@ -558,6 +628,8 @@ int main(void)
     test_gradient();
     test_reference_steps();
     test_blocks();
+    test_many();
+    test_flush();
     test_selection();
     test_folds();
     test_layout_and_gather();
