@@ -417,53 +417,48 @@ static int gemm_blocked(const gemm_args *g)
 }
 
 /* ==========================================================================
- * GEMM with few columns (N <= GEMM_NW): the lasso's X W and X^T G with a
- * few classes, a head's logits. Packing op(A) would cost more than the
- * product (each element of A meets only N elements of B), so A is read in
- * place and only B, small, is packed: Bn[p][GEMM_NW], columns past N zero.
- * Each element of C is summed as in gemm_tile (depth blocks of GEMM_KC in
- * order, p in order within a block into an accumulator from 0, then C =
- * acc or C += acc), so the bits are the same as the blocked path's.
+ * GEMM with few columns (N <= GEMM_NWIDE): the lasso's X W and X^T G with
+ * a few classes (or several heads side by side), a head's logits. Packing
+ * op(A) would cost more than the product (each element of A meets only N
+ * elements of B), so A is read in place and only B, small, is packed:
+ * Bn[p][w], w = nv GEMM_NW columns (nv = 1, 2 or 3 vectors), past N zero.
+ * The kernel holds R rows of C x nv vectors in registers (R = GEMM_NMR /
+ * nv) and for each p broadcasts each row's element of op(A) and multiplies
+ * it by Bn's row p. Each element of C is summed as in gemm_tile (depth
+ * blocks of GEMM_KC in order, p in order within a block into an
+ * accumulator from 0, then C = acc or C += acc), so the bits are the same
+ * as the blocked path's.
  *
- * Rows of A (X W): the kernel holds GEMM_NMR rows x GEMM_NW columns of C,
- * one vector per row, and for each p multiplies each row's A element (a
- * broadcast) by Bn's row p; each of the tile's rows of A is a stream.
- *
- * A^T (X^T G): for each p the kernel multiplies GEMM_NW consecutive
- * elements of A's row p (a vector) by each of Bn's GEMM_NW values of row p
- * (broadcasts): a tile of C^T, GEMM_NW columns x GEMM_NW rows of C. (The
- * other way round, a broadcast of A by Bn's row, every product of row p
- * would share Bn's values, and when the lasso's G has a subnormal one,
- * every multiply-add of that row is slow.) The next p is another row of A,
- * often another page, and a tile uses one cache line of it; so a strip of
- * GEMM_NMC rows of C is done GEMM_NCH values of p at a time, tile after
- * tile, each tile's accumulator kept in a buffer in between (floats,
+ * Rows of A (X W): a tile of R rows of C reads its R rows of A along p.
+ * A^T (X^T G): a tile's R elements of op(A) for one p are consecutive in
+ * row p of A, and the next p is another row, often another page. So a
+ * strip of GEMM_NMC rows of C is done GEMM_NCH values of p at a time, tile
+ * after tile, each tile's accumulator kept in a buffer in between (floats,
  * exactly what the registers would hold): the strip reads GEMM_NCH rows of
  * A along their length. */
 
 #ifndef GEMM_NW
-#define GEMM_NW 16   /* columns: one 16-float vector */
+#define GEMM_NW 16   /* one vector of columns */
 #endif
+#define GEMM_NWIDE (3 * GEMM_NW)
 #ifndef GEMM_NMR
 #if defined(__AVX512F__)
-#define GEMM_NMR 28  /* rows: 28 accumulator vectors of 32 zmm */
+#define GEMM_NMR 28  /* rows x vectors: 28 accumulators of 32 zmm */
 #elif defined(__AVX__)
-#define GEMM_NMR 6   /* 6 x 2 ymm */
+#define GEMM_NMR 6   /* of 16 ymm, each row vector two of them */
 #else
-#define GEMM_NMR 3   /* 3 x 4 xmm */
+#define GEMM_NMR 3   /* of 16 xmm, each row vector four of them */
 #endif
 #endif
+#define NARROW_ROWS(nv) (GEMM_NMR / (nv) > 0 ? GEMM_NMR / (nv) : 1)
 #ifndef GEMM_NCH
-#define GEMM_NCH 32                    /* A^T: values of p per pass over a strip */
+#define GEMM_NCH 32  /* A^T: values of p per pass over a strip */
 #endif
-#define GEMM_NMC (GEMM_NW * 64)       /* A^T: rows of C in a strip */
-/* the packing buffer holds Bn (GEMM_NKC depth rows, whole GEMM_KC blocks)
- * and, after it, a strip's accumulators (GEMM_NMC x GEMM_NW) */
-#define GEMM_NKC (((size_t)GEMM_PACK_FLOATS - GEMM_NMC * GEMM_NW) / GEMM_NW / GEMM_KC * GEMM_KC)
+#define GEMM_NMC 1008 /* A^T: rows of C in a strip (a multiple of 28, 14 and 9) */
 
 /* gcc 12 unrolls a 16-long loop over j completely and then vectorizes
- * over the rows i, shuffling acc on every p (5x slower): keep j a loop (one
- * vector) and unroll the rows instead. */
+ * over the rows, shuffling acc on every p (5x slower): keep j a loop (one
+ * vector) and unroll the rows and vectors instead. */
 #if defined(__GNUC__) && !defined(__clang__)
 #define UNROLL_ROWS _Pragma("GCC unroll 28")
 #define ONE_VECTOR _Pragma("GCC unroll 1")
@@ -472,128 +467,143 @@ static int gemm_blocked(const gemm_args *g)
 #define ONE_VECTOR
 #endif
 
-/* Rows of A: out[i][j] = sum_p a[i*lda + p] * b[p*NW + j], p = 0..kc-1 in
- * order, for the whole NMR x NW tile (a store of only N columns would keep
- * acc in memory; the caller adds N columns to C). NOIPA: lda stays unknown
- * to the compiler in every call (a copy specialized for a constant was
- * vectorized badly by gcc 12). */
-KERNEL_ATTR NOIPA static void gemm_narrow_rows(size_t kc, const float *restrict a, size_t lda,
-                                               const float *restrict b, float *restrict out)
+/* The kernel for nv vectors of columns: acc = 0 (with cont: acc = out);
+ * acc[i][j] += a[i*rsa + p*csa] * b[p*w + j] for p = 0..kc-1 in order;
+ * out = acc, the whole R x w tile (a store of only N columns would keep acc
+ * in memory; the caller adds N columns to C). op(A)[i, p] = a[i*rsa +
+ * p*csa]: rows of A (csa = 1), A^T (rsa = 1) or a partial tile's copy.
+ * NOIPA: the strides stay unknown to the compiler in every call (a copy
+ * specialized for rsa = 1 was vectorized badly by gcc 12). */
+#define NARROW_KERNEL(name, nv)                                                                                  \
+    KERNEL_ATTR NOIPA static void name(size_t kc, const float *restrict a, size_t rsa, size_t csa,                \
+                                       const float *restrict b, float *restrict out, int cont)                    \
+    {                                                                                                            \
+        float acc[NARROW_ROWS(nv)][nv][GEMM_NW] = {{{0}}};                                                       \
+        if (cont)                                                                                                \
+            for (int i = 0; i < NARROW_ROWS(nv); i++)                                                            \
+                for (int v = 0; v < (nv); v++)                                                                   \
+                    for (int j = 0; j < GEMM_NW; j++) acc[i][v][j] = out[(i * (nv) + v) * GEMM_NW + j];          \
+        for (size_t p = 0; p < kc; p++, a += csa, b += (nv) * GEMM_NW)                                           \
+            UNROLL_ROWS for (int i = 0; i < NARROW_ROWS(nv); i++) {                                              \
+                const float x = a[i * rsa];                                                                      \
+                UNROLL_ROWS for (int v = 0; v < (nv); v++)                                                       \
+                    ONE_VECTOR for (int j = 0; j < GEMM_NW; j++)                                                 \
+                        acc[i][v][j] = MADD(x, b[v * GEMM_NW + j], acc[i][v][j]);                                \
+            }                                                                                                    \
+        for (int i = 0; i < NARROW_ROWS(nv); i++)                                                                \
+            for (int v = 0; v < (nv); v++)                                                                       \
+                for (int j = 0; j < GEMM_NW; j++) out[(i * (nv) + v) * GEMM_NW + j] = acc[i][v][j];              \
+    }
+NARROW_KERNEL(gemm_narrow1, 1)
+NARROW_KERNEL(gemm_narrow2, 2)
+NARROW_KERNEL(gemm_narrow3, 3)
+
+typedef void (*narrow_fn)(size_t, const float *, size_t, size_t, const float *, float *, int);
+
+/* One product of the few-columns path: nv vectors, R rows per tile. */
+typedef struct {
+    const gemm_args *g;
+    int nv;
+    size_t w, rows; /* nv GEMM_NW columns in Bn and a tile; R */
+    narrow_fn kernel;
+} narrow_plan;
+
+/* C[i+r, 0..N) (+)= tile[r][0..N) for r < mr. */
+static void narrow_store(const narrow_plan *np, size_t i, size_t mr, const float *tile, int accumulate)
 {
-    float acc[GEMM_NMR][GEMM_NW] = {{0}};
-    for (size_t p = 0; p < kc; p++, a++, b += GEMM_NW)
-        UNROLL_ROWS for (int i = 0; i < GEMM_NMR; i++)
-            ONE_VECTOR for (int j = 0; j < GEMM_NW; j++) acc[i][j] = MADD(a[i * lda], b[j], acc[i][j]);
-    for (int i = 0; i < GEMM_NMR; i++)
-        for (int j = 0; j < GEMM_NW; j++) out[i * GEMM_NW + j] = acc[i][j];
+    const gemm_args *g = np->g;
+    for (size_t r = 0; r < mr; r++)
+        for (size_t j = 0; j < g->N; j++) {
+            float *cc = g->C + (i + r) * g->ldc + j;
+            *cc = accumulate ? *cc + tile[r * np->w + j] : tile[r * np->w + j];
+        }
 }
 
-/* A^T: acc = 0 (with cont: acc = out); acc[c][f] += b[p*NW + c*cs] *
- * a[p*lda + f] for p = 0..kc-1 in order; out = acc. A tile of C^T: column
- * c, rows f. cs = 1, unknown to the compiler (NOIPA) so that it broadcasts
- * b's values one by one instead of loading them as a vector and shuffling. */
-KERNEL_ATTR NOIPA static void gemm_narrow_cols(size_t kc, const float *restrict a, size_t lda,
-                                               const float *restrict b, size_t cs, float *restrict out, int cont)
-{
-    float acc[GEMM_NW][GEMM_NW] = {{0}};
-    if (cont)
-        for (int c = 0; c < GEMM_NW; c++)
-            for (int f = 0; f < GEMM_NW; f++) acc[c][f] = out[c * GEMM_NW + f];
-    for (size_t p = 0; p < kc; p++, a += lda, b += GEMM_NW)
-        UNROLL_ROWS for (int c = 0; c < GEMM_NW; c++)
-            ONE_VECTOR for (int f = 0; f < GEMM_NW; f++) acc[c][f] = MADD(a[f], b[c * cs], acc[c][f]);
-    for (int c = 0; c < GEMM_NW; c++)
-        for (int f = 0; f < GEMM_NW; f++) out[c * GEMM_NW + f] = acc[c][f];
-}
-
-/* Rows of A: rows [i, i+mr) of C (mr <= NMR) over the depth rows [p0,
+/* Rows of A: rows [i, i+mr) of C (mr <= R) over the depth rows [p0,
  * p0+kn), whose B is packed in Bn, depth block by depth block. A tile of
- * fewer than NMR rows is copied first (zero rows below). */
-static void narrow_rows(const gemm_args *g, size_t i, size_t mr, size_t p0, size_t kn, const float *Bn)
+ * fewer than R rows is copied first (zero rows below). */
+static void narrow_rows(const narrow_plan *np, size_t i, size_t mr, size_t p0, size_t kn, const float *Bn)
 {
+    const gemm_args *g = np->g;
     float Ap[GEMM_NMR * GEMM_KC], tile[GEMM_NMR * GEMM_NW];
     for (size_t q = 0; q < kn; q += GEMM_KC) {
         const size_t kc = kn - q < GEMM_KC ? kn - q : GEMM_KC, p = p0 + q;
         const float *a = g->A + i * g->lda + p;
-        if (mr < GEMM_NMR) {
-            for (size_t r = 0; r < GEMM_NMR; r++)
+        if (mr < np->rows) {
+            for (size_t r = 0; r < np->rows; r++)
                 for (size_t u = 0; u < kc; u++) Ap[r * GEMM_KC + u] = r < mr ? a[r * g->lda + u] : 0.0f;
-            gemm_narrow_rows(kc, Ap, GEMM_KC, Bn + q * GEMM_NW, tile);
+            np->kernel(kc, Ap, GEMM_KC, 1, Bn + q * np->w, tile, 0);
         } else {
-            gemm_narrow_rows(kc, a, g->lda, Bn + q * GEMM_NW, tile);
+            np->kernel(kc, a, g->lda, 1, Bn + q * np->w, tile, 0);
         }
-        const int accumulate = p > 0 || g->beta != 0.0f;
-        for (size_t r = 0; r < mr; r++) /* C (+)= the tile's N columns */
-            for (size_t j = 0; j < g->N; j++) {
-                float *cc = g->C + (i + r) * g->ldc + j;
-                *cc = accumulate ? *cc + tile[r * GEMM_NW + j] : tile[r * GEMM_NW + j];
-            }
+        narrow_store(np, i, mr, tile, p > 0 || g->beta != 0.0f);
     }
 }
 
 /* A^T: the strip of rows [i, i+mc) of C (mc <= NMC) over the depth rows
- * [p0, p0+kn), GEMM_NCH values of p at a time; acc: the strip's tiles of
- * C^T. A tile of fewer than NW rows of C is copied first (zeros past them). */
-static void narrow_strip(const gemm_args *g, size_t i, size_t mc, size_t p0, size_t kn, const float *Bn, float *acc)
+ * [p0, p0+kn), GEMM_NCH values of p at a time; acc: the strip's tiles,
+ * [mc][w]. A tile of fewer than R rows of C is copied first (zeros past). */
+static void narrow_strip(const narrow_plan *np, size_t i, size_t mc, size_t p0, size_t kn, const float *Bn,
+                         float *acc)
 {
-    float Ap[GEMM_NCH * GEMM_NW];
-    const size_t nt = ceil_div(mc, GEMM_NW);
+    const gemm_args *g = np->g;
+    const size_t R = np->rows;
+    float Ap[GEMM_NMR * GEMM_NCH];
     for (size_t q = 0; q < kn; q += GEMM_KC) {
         const size_t kc = kn - q < GEMM_KC ? kn - q : GEMM_KC;
         for (size_t u = 0; u < kc; u += GEMM_NCH) {
             const size_t ku = kc - u < GEMM_NCH ? kc - u : GEMM_NCH;
-            const float *b = Bn + (q + u) * GEMM_NW;
-            for (size_t t = 0; t < nt; t++) {
-                const size_t f0 = t * GEMM_NW, nf = mc - f0 < GEMM_NW ? mc - f0 : GEMM_NW;
-                const float *a = g->A + (p0 + q + u) * g->lda + i + f0;
-                for (size_t v = 0; v < ku; v++) /* this tile's rows, 4 tiles ahead: each its own stream */
-                    PREFETCH(a + v * g->lda + 4 * GEMM_NW);
-                if (nf < GEMM_NW) {
-                    for (size_t v = 0; v < ku; v++)
-                        for (size_t f = 0; f < GEMM_NW; f++) Ap[v * GEMM_NW + f] = f < nf ? a[v * g->lda + f] : 0.0f;
-                    a = Ap;
+            const float *b = Bn + (q + u) * np->w;
+            for (size_t r0 = 0; r0 < mc; r0 += R) {
+                const size_t mr = mc - r0 < R ? mc - r0 : R;
+                const float *a = g->A + (p0 + q + u) * g->lda + i + r0;
+                for (size_t v = 0; v < ku; v++) /* this tile's rows of A, 4 tiles ahead: each its own stream */
+                    PREFETCH(a + v * g->lda + 4 * R), PREFETCH(a + v * g->lda + 5 * R - 1);
+                if (mr == R) {
+                    np->kernel(ku, a, 1, g->lda, b, acc + r0 * np->w, u > 0);
+                    continue;
                 }
-                gemm_narrow_cols(ku, a, a == Ap ? GEMM_NW : g->lda, b, 1, acc + f0 * GEMM_NW, u > 0);
+                for (size_t r = 0; r < R; r++) /* the partial tile, as rows [R][NCH] */
+                    for (size_t v = 0; v < ku; v++) Ap[r * GEMM_NCH + v] = r < mr ? a[v * g->lda + r] : 0.0f;
+                np->kernel(ku, Ap, GEMM_NCH, 1, b, acc + r0 * np->w, u > 0);
             }
         }
-        const int accumulate = p0 + q > 0 || g->beta != 0.0f;
-        for (size_t t = 0; t < nt; t++) /* C (+)= the tiles, transposed */
-            for (size_t f = t * GEMM_NW; f < mc && f < (t + 1) * GEMM_NW; f++)
-                for (size_t c = 0; c < g->N; c++) {
-                    float *cc = g->C + (i + f) * g->ldc + c, v = acc[t * GEMM_NW * GEMM_NW + c * GEMM_NW + f % GEMM_NW];
-                    *cc = accumulate ? *cc + v : v;
-                }
+        narrow_store(np, i, mc, acc, p0 + q > 0 || g->beta != 0.0f);
     }
 }
 
-/* C[M, N <= GEMM_NW] (+)= op(A) op(B): B packed GEMM_NKC depth rows at a
- * time into the calling thread's buffer, then the row tiles (A^T: strips)
- * over the threads. Returns -1 (computing nothing) if a buffer cannot be
- * had. */
+/* C[M, N <= GEMM_NWIDE] (+)= op(A) op(B): B packed, as many depth rows as
+ * the calling thread's buffer holds beside a strip (whole GEMM_KC blocks),
+ * then the row tiles (A^T: strips) over the threads; each thread's strip
+ * accumulators at the end of its own buffer. Returns -1 (computing
+ * nothing) if a buffer cannot be had. */
 static int gemm_narrow(const gemm_args *g)
 {
+    static const narrow_fn kernels[3] = {gemm_narrow1, gemm_narrow2, gemm_narrow3};
+    narrow_plan np = {g, (int)ceil_div(g->N, GEMM_NW), 0, 0, NULL};
+    np.w = (size_t)np.nv * GEMM_NW, np.rows = NARROW_ROWS(np.nv), np.kernel = kernels[np.nv - 1];
+    const size_t strip = GEMM_NMC * np.w, nkc = (GEMM_PACK_FLOATS - strip) / np.w / GEMM_KC * GEMM_KC;
     float *Bn = gemm_pack_buffer();
     int threads = 1, failed = !Bn;
 #ifdef _OPENMP
     if (omp_get_level() == 0) threads = omp_get_max_threads();
 #endif
-    const size_t rows = g->transA ? GEMM_NMC : GEMM_NMR;
+    const size_t rows = g->transA ? GEMM_NMC : np.rows;
     const long tiles = (long)ceil_div(g->M, rows);
     const int parallel = threads > 1 && tiles > 1 && (double)g->M * g->N * g->K > 2e5;
     if (g->transA) /* every thread's strip buffer first, so that a failure computes nothing */
 #pragma omp parallel if (parallel) reduction(| : failed)
         failed |= !gemm_pack_buffer();
-    for (size_t p0 = 0; p0 < g->K && !failed; p0 += GEMM_NKC) {
-        const size_t kn = g->K - p0 < GEMM_NKC ? g->K - p0 : GEMM_NKC;
+    for (size_t p0 = 0; p0 < g->K && !failed; p0 += nkc) {
+        const size_t kn = g->K - p0 < nkc ? g->K - p0 : nkc;
         for (size_t p = 0; p < kn; p++)
-            for (size_t j = 0; j < GEMM_NW; j++)
-                Bn[p * GEMM_NW + j] = j >= g->N ? 0.0f
-                                      : g->transB ? g->B[j * g->ldb + p0 + p] : g->B[(p0 + p) * g->ldb + j];
+            for (size_t j = 0; j < np.w; j++)
+                Bn[p * np.w + j] = j >= g->N ? 0.0f : g->transB ? g->B[j * g->ldb + p0 + p] : g->B[(p0 + p) * g->ldb + j];
 #pragma omp parallel for schedule(dynamic, 1) if (parallel)
         for (long t = 0; t < tiles; t++) {
             const size_t i = (size_t)t * rows, m = g->M - i < rows ? g->M - i : rows;
-            if (g->transA) narrow_strip(g, i, m, p0, kn, Bn, gemm_pack_buffer() + GEMM_NKC * GEMM_NW);
-            else narrow_rows(g, i, m, p0, kn, Bn);
+            if (g->transA) narrow_strip(&np, i, m, p0, kn, Bn, gemm_pack_buffer() + GEMM_PACK_FLOATS - strip);
+            else narrow_rows(&np, i, m, p0, kn, Bn);
         }
     }
     return failed ? -1 : 0;
@@ -616,7 +626,7 @@ void gemm(int transA, int transB, size_t M, size_t N, size_t K,
     gemm_args g = {.M = M, .N = N, .K = K, .run = K, .transA = transA, .transB = transB, .A = A, .B = B,
                    .lda = lda, .ldb = ldb, .beta = beta, .C = C, .ldc = ldc};
     /* A few columns (the lasso's X W and X^T G with few classes): A in place */
-    if (N <= GEMM_NW) {
+    if (N <= GEMM_NWIDE) {
         if (gemm_narrow(&g)) gemm_ref(transA, transB, M, N, K, A, lda, B, ldb, beta, C, ldc);
         return;
     }

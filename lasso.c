@@ -365,10 +365,21 @@ static void forward_slice(const lasso_head *h, const lasso_data *data, const bat
     }
 }
 
+/* Rows [j0, j0+len) of block bi of W, given their cross-entropy gradient
+ * g [len, k]: plus the penalty, then Adam. Returns the penalty value of the
+ * slice's rows before the update, summed in row order onto sum. */
+static double apply_slice(lasso_head *h, const step_rule *rule, size_t bi, size_t j0, size_t len, float *g,
+                          double sum)
+{
+    const size_t k = (size_t)h->k, d0 = bi * h->blk + j0;
+    for (size_t j = 0; j < len; j++) sum += penalty_row(rule->p, h->w + (d0 + j) * k, g + j * k, (int)k, rule->pen);
+    const size_t o = d0 * k; /* Adam is elementwise: the slice's rows as one run */
+    adam_row(h->w + o, h->mw + o, h->vw + o, g, (int)(len * k), rule->lr_t);
+    return sum;
+}
+
 /* Rows [j0, j0+len) of block bi of W: the cross-entropy gradient
- * X_b[:, slice]^T G (gemm into the thread's buffer g), plus the penalty,
- * then Adam, row by row. Returns the penalty value of the slice's rows
- * before the update, summed in row order onto sum. */
+ * X_b[:, slice]^T G (gemm into the thread's buffer g), then apply_slice. */
 static double update_slice(lasso_head *h, const lasso_data *data, const batch_view *bv, const step_rule *rule,
                            size_t bi, size_t j0, size_t len, float *g, double sum)
 {
@@ -378,10 +389,7 @@ static double update_slice(lasso_head *h, const lasso_data *data, const batch_vi
         gemm(1, 0, len, k, bv->runlen[r], data->x + bv->rows[i] * data->ld + d0, data->ld, h->z + i * k, k,
              r ? 1.0f : 0.0f, g, k);
     }
-    for (size_t j = 0; j < len; j++) sum += penalty_row(rule->p, h->w + (d0 + j) * k, g + j * k, (int)k, rule->pen);
-    const size_t o = d0 * k; /* Adam is elementwise: the slice's rows as one run */
-    adam_row(h->w + o, h->mw + o, h->vw + o, g, (int)(len * k), rule->lr_t);
-    return sum;
+    return apply_slice(h, rule, bi, j0, len, g, sum);
 }
 
 /* The number of rows in block bi. */
@@ -439,43 +447,120 @@ static void forward(lasso_head *const *h, int nh, const lasso_data *data, const 
     for (int i = 0; i < nh; i++) sum_groups(h[i], B);
 }
 
-/* Group q's blocks, for each of the nh heads: update, then (next) their
- * share of the next logits; blkpen gets each block's penalty value. Slice
- * by slice, all heads in turn, so that the slice of X each needs is read
- * from memory once for all of them. t: the thread's gradient scratch. */
-static void update_group(lasso_head *const *h, const step_rule *r, int nh, const lasso_data *data,
-                         const batch_view *cur, const batch_view *next, size_t q, int t)
+/* Group q's blocks of one head: update, then (next) their share of the
+ * next logits, slice by slice; blkpen gets each block's penalty value.
+ * t: the thread's gradient scratch. */
+static void update_group(lasso_head *h, const step_rule *r, const lasso_data *data, const batch_view *cur,
+                         const batch_view *next, size_t q, int t)
 {
+    size_t b0, b1;
+    group_blocks(h, q, &b0, &b1);
+    for (size_t bi = b0; bi < b1; bi++) {
+        const size_t nb = block_rows(h, bi);
+        double sum = 0.0;
+        for (size_t j0 = 0; j0 < nb; j0 += LASSO_SLICE) {
+            const size_t len = nb - j0 < LASSO_SLICE ? nb - j0 : LASSO_SLICE;
+            sum = update_slice(h, data, cur, r, bi, j0, len, h->gblk + (size_t)t * h->blk * h->k, sum);
+            if (next) forward_slice(h, data, next, bi, j0, len, bi > b0, h->zpart + q * (size_t)h->batch * h->k);
+        }
+        h->blkpen[bi] = sum;
+    }
+}
+
+/* Several heads side by side (lasso_train_many): their G, W slices and
+ * gradients interleaved, nh k columns, so that one product serves them
+ * all (gemm: each column summed as alone, so each head gets its own bits).
+ * The buffers, allocated once per run: */
+typedef struct {
+    int nh;
+    size_t kk;   /* nh k columns */
+    float *gs;   /* [batch, kk] the step's G of every head */
+    float *zs;   /* [groups, batch, kk] each group's partial next logits */
+    float *ws;   /* [threads, LASSO_SLICE, kk] a slice of every head's W */
+    float *gws;  /* [threads, LASSO_SLICE, kk] their gradients */
+} head_stack;
+
+static void stack_free(head_stack *st)
+{
+    free_array(st->gs);
+    free_array(st->zs);
+    free_array(st->ws);
+    free_array(st->gws);
+}
+
+static int stack_alloc(head_stack *st, lasso_head *const *h, int nh)
+{
+    const size_t kk = (size_t)nh * (size_t)h[0]->k, slice = (size_t)h[0]->nthreads * LASSO_SLICE * kk;
+    *st = (head_stack){nh, kk, NULL, NULL, NULL, NULL};
+    st->gs = alloc_array((size_t)h[0]->batch * kk, sizeof(float));
+    st->zs = alloc_array(head_groups(h[0], h[0]->d) * (size_t)h[0]->batch * kk, sizeof(float));
+    st->ws = alloc_array(slice, sizeof(float));
+    st->gws = alloc_array(slice, sizeof(float));
+    if (st->gs && st->zs && st->ws && st->gws) return 0;
+    stack_free(st);
+    return -1;
+}
+
+/* Group q's blocks of every head, as update_group does for one: the
+ * gradient of a slice of all heads in one product, then each head's
+ * penalty and Adam (from its columns, copied out), then the slice of all
+ * heads' new W side by side and its share of all next logits in one
+ * product, into the group's partial sums, copied to each head's at the end. */
+static void update_group_stacked(const head_stack *st, lasso_head *const *h, const step_rule *r,
+                                 const lasso_data *data, const batch_view *cur, const batch_view *next, size_t q,
+                                 int t)
+{
+    const size_t k = (size_t)h[0]->k, kk = st->kk, nbatch = (size_t)h[0]->batch;
+    float *ws = st->ws + (size_t)t * LASSO_SLICE * kk, *gws = st->gws + (size_t)t * LASSO_SLICE * kk;
+    float *zs = st->zs + q * nbatch * kk;
     size_t b0, b1;
     group_blocks(h[0], q, &b0, &b1);
     for (size_t bi = b0; bi < b1; bi++) {
         const size_t nb = block_rows(h[0], bi);
         double sum[LASSO_MANY] = {0};
         for (size_t j0 = 0; j0 < nb; j0 += LASSO_SLICE) {
-            const size_t len = nb - j0 < LASSO_SLICE ? nb - j0 : LASSO_SLICE;
-            for (int i = 0; i < nh; i++)
-                sum[i] = update_slice(h[i], data, cur, &r[i], bi, j0, len,
-                                      h[i]->gblk + (size_t)t * h[i]->blk * h[i]->k, sum[i]);
-            for (int i = 0; next && i < nh; i++)
-                forward_slice(h[i], data, next, bi, j0, len, bi > b0,
-                              h[i]->zpart + q * (size_t)h[i]->batch * (size_t)h[i]->k);
+            const size_t len = nb - j0 < LASSO_SLICE ? nb - j0 : LASSO_SLICE, d0 = bi * h[0]->blk + j0;
+            for (size_t u = 0; u < cur->nruns; u++) {
+                const size_t i = cur->run0[u];
+                gemm(1, 0, len, kk, cur->runlen[u], data->x + cur->rows[i] * data->ld + d0, data->ld, st->gs + i * kk,
+                     kk, u ? 1.0f : 0.0f, gws, kk);
+            }
+            for (int m = 0; m < st->nh; m++) {
+                float *g = h[m]->gblk + (size_t)t * h[m]->blk * k;
+                for (size_t j = 0; j < len; j++) memcpy(g + j * k, gws + j * kk + (size_t)m * k, k * sizeof(float));
+                sum[m] = apply_slice(h[m], &r[m], bi, j0, len, g, sum[m]);
+            }
+            if (!next) continue;
+            for (size_t j = 0; j < len; j++)
+                for (int m = 0; m < st->nh; m++)
+                    memcpy(ws + j * kk + (size_t)m * k, h[m]->w + (d0 + j) * k, k * sizeof(float));
+            for (size_t u = 0; u < next->nruns; u++) {
+                const size_t i = next->run0[u];
+                gemm(0, 0, next->runlen[u], kk, len, data->x + next->rows[i] * data->ld + d0, data->ld, ws, kk,
+                     bi > b0 || j0 > 0 ? 1.0f : 0.0f, zs + i * kk, kk);
+            }
         }
-        for (int i = 0; i < nh; i++) h[i]->blkpen[bi] = sum[i];
+        for (int m = 0; m < st->nh; m++) h[m]->blkpen[bi] = sum[m];
     }
+    for (size_t b = 0; next && b < next->B; b++)
+        for (int m = 0; m < st->nh; m++)
+            memcpy(h[m]->zpart + (q * nbatch + b) * k, zs + b * kk + (size_t)m * k, k * sizeof(float));
 }
 
-/* The fused pass over W of each head: every block updated (update_slice)
- * and, if there is a next batch, its share of the next logits computed
- * while it is in cache. Groups of blocks are independent and go to the
- * threads (a gemm inside a parallel loop runs on one thread; a single group
- * lets gemm use them); the blocks' penalty values are summed afterwards in
- * block order. P[i]: head i's penalty P(W) before the update. */
-static void update_w(lasso_head *const *h, const step_rule *r, int nh, const lasso_data *data,
-                     const batch_view *cur, const batch_view *next, double *P)
+/* The fused pass over W of each head: every block updated and, if there
+ * is a next batch, its share of the next logits computed while it is in
+ * cache. Groups of blocks are independent and go to the threads (a gemm
+ * inside a parallel loop runs on one thread; a single group lets gemm use
+ * them); the blocks' penalty values are summed afterwards in block order.
+ * st: several heads side by side (NULL: one head). P[i]: head i's penalty
+ * P(W) before the update. */
+static void update_w(lasso_head *const *h, const step_rule *r, int nh, const head_stack *st,
+                     const lasso_data *data, const batch_view *cur, const batch_view *next, double *P)
 {
     long ng = (long)head_groups(h[0], h[0]->d);
     if (ng == 1) { /* outside a parallel region, as in forward() */
-        update_group(h, r, nh, data, cur, next, 0, 0);
+        if (st) update_group_stacked(st, h, r, data, cur, next, 0, 0);
+        else update_group(h[0], r, data, cur, next, 0, 0);
     } else {
 #pragma omp parallel for schedule(dynamic, 1) num_threads(h[0]->nthreads)
         for (long q = 0; q < ng; q++) {
@@ -483,7 +568,8 @@ static void update_w(lasso_head *const *h, const step_rule *r, int nh, const las
 #ifdef _OPENMP
             t = omp_get_thread_num();
 #endif
-            update_group(h, r, nh, data, cur, next, (size_t)q, t);
+            if (st) update_group_stacked(st, h, r, data, cur, next, (size_t)q, t);
+            else update_group(h[0], r, data, cur, next, (size_t)q, t);
         }
     }
     size_t nblocks = head_blocks(h[0], h[0]->d);
@@ -540,8 +626,8 @@ static int train_plain(lasso_head *h, const lasso_data *X, const size_t *rows, s
  * coef and penalty; the steps and batch size are o[0]'s): the first
  * logits come from a forward pass, every later step's from the previous
  * step's pass over W. Each head's arithmetic is the same as alone. */
-static int train_fused(lasso_head *const *h, const lasso_opts *o, int nh, const lasso_data *X, const size_t *rows,
-                       size_t nrows, double *losses, step_progress *p)
+static int train_fused(lasso_head *const *h, const lasso_opts *o, int nh, const head_stack *st, const lasso_data *X,
+                       const size_t *rows, size_t nrows, double *losses, step_progress *p)
 {
     const size_t NB = (size_t)o[0].batch;
     size_t pos = 0, B = batch_at(0, nrows, NB);
@@ -556,10 +642,13 @@ static int train_fused(lasso_head *const *h, const lasso_opts *o, int nh, const 
             bias_grad(h[i]->z, B, h[i]->k, h[i]->gb);
             r[i] = (step_rule){o[i].penalty, (double)B / (double)NB * o[i].coef, adam_rate(&o[i], s)};
         }
+        for (size_t b = 0; st && b < B; b++) /* the heads' G side by side */
+            for (int i = 0; i < nh; i++)
+                memcpy(st->gs + b * st->kk + (size_t)i * h[i]->k, h[i]->z + b * h[i]->k, (size_t)h[i]->k * sizeof(float));
         const batch_view cur = batch_make(br, B, h[0]->run0, h[0]->runlen);
         const batch_view next = batch_make(rows + npos, nB, h[0]->run0 + h[0]->batch, h[0]->runlen + h[0]->batch);
         const int last = s + 1 == o[0].steps;
-        update_w(h, r, nh, X, &cur, last ? NULL : &next, P);
+        update_w(h, r, nh, st, X, &cur, last ? NULL : &next, P);
         for (int i = 0; i < nh; i++) {
             adam_row(h[i]->b, h[i]->mb, h[i]->vb, h[i]->gb, h[i]->k, r[i].lr_t);
             if (!last) sum_groups(h[i], nB); /* the next step's logits, with the new b */
@@ -595,21 +684,21 @@ int lasso_train_ref(lasso_head *h, const lasso_data *X, const size_t *rows, size
 #define LASSO_PARALLEL_MIN ((size_t)1 << 24)
 
 /* train_fused on one thread when the run is small (LASSO_PARALLEL_MIN). */
-static int train_fused_sized(lasso_head *const *h, const lasso_opts *o, int nh, const lasso_data *X,
-                             const size_t *rows, size_t nrows, double *losses, step_progress *p)
+static int train_fused_sized(lasso_head *const *h, const lasso_opts *o, int nh, const head_stack *st,
+                             const lasso_data *X, const size_t *rows, size_t nrows, double *losses, step_progress *p)
 {
 #ifdef _OPENMP
     const int nt = h[0]->nthreads, saved = omp_get_max_threads();
     if (nt > 1 && (size_t)nh * (size_t)h[0]->batch * h[0]->d * (size_t)h[0]->k < LASSO_PARALLEL_MIN) {
         for (int i = 0; i < nh; i++) h[i]->nthreads = 1;
         omp_set_num_threads(1);
-        const int rc = train_fused(h, o, nh, X, rows, nrows, losses, p);
+        const int rc = train_fused(h, o, nh, st, X, rows, nrows, losses, p);
         omp_set_num_threads(saved);
         for (int i = 0; i < nh; i++) h[i]->nthreads = nt;
         return rc;
     }
 #endif
-    return train_fused(h, o, nh, X, rows, nrows, losses, p);
+    return train_fused(h, o, nh, st, X, rows, nrows, losses, p);
 }
 
 int lasso_train(lasso_head *h, const lasso_data *X, const size_t *rows, size_t nrows, const lasso_opts *o,
@@ -618,7 +707,7 @@ int lasso_train(lasso_head *h, const lasso_data *X, const size_t *rows, size_t n
     if (check_sizes(h, X, nrows, o)) return -1;
     step_progress p = {label, now_seconds(), now_seconds()};
     if (REFERENCE_BUILD) return train_plain(h, X, rows, nrows, o, losses, &p);
-    return train_fused_sized(&h, o, 1, X, rows, nrows, losses, &p);
+    return train_fused_sized(&h, o, 1, NULL, X, rows, nrows, losses, &p);
 }
 
 int lasso_train_many(lasso_head *const *h, const lasso_opts *o, int nh, const lasso_data *X, const size_t *rows,
@@ -637,9 +726,17 @@ int lasso_train_many(lasso_head *const *h, const lasso_opts *o, int nh, const la
         }
     }
     step_progress p = {label, now_seconds(), now_seconds()};
-    for (int i = 0; REFERENCE_BUILD && i < nh; i++) /* the plain runs, one after the other */
-        if (train_plain(h[i], X, rows, nrows, &o[i], NULL, &p)) return -1;
-    return REFERENCE_BUILD ? 0 : train_fused_sized(h, o, nh, X, rows, nrows, NULL, &p);
+    if (REFERENCE_BUILD) { /* the plain runs, one after the other */
+        for (int i = 0; i < nh; i++)
+            if (train_plain(h[i], X, rows, nrows, &o[i], NULL, &p)) return -1;
+        return 0;
+    }
+    if (nh == 1) return train_fused_sized(h, o, 1, NULL, X, rows, nrows, NULL, &p);
+    head_stack st;
+    if (stack_alloc(&st, h, nh)) return -1;
+    const int rc = train_fused_sized(h, o, nh, &st, X, rows, nrows, NULL, &p);
+    stack_free(&st);
+    return rc;
 }
 
 size_t lasso_predict(lasso_head *h, const lasso_data *data, const size_t *rows, size_t nrows, int *pred)

@@ -545,8 +545,10 @@ static void test_blocks(void)
  * on one thread; different lr, coef and penalty per head. */
 static void test_many(void)
 {
-    static const size_t sizes[][2] = {{30000, 5}, {700, 10}}; /* d, k */
-    for (size_t z = 0; z < 2; z++) {
+    /* d, k: 3 heads side by side are 15, 30, 42 and 60 columns (one, two or
+     * three vectors in gemm's few-columns path; the blocked path) */
+    static const size_t sizes[][2] = {{30000, 5}, {700, 10}, {1500, 14}, {2000, 20}};
+    for (size_t z = 0; z < sizeof sizes / sizeof sizes[0]; z++) {
         problem p;
         make_problem(&p, 300, sizes[z][0], (int)sizes[z][1], sizes[z][0] / 30, 10, 1.0, 4);
         size_t rows[240], nr = 0, dk = p.d * (size_t)p.k;

@@ -88,28 +88,36 @@ static void test_gemm_case(int ta, int tb, size_t M, size_t N, size_t K, size_t 
     free_array(A), free_array(B), free_array(C), free_array(R);
 }
 
-/* Few columns take their own path (A read in place), but each element is
- * summed in the same order as in the blocked path: the first 10 columns of
- * a 40-column product are bitwise the 10-column product. */
+/* Few columns (N <= 48) take their own path (A read in place, one to three
+ * vectors of columns), but each element is summed in the same order as in
+ * the blocked path: the first 10 and 40 columns of a 60-column product
+ * (blocked) are bitwise the 10- and 40-column products. */
 static void test_gemm_few_columns(void)
 {
     static const size_t shapes[][3] = {{1, 130, 700}, {0, 1500, 300}, {0, 37, 16500}, {1, 2100, 129}};
+    static const size_t narrow[2] = {10, 40};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         const int ta = (int)shapes[s][0];
         const size_t M = shapes[s][1], K = shapes[s][2], lda = ta ? M : K;
-        float *A = rand_array(M * K, -1, 1), *B = rand_array(K * 40, -1, 1), *B10 = alloc_array(K * 10, sizeof(float));
-        float *C40 = rand_array(M * 40, -1, 1), *C10 = alloc_array(M * 10, sizeof(float));
-        for (size_t i = 0; i < M; i++) memcpy(C10 + i * 10, C40 + i * 40, 10 * sizeof(float));
-        for (size_t p = 0; p < K; p++) memcpy(B10 + p * 10, B + p * 40, 10 * sizeof(float));
         const float beta = s % 2 ? 1.0f : 0.0f;
-        gemm(ta, 0, M, 40, K, A, lda, B, 40, beta, C40, 40);
-        gemm(ta, 0, M, 10, K, A, lda, B10, 10, beta, C10, 10);
-        for (size_t i = 0; i < M; i++) memmove(C40 + i * 10, C40 + i * 40, 10 * sizeof(float));
-        char name[128];
-        snprintf(name, sizeof name, "gemm tA=%d M=%zu K=%zu beta=%g: 10 columns = the first 10 of 40, bitwise", ta,
-                 M, K, (double)beta);
-        check_same(name, C40, C10, M * 10);
-        free_array(A), free_array(B), free_array(B10), free_array(C40), free_array(C10);
+        float *A = rand_array(M * K, -1, 1), *B = rand_array(K * 60, -1, 1), *C0 = rand_array(M * 60, -1, 1);
+        float *C60 = alloc_array(M * 60, sizeof(float)), *Bn = alloc_array(K * 40, sizeof(float));
+        float *Cn = alloc_array(M * 40, sizeof(float)), *C60n = alloc_array(M * 40, sizeof(float));
+        memcpy(C60, C0, M * 60 * sizeof(float));
+        gemm(ta, 0, M, 60, K, A, lda, B, 60, beta, C60, 60); /* the blocked path */
+        for (int v = 0; v < 2; v++) {
+            const size_t N = narrow[v];
+            for (size_t i = 0; i < M; i++) memcpy(Cn + i * N, C0 + i * 60, N * sizeof(float));
+            for (size_t p = 0; p < K; p++) memcpy(Bn + p * N, B + p * 60, N * sizeof(float));
+            gemm(ta, 0, M, N, K, A, lda, Bn, N, beta, Cn, N);
+            for (size_t i = 0; i < M; i++) memcpy(C60n + i * N, C60 + i * 60, N * sizeof(float));
+            char name[128];
+            snprintf(name, sizeof name, "gemm tA=%d M=%zu K=%zu beta=%g: %zu columns = the first %zu of 60, bitwise", ta,
+                     M, K, (double)beta, N, N);
+            check_same(name, C60n, Cn, M * N);
+        }
+        free_array(A), free_array(B), free_array(C0), free_array(C60), free_array(Bn), free_array(Cn);
+        free_array(C60n);
     }
 }
 
@@ -142,6 +150,10 @@ static void test_gemm(void)
     test_gemm_case(0, 0, 130, 10, 6553, 1, 1.0f);
     test_gemm_case(0, 1, 61, 1, 16500, 0, 0.0f);
     test_gemm_case(1, 1, 45, 15, 16500, 2, 1.0f);
+    test_gemm_case(0, 0, 100, 40, 3000, 1, 1.0f);
+    test_gemm_case(1, 0, 1100, 33, 200, 2, 0.0f);
+    test_gemm_case(0, 1, 29, 48, 9000, 0, 1.0f);
+    test_gemm_case(1, 1, 13, 17, 300, 1, 1.0f);
     test_gemm_few_columns();
     check(gemm_pad_writes == 0, "gemm leaves C's padding columns alone (%zu cases with ldc > N, %zu writes)",
           gemm_pad_cases, gemm_pad_writes);
@@ -642,7 +654,8 @@ static void test_gemm_threads(void)
                                        {0, 0, 301, 257, 300}, {1, 0, 200, 99, 513}, {0, 1, 77, 400, 64},
                                        {1, 1, 150, 150, 150}, {0, 0, 3000, 64, 64}, {0, 0, 20, 3000, 70},
                                        {1, 0, 3000, 10, 128}, {0, 0, 128, 10, 3000}, {0, 0, 600, 600, 300},
-                                       {1, 0, 5000, 16, 40}, {0, 1, 3000, 3, 500}};
+                                       {1, 0, 5000, 16, 40}, {0, 1, 3000, 3, 500},
+                                       {1, 0, 3000, 40, 128}, {0, 0, 300, 40, 3000}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         int ta = (int)shapes[s][0], tb = (int)shapes[s][1];
         size_t M = shapes[s][2], N = shapes[s][3], K = shapes[s][4];
