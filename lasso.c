@@ -253,6 +253,29 @@ static inline double penalty_row(lasso_penalty p, const float *w, float *g, int 
     return v;
 }
 
+/* penalty_row over the n rows of w [n, k] (gradients g [n, k]): their
+ * penalty values added to sum, in row order. The group penalty 8 rows at a time,
+ * with the same arithmetic per row as penalty_row, so that the compiler can
+ * do the 8 rows' square roots and divisions in vector registers. */
+static double penalty_rows(lasso_penalty p, const float *w, float *g, size_t n, int k, double pen, double sum)
+{
+    size_t j = 0;
+    for (; p == PENALTY_GROUP && j + 8 <= n; j += 8) {
+        double v[8], s[8];
+        for (int r = 0; r < 8; r++) v[r] = sum_squares(w + (j + (size_t)r) * (size_t)k, k);
+        for (int r = 0; r < 8; r++) v[r] = sqrt(v[r]);
+        for (int r = 0; r < 8; r++) s[r] = pen / v[r]; /* used only where v > 0 */
+        for (int r = 0; r < 8; r++) {
+            const size_t o = (j + (size_t)r) * (size_t)k;
+            if (v[r] > 0.0)
+                for (int c = 0; c < k; c++) g[o + (size_t)c] += (float)s[r] * w[o + (size_t)c];
+            sum += v[r];
+        }
+    }
+    for (; j < n; j++) sum += penalty_row(p, w + j * (size_t)k, g + j * (size_t)k, k, pen);
+    return sum;
+}
+
 /* TF Adam on one row (docs/ALGORITHM.md §6): the bias correction is folded into lr_t. (Vectorized
  * by the compiler: sqrtf and the division are correctly rounded either way;
  * -fno-math-errno lets sqrtf be the plain instruction.) */
@@ -372,7 +395,7 @@ static double apply_slice(lasso_head *h, const step_rule *rule, size_t bi, size_
                           double sum)
 {
     const size_t k = (size_t)h->k, d0 = bi * h->blk + j0;
-    for (size_t j = 0; j < len; j++) sum += penalty_row(rule->p, h->w + (d0 + j) * k, g + j * k, (int)k, rule->pen);
+    sum = penalty_rows(rule->p, h->w + d0 * k, g, len, (int)k, rule->pen, sum);
     const size_t o = d0 * k; /* Adam is elementwise: the slice's rows as one run */
     adam_row(h->w + o, h->mw + o, h->vw + o, g, (int)(len * k), rule->lr_t);
     return sum;
