@@ -94,14 +94,20 @@ tr -d ' \n' <"$T/early/report.json" >"$T/early.flat"
     [ -n "$n" ] && [ "$n" -le 22 ]
 check $? "run --taps (blocks 1-2): the training pass stops after block2_unit4_layer2 (22 of 52 locations), the test pass after $deepest ($n locations) $(head -c 200 "$T/early.err")"
 
-# the grid across processes: 2 shards of h2t run + --collect = one run
+# the grid across processes: 4 shards of h2t run started by GNU parallel, as README shows (xargs -P 4
+# where parallel is not installed), + --collect = one run (the one run trains a fold's 4 scoring runs
+# together, each shard only its own)
 R="--model demo/backbone --train-images $C/train_images.npy --train-labels $C/train_labels.npy
-   --test-images $C/test_images.npy --test-labels $C/test_labels.npy --target-size 32,64 --lr 0.1 --steps 20
-   --coef 1e-3 --fraction 0.05,0.2 --method head2toe,linear --no-figures --quiet"
+   --test-images $C/test_images.npy --test-labels $C/test_labels.npy --target-size 32,64 --lr 0.1,0.01 --steps 20
+   --coef 1e-3,1e-5 --fraction 0.05,0.2 --method head2toe,linear --no-figures --quiet"
 "$H2T" run $R --out "$T/r1" >/dev/null 2>&1
-"$H2T" run $R --grid-shard 0/2 --out "$T/rparts" >/dev/null 2>&1 &
-"$H2T" run $R --grid-shard 1/2 --out "$T/rparts" >/dev/null 2>&1
-wait
+if command -v parallel >/dev/null 2>&1; then
+    runner="GNU parallel"
+    parallel --will-cite -j 4 "$H2T" run $R --grid-shard {}/4 --out "$T/rparts" ::: 0 1 2 3 >/dev/null 2>&1
+else
+    runner="xargs -P 4 (GNU parallel not installed)"
+    printf '%s\n' 0 1 2 3 | xargs -P 4 -I{} "$H2T" run $R --grid-shard {}/4 --out "$T/rparts" >/dev/null 2>&1
+fi
 "$H2T" run $R --collect "$T/rparts" --out "$T/r2" >/dev/null 2>"$T/err"
 rc=$?
 n=0
@@ -110,7 +116,7 @@ for f in head2toe/cv.tsv head2toe/selected.npy head2toe/W.npy linear/cv.tsv line
 done
 [ $rc = 0 ] && [ $n = 0 ] && [ ! -e "$T/rparts/report.json" ] &&
     [ "$(grep accuracy "$T/r1/report.json")" = "$(grep accuracy "$T/r2/report.json")" ]
-check $? "run --grid-shard 0/2, 1/2 + --collect = one run (heads, CV tables, accuracies) $(head -c 200 "$T/err")"
+check $? "run --grid-shard K/4 under $runner + --collect = one run (heads, CV tables, accuracies) $(head -c 200 "$T/err")"
 
 "$H2T_NOOMP" demo --dir "$T/mini" --out "$T/out1" --report "$T/r1.json" --tasks fashion,clevr_count --quiet \
     >/dev/null 2>&1

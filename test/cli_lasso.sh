@@ -88,6 +88,21 @@ for f in cv.tsv selected.npy W.npy b.npy; do cmp -s "$T/g1/$f" "$T/g4/$f" || { n
     [ "$(grep -c . "$T/parts/cv.part.0-of-4.tsv")" = 23 ] &&
     [ "$(grep -v '"seconds"' "$T/g1/report.json")" = "$(grep -v '"seconds"' "$T/g4/report.json")" ]
 check $? "fit --grid-shard K/4 x 4 + --collect = one run: cv.tsv, selected.npy, W.npy, b.npy, report byte-identical ($(head -c 200 "$T/err"))"
+# the same 4 shards started by GNU parallel, as README shows (xargs -P 4 where parallel is not installed)
+if command -v parallel >/dev/null 2>&1; then
+    runner="GNU parallel"
+    parallel --will-cite -j 4 "$H2T" fit $G --grid-shard {}/4 --out "$T/pp" ::: 0 1 2 3 >/dev/null 2>"$T/err.p"
+else
+    runner="xargs -P 4 (GNU parallel not installed)"
+    printf '%s\n' 0 1 2 3 | xargs -P 4 -I{} "$H2T" fit $G --grid-shard {}/4 --out "$T/pp" >/dev/null 2>"$T/err.p"
+fi
+"$H2T" fit $G --collect "$T/pp" --out "$T/gp" >/dev/null 2>"$T/err"
+rc=$?
+n=0
+for f in cv.tsv selected.npy W.npy b.npy; do cmp -s "$T/g1/$f" "$T/gp/$f" || { n=1; echo "differs: $f"; }; done
+[ $rc = 0 ] && [ $n = 0 ] && [ "$(ls "$T/pp" | wc -l)" = 4 ] &&
+    [ "$(grep -v '"seconds"' "$T/g1/report.json")" = "$(grep -v '"seconds"' "$T/gp/report.json")" ]
+check $? "fit --grid-shard K/4 under $runner + --collect = one run: cv.tsv, selected.npy, W.npy, b.npy, report (accuracies) byte-identical ($(head -c 200 "$T/err.p"))"
 mkdir -p "$T/three" && cp "$T"/parts/cv.part.[012]-of-4.tsv "$T/three/"
 mkdir -p "$T/other" && "$H2T" fit $G --seed 1 --grid-shard 3/4 --out "$T/other" >/dev/null 2>&1
 
