@@ -287,7 +287,7 @@ typedef struct {
     lasso_head hd;         /* the head that is trained and validated */
     float *xs;             /* [n, nsel] the selected features, renormalized (head2toe, linear) */
     double *scores;        /* [D] head2toe */
-    double *stacked[CV_STACK]; /* [D] the scores of each run trained together (sc[1..nsc): alike) */
+    double *stacked[CV_STACK]; /* [D] the scores of each run trained together (when nsc > 1) */
     double *run;           /* [D] one run's scores (--average-over) */
     int64_t *sel;          /* [nsel] */
     size_t nsel;

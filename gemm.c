@@ -540,35 +540,52 @@ static void narrow_rows(const narrow_plan *np, size_t i, size_t mr, size_t p0, s
     }
 }
 
+/* A^T: one tile, mr <= R rows of C from a (op(A)[r, v] = a[v*lda + r]),
+ * over ku values of p: the kernel into out (cont: continuing its sums). A
+ * partial tile is copied into Ap first, as rows [R][ku] (zeros past mr). */
+static void strip_tile(const narrow_plan *np, const float *a, size_t mr, size_t ku, const float *b, float *out,
+                       int cont, float *Ap)
+{
+    const size_t lda = np->g->lda;
+    if (mr == np->rows) {
+        np->kernel(ku, a, 1, lda, b, out, cont);
+        return;
+    }
+    for (size_t r = 0; r < np->rows; r++)
+        for (size_t v = 0; v < ku; v++) Ap[r * ku + v] = r < mr ? a[v * lda + r] : 0.0f;
+    np->kernel(ku, Ap, ku, 1, b, out, cont);
+}
+
 /* A^T: the strip of rows [i, i+mc) of C (mc <= NMC) over the depth rows
- * [p0, p0+kn), GEMM_NCH values of p at a time; acc: the strip's tiles,
- * [mc][w]. A tile of fewer than R rows of C is copied first (zeros past). */
+ * [p0, p0+kn), GEMM_NCH values of p at a time, tile after tile; acc: the
+ * strip's tiles, [mc][w]. Without acc (no buffer could be had), tile by
+ * tile over whole depth blocks: the same sums, slower. */
 static void narrow_strip(const narrow_plan *np, size_t i, size_t mc, size_t p0, size_t kn, const float *Bn,
                          float *acc)
 {
     const gemm_args *g = np->g;
     const size_t R = np->rows;
-    float Ap[GEMM_NMR * GEMM_NCH];
+    float Ap[GEMM_NMR * GEMM_KC], tile[GEMM_NMR * GEMM_NW];
     for (size_t q = 0; q < kn; q += GEMM_KC) {
         const size_t kc = kn - q < GEMM_KC ? kn - q : GEMM_KC;
+        const float *a0 = g->A + (p0 + q) * g->lda + i, *b = Bn + q * np->w;
+        const int accumulate = p0 + q > 0 || g->beta != 0.0f;
+        for (size_t r0 = 0; !acc && r0 < mc; r0 += R) {
+            const size_t mr = mc - r0 < R ? mc - r0 : R;
+            strip_tile(np, a0 + r0, mr, kc, b, tile, 0, Ap);
+            narrow_store(np, i + r0, mr, tile, accumulate);
+        }
+        if (!acc) continue;
         for (size_t u = 0; u < kc; u += GEMM_NCH) {
             const size_t ku = kc - u < GEMM_NCH ? kc - u : GEMM_NCH;
-            const float *b = Bn + (q + u) * np->w;
             for (size_t r0 = 0; r0 < mc; r0 += R) {
-                const size_t mr = mc - r0 < R ? mc - r0 : R;
-                const float *a = g->A + (p0 + q + u) * g->lda + i + r0;
+                const float *a = a0 + u * g->lda + r0;
                 for (size_t v = 0; v < ku; v++) /* this tile's rows of A, 4 tiles ahead: each its own stream */
                     PREFETCH(a + v * g->lda + 4 * R), PREFETCH(a + v * g->lda + 5 * R - 1);
-                if (mr == R) {
-                    np->kernel(ku, a, 1, g->lda, b, acc + r0 * np->w, u > 0);
-                    continue;
-                }
-                for (size_t r = 0; r < R; r++) /* the partial tile, as rows [R][NCH] */
-                    for (size_t v = 0; v < ku; v++) Ap[r * GEMM_NCH + v] = r < mr ? a[v * g->lda + r] : 0.0f;
-                np->kernel(ku, Ap, GEMM_NCH, 1, b, acc + r0 * np->w, u > 0);
+                strip_tile(np, a, mc - r0 < R ? mc - r0 : R, ku, b + u * np->w, acc + r0 * np->w, u > 0, Ap);
             }
         }
-        narrow_store(np, i, mc, acc, p0 + q > 0 || g->beta != 0.0f);
+        narrow_store(np, i, mc, acc, accumulate);
     }
 }
 
@@ -576,7 +593,7 @@ static void narrow_strip(const narrow_plan *np, size_t i, size_t mc, size_t p0, 
  * the calling thread's buffer holds beside a strip (whole GEMM_KC blocks),
  * then the row tiles (A^T: strips) over the threads; each thread's strip
  * accumulators at the end of its own buffer. Returns -1 (computing
- * nothing) if a buffer cannot be had. */
+ * nothing) if the calling thread's buffer cannot be had. */
 static int gemm_narrow(const gemm_args *g)
 {
     static const narrow_fn kernels[3] = {gemm_narrow1, gemm_narrow2, gemm_narrow3};
@@ -591,9 +608,6 @@ static int gemm_narrow(const gemm_args *g)
     const size_t rows = g->transA ? GEMM_NMC : np.rows;
     const long tiles = (long)ceil_div(g->M, rows);
     const int parallel = threads > 1 && tiles > 1 && (double)g->M * g->N * g->K > 2e5;
-    if (g->transA) /* every thread's strip buffer first, so that a failure computes nothing */
-#pragma omp parallel if (parallel) reduction(| : failed)
-        failed |= !gemm_pack_buffer();
     for (size_t p0 = 0; p0 < g->K && !failed; p0 += nkc) {
         const size_t kn = g->K - p0 < nkc ? g->K - p0 : nkc;
         for (size_t p = 0; p < kn; p++)
@@ -602,7 +616,8 @@ static int gemm_narrow(const gemm_args *g)
 #pragma omp parallel for schedule(dynamic, 1) if (parallel)
         for (long t = 0; t < tiles; t++) {
             const size_t i = (size_t)t * rows, m = g->M - i < rows ? g->M - i : rows;
-            if (g->transA) narrow_strip(&np, i, m, p0, kn, Bn, gemm_pack_buffer() + GEMM_PACK_FLOATS - strip);
+            float *buf = g->transA ? gemm_pack_buffer() : NULL;
+            if (g->transA) narrow_strip(&np, i, m, p0, kn, Bn, buf ? buf + GEMM_PACK_FLOATS - strip : NULL);
             else narrow_rows(&np, i, m, p0, kn, Bn);
         }
     }
