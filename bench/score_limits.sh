@@ -8,8 +8,9 @@
 #   four heads      `h2t fit` on one fold with lr 0.1, 0.01 x coef 1e-3, 1e-5:
 #                   the four scoring runs trained side by side, 200 steps
 #                   (the unit's time, with one tiny F head)
-# and prints per step the bytes that must move (X's batch rows for the
-# gradient and for the next logits, 2 x 128 x D x 4; W, m, v read and
+# and prints per step the bytes that must come from memory (one batch of
+# X's rows, 128 x D x 4: a step reads it for the next logits, and the next
+# step again for its gradient, from cache where it fits; W, m, v read and
 # written, 6 x 4 D K per head), the multiply-adds (X^T G and X W: 4 x 128
 # x D x K flops per head), and the achieved GB/s and GFLOP/s against the
 # two limits. Needs /usr/bin/python3 with numpy and 1 GB in $TMPDIR.
@@ -33,12 +34,12 @@ $H2T fit --features "$T/X.npy" --labels "$T/y.npy" --layout "$T/X.layout.tsv" --
     --steps $S --fraction 0.001 --grid-shard 0/5 --out "$T/f" 2>"$T/four.txt" >/dev/null
 four=$(sed -n 's/^fit: cv fold [0-9]*\/5 lr 0.1 steps [0-9]* coef 0.001: .*(\([0-9.]*\) s)$/\1/p' "$T/four.txt")
 awk -v D=$D -v K=$K -v S=$S -v one="$one" -v four="$four" -v bw="$bw" -v peak="$peak" 'BEGIN {
-    x = 2 * 128 * D * 4
+    x = 128 * D * 4
     for (h = 1; h <= 4; h *= 4) {
         t = (h == 1 ? one : four) / S
         bytes = x + h * 6 * 4 * D * K; flops = h * 4 * 128 * D * K
         printf "%d head%s: %.1f ms per step; %.0f MB moved: %.1f GB/s (%.0f%% of read bandwidth); %.2f GFLOP: %.1f GFLOP/s (%.0f%% of GEMM)\n",
-            h, h > 1 ? "s side by side" : "", t * 1e3, bytes / 1e6, bytes / t / 1e9, 100 * bytes / t / 1e9 / bw,
+            h, (h > 1 ? "s side by side" : ""), t * 1e3, bytes / 1e6, bytes / t / 1e9, 100 * bytes / t / 1e9 / bw,
             flops / 1e9, flops / t / 1e9, 100 * flops / t / 1e9 / peak
     }
 }'

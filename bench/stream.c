@@ -1,7 +1,7 @@
 /* bench/stream.c: the machine's memory read bandwidth, for
  * bench/score_limits.sh: the best of 5 passes summing a 1 GiB float array
- * (16 partial sums, so that the compiler vectorizes the loop without
- * reordering a sum), with OpenMP threads splitting the array. Prints
+ * (16 running sums per thread, so that the compiler vectorizes the loop
+ * without reordering a sum), with OpenMP threads splitting the array. Prints
  * "read GB/s: X". */
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,13 +27,13 @@ int main(void)
     double best = 0.0, check = 0.0;
     for (int r = 0; r < 5; r++) {
         double t = now(), total = 0.0;
-#pragma omp parallel for schedule(static) reduction(+ : total)
-        for (long i = 0; i < n; i += 16) {
-            float acc[16];
-            for (int j = 0; j < 16; j++) acc[j] = a[i + j];
-            double s = 0.0;
-            for (int j = 0; j < 16; j++) s += acc[j];
-            total += s;
+#pragma omp parallel reduction(+ : total)
+        {
+            float acc[16] = {0}; /* each thread: 16 running sums, one vector */
+#pragma omp for schedule(static)
+            for (long i = 0; i < n; i += 16)
+                for (int j = 0; j < 16; j++) acc[j] += a[i + j];
+            for (int j = 0; j < 16; j++) total += acc[j];
         }
         t = now() - t;
         if ((double)n * 4 / t / 1e9 > best) best = (double)n * 4 / t / 1e9;
