@@ -456,6 +456,11 @@ static int gemm_blocked(const gemm_args *g)
 #endif
 #define GEMM_NMC 1008 /* A^T: rows of C in a strip (a multiple of 28, 14 and 9) */
 
+/* The packing buffer holds a strip's accumulators and at least one depth
+ * block of Bn beside them (gemm_narrow), whatever the block sizes are set to. */
+_Static_assert((size_t)GEMM_PACK_FLOATS >= (size_t)(GEMM_NMC + GEMM_KC) * GEMM_NWIDE,
+               "gemm.c: GEMM_PACK_FLOATS too small for the few-columns path (GEMM_NMC, GEMM_KC)");
+
 /* gcc 12 unrolls a 16-long loop over j completely and then vectorizes
  * over the rows, shuffling acc on every p (5x slower): keep j a loop (one
  * vector) and unroll the rows and vectors instead. */

@@ -25,9 +25,11 @@
  * in a fixed order. Both agree to float rounding (test_lasso.c states the
  * tolerance); the REFERENCE build trains with the plain step. The fused
  * step also trains several heads over the same batches at once
- * (lasso_train_many): block by block, each head in turn, so that a block
- * of X is read from memory once for all of them; each head's arithmetic
- * is its own, so its bits are those of its run alone.
+ * (lasso_train_many): each step's two products are done for all heads in
+ * one, their columns side by side, so that X is read from memory once for
+ * all of them; a product sums each column as it would alone, and each
+ * head's penalty and Adam are its own, so its bits are those of its run
+ * alone.
  * Every parallel loop runs over independent rows (or groups of rows of W,
  * each with its own partial sum) and every sum has a fixed order, so
  * results are identical for any number of threads.

@@ -91,7 +91,8 @@ int lasso_train(lasso_head *h, const lasso_data *data, const size_t *rows, size_
 /* The training runs of nh heads (allocated alike, initialized as each
  * wants) over the same batches of rows[0..nrows): head i with o[i]'s lr,
  * coef and penalty; steps and batch alike. Each head ends bitwise as
- * lasso_train would leave it, but the pass over X is shared: each block of
+ * lasso_train would leave it, but the pass over X is shared: each step's
+ * products are done for all heads at once, their columns side by side, so
  * X is read from memory once per step for all of them (docs/ALGORITHM.md
  * §11). progress: as lasso_train's, for head 0. */
 int lasso_train_many(lasso_head *const *h, const lasso_opts *o, int nh, const lasso_data *X, const size_t *rows,
