@@ -129,26 +129,56 @@ void gemm_ref(int transA, int transB, size_t M, size_t N, size_t K,
 #define PREFETCH_L2(p) ((void)0)
 #endif
 
+/* The epilogue of one full register tile (conv_epilogue, gemm.h), its
+ * pointers already moved to the tile: scale and shift at its first column,
+ * res at its first element (res has C's layout, so row r is res + r*ldc). */
+typedef struct {
+    const float *scale, *shift, *res;
+    int relu;
+} tile_epilogue;
+
 /* The micro-kernel: acc[i][j] = sum_p a[i*rsa + p*csa] * b[p*NR + j] over
- * p = 0..kc-1, then the full MR x NR tile C (+)= acc. The fixed-size loops
- * over i and j are unrolled and vectorized by the compiler, and acc stays in
- * registers. It is instantiated twice below with constant strides. (Partial
- * tiles at the edges of C go through a scratch tile, see gemm_tile.) The C
- * tile is fetched first, so that it arrives while acc is being summed. */
-static ALWAYS_INLINE void gemm_kernel(size_t kc, const float *restrict a, size_t rsa, size_t csa,
-                                      const float *restrict b, float *restrict c, size_t ldc, int accumulate)
+ * p = 0..kc-1 -- or over nseg segments of kc values, segment s at
+ * a + s*sstride, b read on (a convolution's pixels read in place over
+ * several rows of its window) -- then the full MR x NR tile C (+)= acc, and with ep its
+ * epilogue on each row before it is stored (the same operations, in the
+ * same order, as epilogue_apply: so the same bits). The fixed-size loops
+ * over i and j are unrolled and vectorized by the compiler, and acc stays
+ * in registers. It is instantiated twice below with constant strides.
+ * (Partial tiles at the edges of C go through a scratch tile, see
+ * gemm_tile.) The C tile, and the residual tile, are fetched first, so
+ * that they arrive while acc is being summed. */
+static ALWAYS_INLINE void gemm_kernel(size_t kc, size_t nseg, size_t sstride, const float *restrict a,
+                                      size_t rsa, size_t csa, const float *restrict b, float *restrict c,
+                                      size_t ldc, int accumulate, const tile_epilogue *ep)
 {
     for (int i = 0; i < GEMM_MR; i++) PREFETCH(c + i * ldc), PREFETCH(c + i * ldc + GEMM_NR - 1);
+    if (ep && ep->res)
+        for (int i = 0; i < GEMM_MR; i++) PREFETCH(ep->res + i * ldc), PREFETCH(ep->res + i * ldc + GEMM_NR - 1);
     float acc[GEMM_MR][GEMM_NR] = {{0}};
-    for (size_t p = 0; p < kc; p++, a += csa, b += GEMM_NR)
-        for (int i = 0; i < GEMM_MR; i++)
-            for (int j = 0; j < GEMM_NR; j++) acc[i][j] = MADD(a[i * rsa], b[j], acc[i][j]);
+    for (size_t s = 0; s < nseg; s++) {
+        const float *restrict as = a + s * sstride;
+        for (size_t p = 0; p < kc; p++, as += csa, b += GEMM_NR)
+            for (int i = 0; i < GEMM_MR; i++)
+                for (int j = 0; j < GEMM_NR; j++) acc[i][j] = MADD(as[i * rsa], b[j], acc[i][j]);
+    }
     if (accumulate)
         for (int i = 0; i < GEMM_MR; i++)
-            for (int j = 0; j < GEMM_NR; j++) c[i * ldc + j] += acc[i][j];
-    else
-        for (int i = 0; i < GEMM_MR; i++)
-            for (int j = 0; j < GEMM_NR; j++) c[i * ldc + j] = acc[i][j];
+            for (int j = 0; j < GEMM_NR; j++) acc[i][j] += c[i * ldc + j];
+    if (ep) {
+        const float *restrict sc = ep->scale, *restrict sh = ep->shift, *restrict res = ep->res;
+        if (sc)
+            for (int i = 0; i < GEMM_MR; i++)
+                for (int j = 0; j < GEMM_NR; j++) acc[i][j] = acc[i][j] * sc[j] + sh[j];
+        if (res)
+            for (int i = 0; i < GEMM_MR; i++)
+                for (int j = 0; j < GEMM_NR; j++) acc[i][j] += res[i * ldc + j];
+        if (ep->relu)
+            for (int i = 0; i < GEMM_MR; i++)
+                for (int j = 0; j < GEMM_NR; j++) acc[i][j] = acc[i][j] > 0.0f ? acc[i][j] : 0.0f;
+    }
+    for (int i = 0; i < GEMM_MR; i++)
+        for (int j = 0; j < GEMM_NR; j++) c[i * ldc + j] = acc[i][j];
 }
 
 /* How a sliver of op(A) is laid out, see a_sliver: which kernel reads it */
@@ -158,24 +188,40 @@ enum { SLIVER_ROWS, SLIVER_COLS };
  * convolution's input pixels in place. (An instance of its own for the
  * packed sliver, with the constant stride KC, made gcc 12 keep acc in
  * memory: 3x slower.) */
-KERNEL_ATTR static void gemm_kernel_arows(size_t kc, const float *a, size_t lda, const float *b, float *c,
-                                          size_t ldc, int accumulate)
+KERNEL_ATTR static void gemm_kernel_arows(size_t kc, size_t nseg, size_t sstride, const float *a, size_t lda,
+                                          const float *b, float *c, size_t ldc, int accumulate,
+                                          const tile_epilogue *ep)
 {
-    gemm_kernel(kc, a, lda, 1, b, c, ldc, accumulate);
+    gemm_kernel(kc, nseg, sstride, a, lda, 1, b, c, ldc, accumulate, ep);
 }
 
 /* op(A)[i, p] = a[p*lda + i]: A^T in place, or its last sliver copied (lda = MR) */
 KERNEL_ATTR static void gemm_kernel_acols(size_t kc, const float *a, size_t lda, const float *b, float *c,
-                                          size_t ldc, int accumulate)
+                                          size_t ldc, int accumulate, const tile_epilogue *ep)
 {
-    gemm_kernel(kc, a, 1, lda, b, c, ldc, accumulate);
+    gemm_kernel(kc, 1, 0, a, 1, lda, b, c, ldc, accumulate, ep);
 }
 
-static void gemm_kernel_sliver(int kind, size_t kc, const float *a, size_t lda, const float *b, float *c,
-                               size_t ldc, int accumulate)
+/* A sliver of op(A), rows [i, i+MR) and a depth block [p0, p0+kc), as
+ * a_sliver finds it: op(A)[i+r, p0+q] is
+ *   SLIVER_ROWS  a[r*ld + s*sstride + u], q = s*(kc/nseg) + u: nseg = 1
+ *                for rows packed in Ap (ld = KC) and for a convolution's
+ *                pixels read in place within one row of its window; a
+ *                segment per row of the window (sstride apart in the
+ *                input) for its pixels read in place across the rows;
+ *   SLIVER_COLS  a[q*ld + r]: A^T in place, or its last sliver of mr < MR
+ *                rows copied into Ap as [kc][MR]. */
+typedef struct {
+    const float *a;
+    size_t ld, nseg, sstride;
+    int kind;
+} sliver;
+
+static void gemm_kernel_sliver(const sliver *s, size_t kc, const float *b, float *c, size_t ldc, int accumulate,
+                               const tile_epilogue *ep)
 {
-    if (kind == SLIVER_ROWS) gemm_kernel_arows(kc, a, lda, b, c, ldc, accumulate);
-    else gemm_kernel_acols(kc, a, lda, b, c, ldc, accumulate);
+    if (s->kind == SLIVER_ROWS) gemm_kernel_arows(kc / s->nseg, s->nseg, s->sstride, s->a, s->ld, b, c, ldc, accumulate, ep);
+    else gemm_kernel_acols(kc, s->a, s->ld, b, c, ldc, accumulate, ep);
 }
 
 /* The operands of one blocked product C[M,N] (+)= op(A)[M,K] op(B)[K,N].
@@ -183,7 +229,8 @@ static void gemm_kernel_sliver(int kind, size_t kc, const float *a, size_t lda, 
  * convolution over an input already padded with zeros (conv_geom, gemm.h):
  *   op(A)[(n*OH + oy)*OW + ox, (ky*KW + kx)*C + c] = x[n, oy*s + ky, ox*s + kx, c]
  * For one ky the KW*C columns (kx, c) are contiguous in x, so depth blocks
- * never straddle two values of ky (run = KW*C; run = K for a matrix). */
+ * stay within one value of ky (run = KW*C), unless the whole window fits
+ * in one depth block (run = K, as for a matrix). */
 typedef struct {
     size_t M, N, K, run;
     int transA, transB;
@@ -216,20 +263,13 @@ static void epilogue_apply(const conv_epilogue *ep, float *c, size_t ldc, size_t
     }
 }
 
-/* Where the sliver op(A)[i .. i+MR, p0 .. p0+kc) is: returns a pointer and
- * sets *ld and *kind so that op(A)[i+r, p0+q] is
- *   SLIVER_ROWS    ptr[r*ld + q]  a copy in Ap, [MR][KC] (ld = KC), rows
- *                                 past mr zero: rows of A, or a
- *                                 convolution's pixels; or a convolution's
- *                                 MR pixels of one output row, evenly
- *                                 spaced: read in place;
- *   SLIVER_COLS    ptr[q*ld + r]  A^T in place, or its last sliver of
- *                                 mr < MR rows copied into Ap as [kc][MR]. */
-static const float *a_sliver(const gemm_args *g, size_t i, size_t mr, size_t p0, size_t kc, float *Ap,
-                             size_t *ld, int *kind)
+/* Where the sliver op(A)[i .. i+MR, p0 .. p0+kc) is (sliver, above): in
+ * place, or copied into Ap -- rows of A, [MR][KC], rows past mr zero; the
+ * last sliver of A^T, [kc][MR]; a convolution's pixels, like rows. */
+static sliver a_sliver(const gemm_args *g, size_t i, size_t mr, size_t p0, size_t kc, float *Ap)
 {
     const conv_geom *cv = g->conv;
-    *ld = GEMM_KC, *kind = SLIVER_ROWS;
+    sliver s = {Ap, GEMM_KC, 1, 0, SLIVER_ROWS};
     if (!cv && !g->transA) { /* rows of A, contiguous in p */
         for (size_t r = 0; r < GEMM_MR; r++) {
             const float *src = g->A + (i + r) * g->lda + p0;
@@ -243,40 +283,49 @@ static const float *a_sliver(const gemm_args *g, size_t i, size_t mr, size_t p0,
          * another page, too short for the hardware prefetcher to catch */
         for (size_t r = i + GEMM_MR; r < i + 2 * GEMM_MR && r < g->M; r++)
             for (size_t p = 0; p < kc; p += 16) PREFETCH_L2(g->A + r * g->lda + p0 + p);
-        return Ap;
+        return s;
     }
     if (!cv) { /* A^T: op(A)[i+r, p0+q] = A[(p0+q)*lda + i + r] */
-        *kind = SLIVER_COLS;
+        s.kind = SLIVER_COLS;
         if (mr == GEMM_MR) {
-            *ld = g->lda;
             /* each p is another row of A, often another page: too many
              * streams for the hardware prefetcher, so fetch the next
              * sliver's floats ahead (2.5x faster on the lasso's X^T G) */
             for (size_t p = 0; p < kc; p++) PREFETCH(g->A + (p0 + p) * g->lda + i + GEMM_MR);
-            return g->A + p0 * g->lda + i;
+            s.a = g->A + p0 * g->lda + i, s.ld = g->lda;
+            return s;
         }
         for (size_t p = 0; p < kc; p++)
             for (size_t r = 0; r < GEMM_MR; r++)
                 Ap[p * GEMM_MR + r] = r < mr ? g->A[(p0 + p) * g->lda + i + r] : 0.0f;
-        *ld = GEMM_MR;
-        return Ap;
+        s.ld = GEMM_MR;
+        return s;
     }
-    /* convolution: row i is output pixel (n, oy, ox); column p0 is (ky, q) */
-    const size_t ohw = (size_t)cv->OH * cv->OW, ky = p0 / g->run, q = p0 % g->run;
+    /* convolution: row i is output pixel (n, oy, ox); column p is (ky, q),
+     * q < wrun = KW*C, the values of one row of the window, contiguous in x */
+    const size_t ohw = (size_t)cv->OH * cv->OW, wrun = (size_t)cv->KW * cv->C, ky0 = p0 / wrun, q0 = p0 % wrun;
     size_t n = i / ohw, oy = i % ohw / cv->OW, ox = i % cv->OW;
-#define PIXEL(n_, oy_, ox_) \
-    (cv->x + (((n_) * cv->Hp + (oy_) * cv->stride + ky) * cv->Wp + (ox_) * cv->stride) * cv->C + q)
+#define PIXEL(n_, oy_, ox_, ky_) \
+    (cv->x + (((n_) * cv->Hp + (oy_) * cv->stride + (ky_)) * cv->Wp + (ox_) * cv->stride) * cv->C)
     /* in place (no copy: often a depth block is short, KW*C, the copy would
-     * cost as much as the product) */
+     * cost as much as the product) when the MR pixels are in one output
+     * row: evenly spaced, ld apart; a block across rows of the window
+     * (whole rows: gemm_conv) as one segment per row, a row of x apart */
     if (mr == GEMM_MR && ox + GEMM_MR <= (size_t)cv->OW) {
-        *ld = (size_t)cv->stride * cv->C, *kind = SLIVER_ROWS;
-        return PIXEL(n, oy, ox);
+        s.a = PIXEL(n, oy, ox, ky0) + q0, s.ld = (size_t)cv->stride * cv->C;
+        if (q0 + kc > wrun) s.nseg = kc / wrun, s.sstride = (size_t)cv->Wp * cv->C;
+        return s;
     }
     for (size_t r = 0; r < GEMM_MR; r++) {
         float *d = Ap + r * GEMM_KC;
         if (r < mr) {
-            const float *src = PIXEL(n, oy, ox);
-            for (size_t p = 0; p < kc; p++) d[p] = src[p];
+            /* the block's values of this pixel, row of the window by row */
+            for (size_t p = 0, ky = ky0, q = q0; p < kc; ky++, q = 0) {
+                const float *src = PIXEL(n, oy, ox, ky) + q;
+                const size_t len = wrun - q < kc - p ? wrun - q : kc - p;
+                for (size_t u = 0; u < len; u++) d[p + u] = src[u];
+                p += len;
+            }
             if (++ox == (size_t)cv->OW) { /* next pixel: the sliver may wrap rows and images */
                 ox = 0;
                 if (++oy == (size_t)cv->OH) oy = 0, n++;
@@ -286,7 +335,7 @@ static const float *a_sliver(const gemm_args *g, size_t i, size_t mr, size_t p0,
         }
     }
 #undef PIXEL
-    return Ap;
+    return s;
 }
 
 /* Bp[NR slivers][kc][NR] = op(B)[p0 .. p0+kc, j0 .. j0+nc), columns past nc zero. */
@@ -349,20 +398,20 @@ static void gemm_tile(const gemm_args *g, size_t i0, size_t mc, size_t j0, size_
         pack_b(g->transB, g->B, g->ldb, p0, kc, j0, nc, Bp);
         for (size_t ir = 0; ir < mc; ir += GEMM_MR) {
             const size_t mr = mc - ir < GEMM_MR ? mc - ir : GEMM_MR, i = i0 + ir;
-            size_t la;
-            int kind;
-            const float *a = a_sliver(g, i, mr, p0, kc, Ap, &la, &kind);
+            const sliver a = a_sliver(g, i, mr, p0, kc, Ap);
             for (size_t jr = 0; jr < nc; jr += GEMM_NR) {
                 const size_t nr = nc - jr < GEMM_NR ? nc - jr : GEMM_NR;
                 const float *b = Bp + jr * kc;
                 const size_t j = j0 + jr;
                 float *c = g->C + i * g->ldc + j;
-                if (mr == GEMM_MR && nr == GEMM_NR) { /* straight into C */
-                    gemm_kernel_sliver(kind, kc, a, la, b, c, g->ldc, accumulate);
-                    if (ep) epilogue_apply(ep, c, g->ldc, i, j, mr, nr);
+                if (mr == GEMM_MR && nr == GEMM_NR) { /* straight into C, the epilogue on the way */
+                    const tile_epilogue te = {ep && ep->scale ? ep->scale + j : NULL,
+                                              ep && ep->shift ? ep->shift + j : NULL,
+                                              ep && ep->res ? ep->res + i * g->ldc + j : NULL, ep && ep->relu};
+                    gemm_kernel_sliver(&a, kc, b, c, g->ldc, accumulate, ep ? &te : NULL);
                     continue;
                 }
-                gemm_kernel_sliver(kind, kc, a, la, b, tile, GEMM_NR, 0);
+                gemm_kernel_sliver(&a, kc, b, tile, GEMM_NR, 0, NULL);
                 for (size_t r = 0; r < mr; r++) /* C (+)= the tile's valid mr x nr part */
                     for (size_t u = 0; u < nr; u++) {
                         float *cc = c + r * g->ldc + u;
@@ -661,7 +710,10 @@ void gemm(int transA, int transB, size_t M, size_t N, size_t K,
 int gemm_conv(const conv_geom *cv, const float *w, int Cout, float *y, const conv_epilogue *ep)
 {
     const size_t M = (size_t)cv->N * cv->OH * cv->OW, K = (size_t)cv->KH * cv->KW * cv->C;
-    gemm_args g = {.M = M, .N = (size_t)Cout, .K = K, .run = (size_t)cv->KW * cv->C, .B = w, .ldb = (size_t)Cout,
+    /* depth blocks within one row of the window, unless the whole window
+     * fits in one block (a stem's 7x7x3: one block of 147, not 7 of 21) */
+    const size_t run = K <= GEMM_KC ? K : (size_t)cv->KW * cv->C;
+    gemm_args g = {.M = M, .N = (size_t)Cout, .K = K, .run = run, .B = w, .ldb = (size_t)Cout,
                    .beta = 0.0f, .C = y, .ldc = (size_t)Cout, .ep = ep};
     if (cv->KH == 1 && cv->KW == 1 && cv->stride == 1)
         g.A = cv->x, g.lda = (size_t)cv->C;

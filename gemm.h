@@ -67,6 +67,9 @@ typedef struct {
     int N, Hp, Wp, C, KH, KW, stride, OH, OW;
 } conv_geom;
 /* y[N*OH*OW, Cout] = X w, then ep (may be NULL) on each finished tile.
+ * The sums are gemm's, except where its depth blocks start: one block when
+ * the whole window fits in one (K <= GEMM_KC, a stem's 7x7x3), else blocks
+ * of at most GEMM_KC within each row of the window (ky), row after row.
  * Needs N*OH*OW, Cout and KH*KW*C all > 0. Returns -1, having computed
  * nothing, when this thread's packing buffer cannot be allocated (the
  * caller then uses its plain convolution); 0 otherwise. The fast path
