@@ -25,7 +25,7 @@ int tap_fire(tap_seq *t, const char *name, const float *x)
                 i < t->m->nloc ? t->m->loc[i].name : "(none)", name);
         abort();
     }
-    t->cb(t->ctx, i, x, t->n);
+    t->cb(t->ctx, i, x, t->first, t->n);
     return i >= t->last;
 }
 

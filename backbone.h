@@ -11,14 +11,15 @@
  * the loader made (same order) and says when the pass may stop. */
 typedef struct {
     const model *m;
-    int n;                     /* images in the batch */
+    int first, n;              /* the images being computed: first .. first+n-1 of the batch */
     int next;                  /* index of the next location to fire */
     int last;                  /* stop after this location */
     tap_fn cb;
     void *ctx;
 } tap_seq;
 
-/* Fire the next location, which must be `name`, on x (n examples);
+/* Fire the next location, which must be `name`, on x (images first ..
+ * first+n-1);
  * returns 1 when it was the last one wanted (the forward returns). */
 int tap_fire(tap_seq *t, const char *name, const float *x);
 

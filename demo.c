@@ -9,9 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include "experiments.h"
 #include "run.h"
@@ -379,14 +376,6 @@ static int check_only(const char *only, const task_summary *t, int n, const char
     return 0;
 }
 
-static int threads_used(void)
-{
-#ifdef _OPENMP
-    return omp_get_max_threads();
-#else
-    return 1;
-#endif
-}
 
 /* Runs the tasks; the ones that ran are moved to the front: *ran of them. */
 static int run_tasks(const demo_opts *o, const run_opts *base, const char *tasks_path, task_summary *t, int n,
@@ -430,13 +419,13 @@ int demo_run(const demo_opts *o)
     }
     if (make_dir(o->out)) goto done;
     if (!o->quiet)
-        fprintf(stderr, "demo: backbone %s, %d tasks from %s, %d thread%s\n", model_dir, n, tasks_path, threads_used(),
-                threads_used() == 1 ? "" : "s");
+        fprintf(stderr, "demo: backbone %s, %d tasks from %s, %d thread%s\n", model_dir, n, tasks_path, threads_max(),
+                threads_max() == 1 ? "" : "s");
     if (run_tasks(o, &base, tasks_path, t, n, &ran)) goto done;
     const double secs = now_seconds() - t0;
-    print_table(t, ran, secs, threads_used(), o->out);
+    print_table(t, ran, secs, threads_max(), o->out);
     if (summary_figures(t, ran, o->out) ||
-        (o->report && write_report(o->report, model_dir, t, ran, threads_used(), secs)))
+        (o->report && write_report(o->report, model_dir, t, ran, threads_max(), secs)))
         goto done;
     rc = 0;
 done:

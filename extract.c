@@ -79,10 +79,11 @@ typedef struct {
     size_t maxc;
 } pass_ctx;
 
-/* Pool location loc of the n examples in x into target p's rows: every
+/* Pool location loc of examples first .. first+n-1 (x) into those rows of
+ * target p: every
  * feature of the location, unit-normalized (§4, §5), or only the selected
  * ones (renormalized later, once the row is complete). */
-static void pool_into(const pass_ctx *c, const pass_target *p, int loc, const float *x, int n)
+static void pool_into(const pass_ctx *c, const pass_target *p, int loc, const float *x, int first, int n)
 {
     const location *l = &c->m->loc[loc];
     const int e = p->entry[loc];
@@ -92,30 +93,30 @@ static void pool_into(const pass_ctx *c, const pass_target *p, int loc, const fl
         const size_t off = p->t->lay->e[e].offset;
 #pragma omp parallel for schedule(static)
         for (int i = 0; i < n; i++) {
-            float *y = p->rows + (size_t)i * cols + off;
+            float *y = p->rows + (size_t)(first + i) * cols + off;
             pool_example(l, plan, x + (size_t)i * size, y, c->acc + (size_t)i * c->maxc);
             l2_normalize(y, plan->dim);
         }
         return;
     }
-    const size_t first = p->first[e], cnt = p->count[e], off = p->t->lay->e[e].offset;
-    const int64_t *sel = p->t->sel + first;
+    const size_t sel0 = p->first[e], cnt = p->count[e], off = p->t->lay->e[e].offset;
+    const int64_t *sel = p->t->sel + sel0;
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < n; i++) {
-        float *y = p->rows + (size_t)i * cols + first;
+        float *y = p->rows + (size_t)(first + i) * cols + sel0;
         const float *xi = x + (size_t)i * size;
         for (size_t q = 0; q < cnt; q++) y[q] = pool_feature(l, plan, xi, (size_t)sel[q] - off);
     }
 }
 
 /* The tap callback: every target that uses location loc. */
-static void on_tap(void *vctx, int loc, const float *x, int n)
+static void on_tap(void *vctx, int loc, const float *x, int first, int n)
 {
     const pass_ctx *c = vctx;
     for (int k = 0; k < c->nt; k++) {
         const pass_target *p = &c->pt[k];
         const int e = p->entry[loc];
-        if (e >= 0 && (!p->t->sel || p->count[e] > 0)) pool_into(c, p, loc, x, n);
+        if (e >= 0 && (!p->t->sel || p->count[e] > 0)) pool_into(c, p, loc, x, first, n);
     }
 }
 

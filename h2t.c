@@ -14,9 +14,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include "util.h"
 #include "npy.h"
@@ -268,8 +265,10 @@ typedef struct {
     int failed;          /* a write failed (message in last_error) */
 } taps_ctx;
 
-static void taps_write(void *vctx, int loc, const float *x, int n)
+/* A location's images come in order (model.h), so they are appended. */
+static void taps_write(void *vctx, int loc, const float *x, int first, int n)
 {
+    (void)first;
     taps_ctx *c = vctx;
     if (c->failed || !c->want[loc]) return;
     if (npy_writer_rows(&c->w[loc], x, (size_t)n)) c->failed = 1;
@@ -1138,16 +1137,12 @@ static int cmd_demo(int argc, char **argv)
  * h2t bench: forward throughput (random weights made here, or a model
  * directory) and GEMM GFLOP/s. Nothing is read or written. */
 
-static int bench_threads(void)
-{
-#ifdef _OPENMP
-    return omp_get_max_threads();
-#else
-    return 1;
-#endif
-}
 
-static void bench_tap(void *ctx, int loc, const float *x, int n) { (void)ctx, (void)loc, (void)x, (void)n; }
+
+static void bench_tap(void *ctx, int loc, const float *x, int first, int n)
+{
+    (void)ctx, (void)loc, (void)x, (void)first, (void)n;
+}
 
 /* Batches of random inputs until `seconds` have passed (at least 2 after a
  * warm-up batch). Every location is computed, as in h2t taps/features; the
@@ -1188,7 +1183,7 @@ static int bench_forward(const char *cmd, const char *arch, const char *dir, int
         if (t < best) best = t;
         if (!quiet) fprintf(stderr, "bench: batch %d: %.3f s, %.2f img/s\n", runs, t, batch / t);
     }
-    int threads = bench_threads();
+    int threads = threads_max();
     printf("bench: %s, batch %d, %d thread%s, %d batches in %.1f s (best batch %.2f img/s): %.2f img/s\n", name,
            batch, threads, threads == 1 ? "" : "s", runs, total, batch / best, runs * (double)batch / total);
     free_array(x);
@@ -1199,7 +1194,7 @@ static int bench_forward(const char *cmd, const char *arch, const char *dir, int
 /* C[n,n] = A[n,n] B[n,n] at each size, best of repeats within the time. */
 static int bench_gemm(const char *cmd, const double *sizes, int nsizes, double seconds, uint64_t seed)
 {
-    int threads = bench_threads();
+    int threads = threads_max();
     for (int s = 0; s < nsizes; s++) {
         const size_t n = (size_t)sizes[s];
         float *a = alloc_array(n * n, sizeof(float)), *b = alloc_array(n * n, sizeof(float));

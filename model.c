@@ -162,7 +162,7 @@ void model_preprocess(const model *m, const uint8_t *imgs, int n, int H, int W, 
 
 void model_forward(model *m, const float *x, int n, int last, tap_fn cb, void *ctx)
 {
-    tap_seq t = {.m = m, .n = n, .next = 0, .last = last < m->nloc ? last : m->nloc - 1, .cb = cb, .ctx = ctx};
+    tap_seq t = {.m = m, .first = 0, .n = n, .next = 0, .last = last < m->nloc ? last : m->nloc - 1, .cb = cb, .ctx = ctx};
     if (m->opt.include_input && tap_fire(&t, "input", x)) return;
     if (m->arch == ARCH_RESNET) resnet_forward(m, x, &t);
     else vit_forward(m, x, &t);

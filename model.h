@@ -27,9 +27,13 @@ typedef struct {
     int is_default;            /* in the official default set */
 } location;
 
-/* Called once per location per batch, in depth order:
- * x holds n examples of the location's per-example shape, contiguous. */
-typedef void (*tap_fn)(void *ctx, int loc, const float *x, int n);
+/* Called with every example of a batch at every location: x holds examples
+ * first .. first+n-1 of the batch, of the location's per-example shape,
+ * contiguous. Locations come in depth order, the examples of each in order,
+ * but a backbone may run its early layers (whose maps are largest) a few
+ * examples at a time, so that they stay in cache: their locations then come
+ * chunk by chunk (depth order within a chunk), interleaved. */
+typedef void (*tap_fn)(void *ctx, int loc, const float *x, int first, int n);
 
 typedef enum { ARCH_RESNET, ARCH_VIT } model_arch;
 
@@ -40,6 +44,8 @@ extern const char *const tap_point_names[];  /* "post-activation", "pre-activati
 typedef struct {
     tap_point point;           /* ResNet: after BN and ReLU (§2), before the ReLU, or before the BN */
     int include_input;         /* the preprocessed image [S, S, 3] as a first location, "input" */
+    int early_chunk;           /* ResNet: stem and first block this many images at a time (0: automatic,
+                                  resnet.c); the bits do not depend on it */
 } model_options;
 
 typedef struct model {

@@ -561,13 +561,87 @@ static void head(resnet *r, float *x, tap_seq *t)
     tap_fire(t, "logits", r->logits);
 }
 
-/* s0 = the stem's max pool of aux (ReLU and max pool commute, so under
+/* y = the stem's max pool of aux (ReLU and max pool commute, so under
  * pre-activation this is the pool of the ReLU's input). */
-static void stem_pool(resnet *r, int n)
+static void stem_pool(resnet *r, int n, float *y)
 {
     const int c0 = r->root.cout;
-    maxpool2d(r->aux, n, r->root.oh, r->root.ow, c0, 3, 2, 1, r->s0);
-    if (r->pool_zero_pad) pool_zero_padding(r->s0, n, r->root.oh, r->root.ow, c0, r->pool_h, r->pool_w, 3, 2, 1);
+    maxpool2d(r->aux, n, r->root.oh, r->root.ow, c0, 3, 2, 1, y);
+    if (r->pool_zero_pad) pool_zero_padding(y, n, r->root.oh, r->root.ow, c0, r->pool_h, r->pool_w, 3, 2, 1);
+}
+
+/* The early layers -- the stem and the units of the first block, whose
+ * maps are the largest (a batch of 16 at 224 px: 51 MB each) -- run a few
+ * images at a time, so that each map is still in cache when the next layer
+ * reads it: images whose first-block output fits in RESNET_CHUNK_BYTES, at
+ * least one per thread (the taps of these locations pool images in
+ * parallel). A row of a convolution does not depend on the other rows
+ * computed with it (gemm.c), so the bits are those of the whole batch. */
+#ifndef RESNET_CHUNK_BYTES
+#define RESNET_CHUNK_BYTES (8u << 20)
+#endif
+
+static int early_units(const resnet *r)
+{
+    int k = 0;
+    while (k < r->nunits && r->u[k].block == r->u[0].block) k++;
+    return k;
+}
+
+/* Values per image of the early layers' output, the last unit's. */
+static size_t early_size(const resnet *r)
+{
+    const unit *u = &r->u[early_units(r) - 1];
+    return (size_t)u->oh * u->ow * u->cout;
+}
+
+/* Images per chunk. A chunk puts every map of the stream at its first
+ * image's place in the early output (forward_early), so chunking needs
+ * every such map to be no larger per image than that output (true of a
+ * ResNet: the stem's map is narrower, the units of a block all alike). */
+static int chunk_images(const resnet *r, int asked, int n)
+{
+    const size_t out = early_size(r);
+    int fits = (size_t)r->pool_h * r->pool_w * r->root.cout <= out;
+    for (int i = 0; i < early_units(r); i++) fits &= (size_t)r->u[i].oh * r->u[i].ow * r->u[i].cout <= out;
+    if (!fits) return n;
+    if (asked > 0) return asked < n ? asked : n;
+    const size_t per = out * sizeof(float);
+    int c = per > 0 && per < RESNET_CHUNK_BYTES ? (int)(RESNET_CHUNK_BYTES / per) : 1;
+    if (c < threads_max()) c = threads_max();
+    return c < n ? c : n;
+}
+
+/* Stem and early units on images c0 .. c0+n-1 of the batch (x: those
+ * images; n = t->n), their output at image c0 of the stream buffer
+ * returned in *out. The stream ping-pongs between s0 and s1; every map of
+ * the chunk starts where image c0 of the early output does, and is no
+ * larger per image (chunk_images), so a chunk writes only where its own
+ * images of that output go, never on an earlier chunk's, and the output
+ * is whole for the batch once every chunk is done. Returns 1 when the
+ * pass stops at one of its taps. */
+static int forward_early(resnet *r, const float *x, size_t c0, tap_seq *t, float **out)
+{
+    const int n = t->n;
+    /* ---- stem: x [n, S, S, 3] -> aux [n, H1, W1, C0] -> cur [n, H2, W2, C0] */
+    const size_t off = c0 * early_size(r);
+    float *cur = r->s0, *next = r->s1, *y = cur + off;
+    if (r->v2) conv_run(&r->root, x, n, r->aux, r->work);
+    else conv_to_tap(r, &r->root, x, n, r->aux, &r->root_bn); /* relu(bn(conv)), up to the tap point */
+    stem_pool(r, n, y);
+    if (tap_fire(t, "after_root", y)) return 1;
+    if (!r->v2 && r->tap == TAP_PRE_NORMALIZATION) { /* the stream goes on from bn(conv), before its ReLU */
+        bn_run(&r->root_bn, r->aux, (size_t)n * r->root.oh * r->root.ow, 0);
+        stem_pool(r, n, y);
+    }
+    for (int i = 0; i < early_units(r); i++) {
+        const unit *u = &r->u[i];
+        if (r->v2 ? unit_v2(r, u, cur + off, next + off, t) : unit_v15(r, u, cur + off, next + off, t)) return 1;
+        float *tmp = cur;
+        cur = next, next = tmp;
+    }
+    *out = cur;
+    return 0;
 }
 
 void resnet_forward(model *m, const float *x, tap_seq *t)
@@ -579,21 +653,24 @@ void resnet_forward(model *m, const float *x, tap_seq *t)
                 r->max_batch);
         abort();
     }
-    /* ---- stem: x [N, S, S, 3] -> aux [N, H1, W1, C0] -> s0 [N, H2, W2, C0] */
-    if (r->v2) conv_run(&r->root, x, n, r->aux, r->work);
-    else conv_to_tap(r, &r->root, x, n, r->aux, &r->root_bn); /* relu(bn(conv)), up to the tap point */
-    stem_pool(r, n);
-    if (tap_fire(t, "after_root", r->s0)) return;
-    if (!r->v2 && r->tap == TAP_PRE_NORMALIZATION) { /* the stream goes on from bn(conv), before its ReLU */
-        bn_run(&r->root_bn, r->aux, (size_t)n * r->root.oh * r->root.ow, 0);
-        stem_pool(r, n);
+    /* ---- the early layers, chunk by chunk; each chunk fires the same locations */
+    const int chunk = chunk_images(r, m->opt.early_chunk, n), loc0 = t->next;
+    const size_t per_image = (size_t)m->input_size * m->input_size * 3;
+    float *cur = NULL;
+    int stop = 0;
+    for (int c0 = 0; c0 < n; c0 += chunk) {
+        tap_seq tc = *t;
+        tc.first = t->first + c0, tc.n = n - c0 < chunk ? n - c0 : chunk, tc.next = loc0;
+        stop = forward_early(r, x + (size_t)c0 * per_image, (size_t)c0, &tc, &cur);
+        t->next = tc.next;
     }
+    if (stop) return;
 
-    /* ---- the units, the residual stream ping-ponging between s0 and s1 */
-    float *cur = r->s0, *next = r->s1;
-    for (int i = 0; i < r->nunits; i++) {
-        int stop = r->v2 ? unit_v2(r, &r->u[i], cur, next, t) : unit_v15(r, &r->u[i], cur, next, t);
-        if (stop) return;
+    /* ---- the other units on the whole batch, the stream ping-ponging between s0 and s1 */
+    float *next = cur == r->s0 ? r->s1 : r->s0;
+    for (int i = early_units(r); i < r->nunits; i++) {
+        int stop_here = r->v2 ? unit_v2(r, &r->u[i], cur, next, t) : unit_v15(r, &r->u[i], cur, next, t);
+        if (stop_here) return;
         float *tmp = cur;
         cur = next, next = tmp;
     }

@@ -17,6 +17,9 @@
 #include <string.h>
 #include <time.h>
 #include <sys/stat.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 #ifdef _WIN32
 #include <direct.h>  /* _mkdir */
 #include <malloc.h>  /* _aligned_malloc, _aligned_free */
@@ -250,6 +253,15 @@ double now_seconds(void)
     if (timespec_get(&ts, TIME_UTC) != TIME_UTC) return 0.0;
 #endif
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+#endif
+}
+
+int threads_max(void)
+{
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
 #endif
 }
 

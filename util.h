@@ -68,8 +68,9 @@ uint64_t rng_u64(rng_t *r);
 double rng_uniform(rng_t *r);          /* [0, 1), 53 random bits */
 double rng_normal(rng_t *r);           /* standard normal (Box-Muller) */
 
-/* ---- time -------------------------------------------------------------- */
+/* ---- time and threads -------------------------------------------------- */
 double now_seconds(void);              /* monotonic wall clock */
+int threads_max(void);                 /* OpenMP threads a parallel region gets (1 without OpenMP) */
 
 /* ---- config files ------------------------------------------------------
  * Text, one `key = value` per line; '#' starts a comment; blank lines are

@@ -22,11 +22,11 @@ typedef struct {
     size_t done;                       /* images of earlier batches */
 } capture;
 
-static void capture_cb(void *vctx, int loc, const float *x, int n)
+static void capture_cb(void *vctx, int loc, const float *x, int first, int n)
 {
     capture *c = vctx;
     size_t sz = location_size(&c->m->loc[loc]);
-    memcpy(c->buf[loc] + c->done * sz, x, (size_t)n * sz * sizeof(float));
+    memcpy(c->buf[loc] + (c->done + (size_t)first) * sz, x, (size_t)n * sz * sizeof(float));
 }
 
 static int capture_alloc(capture *c, const model *m, size_t n)

@@ -25,10 +25,10 @@ typedef struct {
     double checksum;       /* sum over all locations of x * (1 + index % 7) */
 } stats;
 
-static void stats_cb(void *vctx, int loc, const float *x, int n)
+static void stats_cb(void *vctx, int loc, const float *x, int first, int n)
 {
     stats *s = vctx;
-    size_t sz = location_size(&s->m->loc[loc]) * (size_t)n;
+    const size_t sz = location_size(&s->m->loc[loc]) * (size_t)n, base = location_size(&s->m->loc[loc]) * (size_t)first;
     int is_logits = strcmp(s->m->loc[loc].name, "logits") == 0;
     for (size_t i = 0; i < sz; i++) {
         double v = x[i];
@@ -38,7 +38,7 @@ static void stats_cb(void *vctx, int loc, const float *x, int n)
         }
         if (v != 0 && fabs(v) < 1.17549435e-38) s->subnormal++;
         if (fabs(v) > s->max_abs) s->max_abs = fabs(v);
-        s->checksum += v * (double)(1 + i % 7);
+        s->checksum += v * (double)(1 + (base + i) % 7);
         if (is_logits) s->logit_sum += v, s->logit_sq += v * v, s->logit_n++;
     }
 }

@@ -109,6 +109,69 @@ static void test_fixture(const char *dir)
     model_free(&m);
 }
 
+/* ---- the early layers a few images at a time (model_options.early_chunk) ---------- */
+
+/* Every location has the same bits as with the whole batch in one chunk:
+ * chunks of 1 and 2 images, batches of 3 and 2 (fixtures of 3 and 2
+ * images: uneven chunks; chunks after one whose output lies in the buffer
+ * they work in), and a pass that stops inside the chunked layers (each
+ * chunk stops there). */
+static void test_chunks(const char *dir)
+{
+    char mdir[600], path[600];
+    snprintf(mdir, sizeof mdir, "%s/model", dir);
+    snprintf(path, sizeof path, "%s/images.npy", dir);
+    npy_array img;
+    if (npy_read(path, NPY_U8, &img)) {
+        check(0, "%s: %s", dir, last_error());
+        return;
+    }
+    const int n = (int)img.shape[0];
+    model_options whole = {TAP_POST_ACTIVATION, 0, n};
+    model m0;
+    capture ref;
+    int ok = model_load_with(mdir, &whole, &m0) == 0 && model_prepare(&m0, n) == 0 && capture_alloc(&ref, &m0, (size_t)n) == 0;
+    if (ok) run_all(&m0, &img, n, &ref);
+    check(ok, "%s: the whole batch in one chunk runs %s", dir, ok ? "" : last_error());
+    const int chunks[] = {1, 2}, batches[] = {3, 2};
+    for (int a = 0; ok && a < 2; a++)
+        for (int b = 0; b < 2; b++) {
+            model_options o = {TAP_POST_ACTIVATION, 0, chunks[a]};
+            model mk;
+            capture ck;
+            int same = model_load_with(mdir, &o, &mk) == 0 && model_prepare(&mk, batches[b]) == 0 &&
+                       capture_alloc(&ck, &mk, (size_t)n) == 0;
+            if (same) run_all(&mk, &img, batches[b], &ck);
+            for (int i = 0; same && i < m0.nloc; i++)
+                same = !memcmp(ref.buf[i], ck.buf[i], (size_t)n * location_size(&m0.loc[i]) * sizeof(float));
+            check(same, "%s: early layers in chunks of %d image(s), batches of %d: every location the same bits", dir,
+                  chunks[a], batches[b]);
+            capture_free(&ck);
+            model_free(&mk);
+        }
+    /* stopping at the first unit's layer1, chunks of 1: the locations up to there, the same bits */
+    model ms;
+    capture cs;
+    model_options one = {TAP_POST_ACTIVATION, 0, 1};
+    const int last = ok ? model_find_location(&m0, "block1_unit1_layer1") : -1;
+    const size_t S = ok ? (size_t)m0.input_size : 0;
+    float *x = ok ? alloc_array((size_t)n * S * S * 3, sizeof(float)) : NULL;
+    int same = x && last > 0 && model_load_with(mdir, &one, &ms) == 0 && model_prepare(&ms, n) == 0 &&
+               capture_alloc(&cs, &ms, (size_t)n) == 0;
+    if (same) {
+        model_preprocess(&ms, img.data, n, (int)img.shape[1], (int)img.shape[2], img.ndim == 4 ? (int)img.shape[3] : 1, x);
+        model_forward(&ms, x, n, last, capture_cb, &cs);
+        for (int i = 0; same && i <= last; i++)
+            same = !memcmp(ref.buf[i], cs.buf[i], (size_t)n * location_size(&m0.loc[i]) * sizeof(float));
+        capture_free(&cs);
+        model_free(&ms);
+    }
+    check(same, "%s: a pass stopping at block1_unit1_layer1, chunks of 1: the same bits up to there", dir);
+    free_array(x);
+    if (ok) capture_free(&ref), model_free(&m0);
+    npy_free(&img);
+}
+
 /* ---- tap points and the input location (docs/ALGORITHM.md §16) ------------------ */
 
 /* The BatchNorm (tensor prefix) whose output a post-activation tap reads
@@ -160,7 +223,7 @@ static void test_tap_points(const char *dir, int v2, double eps)
     const size_t n = img.shape[0];
     int ok = 1;
     for (int p = 0; p < 3; p++) {
-        model_options o = {(tap_point)p, 0};
+        model_options o = {(tap_point)p, 0, 0};
         ok &= model_load_with(mdir, &o, &m[p]) == 0 && model_prepare(&m[p], 2) == 0 && capture_alloc(&c[p], &m[p], n) == 0;
         if (ok) run_all(&m[p], &img, 2, &c[p]);
     }
@@ -203,7 +266,7 @@ static void test_tap_points(const char *dir, int v2, double eps)
     /* the input location: first, the preprocessed images; every other location unchanged */
     model mi;
     capture ci;
-    model_options oi = {TAP_POST_ACTIVATION, 1};
+    model_options oi = {TAP_POST_ACTIVATION, 1, 0};
     int iok = model_load_with(mdir, &oi, &mi) == 0 && model_prepare(&mi, 2) == 0 && capture_alloc(&ci, &mi, n) == 0;
     if (iok) run_all(&mi, &img, 2, &ci);
     iok = iok && mi.nloc == m[0].nloc + 1 && !strcmp(mi.loc[0].name, "input") && mi.loc[0].dims[2] == 3;
@@ -361,6 +424,8 @@ int main(void)
     test_fixture("test/fixtures/resnet_v2");
     test_tap_points("test/fixtures/resnet_v15", 0, 1e-5);
     test_tap_points("test/fixtures/resnet_v2", 1, 1e-3);
+    test_chunks("test/fixtures/resnet_v15");
+    test_chunks("test/fixtures/resnet_v2");
     test_refusals();
     return check_done();
 }
