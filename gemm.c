@@ -236,6 +236,7 @@ typedef struct {
     int transA, transB;
     const float *A, *B;
     size_t lda, ldb;
+    const float *Bpk;          /* op(B) packed whole (gemm_pack), or NULL: packed per tile */
     const conv_geom *conv;
     float beta;
     float *C;
@@ -370,6 +371,17 @@ static void pack_b(int transB, const float *B, size_t ldb, size_t p0, size_t kc,
     }
 }
 
+size_t gemm_packed_size(size_t K, size_t N) { return (N + GEMM_NR - 1) / GEMM_NR * GEMM_NR * K; }
+
+/* Sliver s of B is Bpk[s*K*NR ..], [K][NR]: what pack_b makes of it for
+ * each depth block, the blocks one after another. */
+void gemm_pack(const float *B, size_t K, size_t N, float *Bpk)
+{
+    for (size_t j0 = 0; j0 < N; j0 += GEMM_NR, Bpk += K * GEMM_NR)
+        for (size_t p = 0; p < K; p++)
+            for (size_t j = 0; j < GEMM_NR; j++) Bpk[p * GEMM_NR + j] = j0 + j < N ? B[p * N + j0 + j] : 0.0f;
+}
+
 /* One packing buffer per OpenMP thread. Without OpenMP the program has one
  * thread, and compilers without C11 thread storage (tcc) need none. */
 #ifdef _OPENMP
@@ -395,13 +407,13 @@ static void gemm_tile(const gemm_args *g, size_t i0, size_t mc, size_t j0, size_
         const size_t left = g->run - p0 % g->run, kc = left < GEMM_KC ? left : GEMM_KC;
         const int accumulate = p0 > 0 || g->beta != 0.0f;
         const conv_epilogue *ep = p0 + kc == g->K ? g->ep : NULL; /* after the last depth block */
-        pack_b(g->transB, g->B, g->ldb, p0, kc, j0, nc, Bp);
+        if (!g->Bpk) pack_b(g->transB, g->B, g->ldb, p0, kc, j0, nc, Bp);
         for (size_t ir = 0; ir < mc; ir += GEMM_MR) {
             const size_t mr = mc - ir < GEMM_MR ? mc - ir : GEMM_MR, i = i0 + ir;
             const sliver a = a_sliver(g, i, mr, p0, kc, Ap);
             for (size_t jr = 0; jr < nc; jr += GEMM_NR) {
                 const size_t nr = nc - jr < GEMM_NR ? nc - jr : GEMM_NR;
-                const float *b = Bp + jr * kc;
+                const float *b = g->Bpk ? g->Bpk + ((j0 + jr) / GEMM_NR * g->K + p0) * GEMM_NR : Bp + jr * kc;
                 const size_t j = j0 + jr;
                 float *c = g->C + i * g->ldc + j;
                 if (mr == GEMM_MR && nr == GEMM_NR) { /* straight into C, the epilogue on the way */
@@ -707,13 +719,13 @@ void gemm(int transA, int transB, size_t M, size_t N, size_t K,
  * rows of the im2col matrix straight from the padded input, so it is never
  * built. A 1x1 stride-1 convolution is a plain product on x itself. */
 
-int gemm_conv(const conv_geom *cv, const float *w, int Cout, float *y, const conv_epilogue *ep)
+int gemm_conv(const conv_geom *cv, const float *w, const float *wpk, int Cout, float *y, const conv_epilogue *ep)
 {
     const size_t M = (size_t)cv->N * cv->OH * cv->OW, K = (size_t)cv->KH * cv->KW * cv->C;
     /* depth blocks within one row of the window, unless the whole window
      * fits in one block (a stem's 7x7x3: one block of 147, not 7 of 21) */
     const size_t run = K <= GEMM_KC ? K : (size_t)cv->KW * cv->C;
-    gemm_args g = {.M = M, .N = (size_t)Cout, .K = K, .run = run, .B = w, .ldb = (size_t)Cout,
+    gemm_args g = {.M = M, .N = (size_t)Cout, .K = K, .run = run, .B = w, .ldb = (size_t)Cout, .Bpk = wpk,
                    .beta = 0.0f, .C = y, .ldc = (size_t)Cout, .ep = ep};
     if (cv->KH == 1 && cv->KW == 1 && cv->stride == 1)
         g.A = cv->x, g.lda = (size_t)cv->C;

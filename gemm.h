@@ -66,7 +66,16 @@ typedef struct {
     const float *x;              /* [N, Hp, Wp, C], zero-padded */
     int N, Hp, Wp, C, KH, KW, stride, OH, OW;
 } conv_geom;
-/* y[N*OH*OW, Cout] = X w, then ep (may be NULL) on each finished tile.
+/* A matrix B[K, N] packed once, as gemm packs op(B) for each tile --
+ * column slivers one after another, each [K][its columns], zeros past N --
+ * for products that use it again and again (a model's weights): gemm_conv
+ * then reads it in place instead of packing it on every call. The size in
+ * floats, and the packing. */
+size_t gemm_packed_size(size_t K, size_t N);
+void gemm_pack(const float *B, size_t K, size_t N, float *Bpk);
+
+/* y[N*OH*OW, Cout] = X w, then ep (may be NULL) on each finished tile;
+ * wpk: w packed by gemm_pack (the same bits), or NULL.
  * The sums are gemm's, except where its depth blocks start: one block when
  * the whole window fits in one (K <= GEMM_KC, a stem's 7x7x3), else blocks
  * of at most GEMM_KC within each row of the window (ky), row after row.
@@ -75,6 +84,6 @@ typedef struct {
  * caller then uses its plain convolution); 0 otherwise. The fast path
  * only: its caller, conv2d_ep (tensor.c), runs its plain twin
  * conv2d_ep_ref instead in the reference build. */
-int gemm_conv(const conv_geom *cv, const float *w, int Cout, float *y, const conv_epilogue *ep);
+int gemm_conv(const conv_geom *cv, const float *w, const float *wpk, int Cout, float *y, const conv_epilogue *ep);
 
 #endif

@@ -73,6 +73,7 @@
 
 typedef struct {
     float *w;                  /* [KH, KW, Cin, Cout] */
+    float *wpk;                /* w packed for gemm_conv (gemm.h gemm_pack), or NULL: packed per call */
     int cin, cout;
     conv_spec spec;
     int h, w_in;               /* input spatial size (fixed by input_size) */
@@ -137,6 +138,12 @@ static int load_conv(tensor_loader *L, conv_layer *c, const char *prefix, int k,
     if (!(c->w = loader_load(L, name, 4, dims))) return -1;
     c->cin = cin;
     c->cout = (int)dims[3];
+    /* packed once (the fast build only): every batch then reads it as it
+     * is, instead of each tile of each convolution packing its part again;
+     * without the memory, each call packs (the same bits) */
+    const size_t K = (size_t)k * k * cin;
+    if (!REFERENCE_BUILD && (c->wpk = alloc_array(gemm_packed_size(K, (size_t)c->cout), sizeof(float))))
+        gemm_pack(c->w, K, (size_t)c->cout, c->wpk);
     c->h = h;
     c->w_in = w;
     conv_spec *s = &c->spec;
@@ -424,7 +431,7 @@ int resnet_prepare(model *m, int max_batch)
 
 static void conv_run(const conv_layer *c, const float *x, int n, float *y, float *work)
 {
-    conv2d(x, n, c->h, c->w_in, c->cin, c->w, c->cout, &c->spec, y, work);
+    conv2d_ep(x, n, c->h, c->w_in, c->cin, c->w, c->wpk, c->cout, &c->spec, y, work, NULL);
 }
 
 /* conv, then (bn: y * scale + shift), (res: + res), (relu: max(., 0)),
@@ -434,7 +441,7 @@ static void conv_bn_run(const conv_layer *c, const float *x, int n, float *y, fl
                         const float *res, int relu)
 {
     conv_epilogue ep = {bn ? bn->scale : NULL, bn ? bn->shift : NULL, res, relu};
-    conv2d_ep(x, n, c->h, c->w_in, c->cin, c->w, c->cout, &c->spec, y, work, &ep);
+    conv2d_ep(x, n, c->h, c->w_in, c->cin, c->w, c->wpk, c->cout, &c->spec, y, work, &ep);
 }
 
 static void bn_run(const bn_layer *b, float *x, size_t rows, int relu)
@@ -687,11 +694,12 @@ void resnet_free(model *m)
     resnet *r = m->impl;
     if (!r) return;
     free_buffers(r);
-    free_array(r->root.w);
+    free_array(r->root.w), free_array(r->root.wpk);
     free_bn(&r->root_bn);
     for (int i = 0; i < r->nunits; i++) {
         unit *u = &r->u[i];
         free_array(u->conv1.w), free_array(u->conv2.w), free_array(u->conv3.w), free_array(u->proj.w);
+        free_array(u->conv1.wpk), free_array(u->conv2.wpk), free_array(u->conv3.wpk), free_array(u->proj.wpk);
         free_bn(&u->bn1), free_bn(&u->bn2), free_bn(&u->bn3), free_bn(&u->proj_bn);
     }
     free_bn(&r->final_bn);

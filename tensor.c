@@ -180,11 +180,11 @@ static void pad_input(const float *x, int N, int H, int W, int C, const conv_spe
 void conv2d(const float *x, int N, int H, int W, int Cin,
             const float *w, int Cout, const conv_spec *s, float *y, float *work)
 {
-    conv2d_ep(x, N, H, W, Cin, w, Cout, s, y, work, NULL);
+    conv2d_ep(x, N, H, W, Cin, w, NULL, Cout, s, y, work, NULL);
 }
 
-void conv2d_ep(const float *x, int N, int H, int W, int Cin, const float *w, int Cout, const conv_spec *s,
-               float *y, float *work, const conv_epilogue *ep)
+void conv2d_ep(const float *x, int N, int H, int W, int Cin, const float *w, const float *wpk, int Cout,
+               const conv_spec *s, float *y, float *work, const conv_epilogue *ep)
 {
     if (REFERENCE_BUILD) {
         conv2d_ep_ref(x, N, H, W, Cin, w, Cout, s, y, ep);
@@ -204,7 +204,7 @@ void conv2d_ep(const float *x, int N, int H, int W, int Cin, const float *w, int
     }
     const conv_geom cv = {xp, N, H + s->pad_t + s->pad_b, W + s->pad_l + s->pad_r, Cin, s->kh, s->kw, s->stride,
                           OH, OW};
-    if (gemm_conv(&cv, w, Cout, y, ep) != 0) /* no packing buffer: slow, never wrong */
+    if (gemm_conv(&cv, w, wpk, Cout, y, ep) != 0) /* no packing buffer: slow, never wrong */
         conv2d_ep_ref(x, N, H, W, Cin, w, Cout, s, y, ep);
 }
 

@@ -37,10 +37,12 @@ void conv2d(const float *x, int N, int H, int W, int Cin,
 void conv2d_ref(const float *x, int N, int H, int W, int Cin,
                 const float *w, int Cout, const conv_spec *s, float *y);
 /* conv2d followed by the epilogue ep (gemm.h): BatchNorm, residual, ReLU
- * applied to each output tile while it is in cache. conv2d_ep_ref: the
+ * applied to each output tile while it is in cache. wpk: w packed once by
+ * gemm_pack(w, KH*KW*Cin, Cout) for a layer run again and again (the same
+ * bits, without packing w on every call), or NULL. conv2d_ep_ref: the
  * same as conv2d_ref, then scale_shift, add_inplace and relu passes. */
-void conv2d_ep(const float *x, int N, int H, int W, int Cin, const float *w, int Cout, const conv_spec *s,
-               float *y, float *work, const conv_epilogue *ep);
+void conv2d_ep(const float *x, int N, int H, int W, int Cin, const float *w, const float *wpk, int Cout,
+               const conv_spec *s, float *y, float *work, const conv_epilogue *ep);
 void conv2d_ep_ref(const float *x, int N, int H, int W, int Cin, const float *w, int Cout, const conv_spec *s,
                    float *y, const conv_epilogue *ep);
 

@@ -207,7 +207,10 @@ static void test_conv_case(const conv_case *cc)
     float *sc = rand_array((size_t)cc->Cout, 0.5f, 2), *sh = rand_array((size_t)cc->Cout, -1, 1);
     float *res = rand_array(yn, -2, 2), *fused = rand_array(yn, -1, 1);
     static const int combos[4][3] = {{1, 0, 1}, {1, 1, 1}, {0, 1, 0}, {1, 0, 0}}; /* bn, res, relu */
-    int same = 1;
+    const size_t kk = (size_t)s->kh * s->kw * cc->Cin;
+    float *wpk = alloc_array(gemm_packed_size(kk, (size_t)cc->Cout) + 1, sizeof(float));
+    if (wpk) gemm_pack(w, kk, (size_t)cc->Cout, wpk);
+    int same = wpk != NULL;
     for (int k = 0; k < 4; k++) {
         const int bn = combos[k][0], rs = combos[k][1], rl = combos[k][2];
         conv2d(x, cc->N, cc->H, cc->W, cc->Cin, w, cc->Cout, s, r, work);
@@ -215,14 +218,15 @@ static void test_conv_case(const conv_case *cc)
         if (rs) add_inplace(r, res, yn);
         if (rl) relu(r, yn);
         conv_epilogue ep = {bn ? sc : NULL, bn ? sh : NULL, rs ? res : NULL, rl};
-        conv2d_ep(x, cc->N, cc->H, cc->W, cc->Cin, w, cc->Cout, s, fused, work, &ep);
+        conv2d_ep(x, cc->N, cc->H, cc->W, cc->Cin, w, k % 2 ? wpk : NULL, cc->Cout, s, fused, work, &ep);
         same = same && memcmp(fused, r, yn * sizeof(float)) == 0;
     }
-    check(same, "conv2d_ep (bn+relu, bn+res+relu, res, bn) bitwise = conv2d then scale_shift/add/relu, %dx%dx%d->%d k=%d s=%d",
-          cc->H, cc->W, cc->Cin, cc->Cout, s->kh, s->stride);
+    free_array(wpk);
+    check(same, "conv2d_ep (bn+relu, bn+res+relu, res, bn; w packed by gemm_pack for the 2nd and 4th) bitwise = "
+          "conv2d then scale_shift/add/relu, %dx%dx%d->%d k=%d s=%d", cc->H, cc->W, cc->Cin, cc->Cout, s->kh, s->stride);
     /* and against its plain twin: conv2d_ref, then the three passes */
     conv_epilogue all = {sc, sh, res, 1};
-    conv2d_ep(x, cc->N, cc->H, cc->W, cc->Cin, w, cc->Cout, s, fused, work, &all);
+    conv2d_ep(x, cc->N, cc->H, cc->W, cc->Cin, w, NULL, cc->Cout, s, fused, work, &all);
     conv2d_ep_ref(x, cc->N, cc->H, cc->W, cc->Cin, w, cc->Cout, s, r, &all);
     snprintf(name, sizeof name, "conv2d_ep (bn+res+relu) vs conv2d_ep_ref, %dx%dx%d->%d k=%d s=%d", cc->H, cc->W,
              cc->Cin, cc->Cout, s->kh, s->stride);
