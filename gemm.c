@@ -459,8 +459,14 @@ static int gemm_blocked(const gemm_args *g)
         else if (ceil_div(M, tm + 1) >= 4 * GEMM_MR) tm++;
         else break;
     }
-    const size_t mc = round_up(ceil_div(M, tm), GEMM_MR), nc = round_up(ceil_div(N, tn), GEMM_NR);
-    tm = ceil_div(M, mc), tn = ceil_div(N, nc);
+    /* Columns: tn tiles of nc (the last one narrower). Rows: the S slivers
+     * of MR rows dealt out to tm tiles, S / tm each or one more, tm grown
+     * until the threads get the same number of tiles (7 tiles on 2 threads
+     * would leave one thread idle for a seventh of the product). */
+    const size_t nc = round_up(ceil_div(N, tn), GEMM_NR), S = ceil_div(M, GEMM_MR);
+    tn = ceil_div(N, nc);
+    if (tm > S) tm = S;
+    while (threads > 1 && (tm * tn) % (size_t)threads != 0 && tm < S) tm++;
     const long tiles = (long)(tm * tn);
     int failed = 0;
     /* (threads only for more than ~0.4 MFLOP) */
@@ -470,8 +476,10 @@ static int gemm_blocked(const gemm_args *g)
         if (!buf) failed = 1;
 #pragma omp for schedule(dynamic, 1)
         for (long t = 0; t < tiles; t++) {
-            const size_t i0 = (size_t)t / tn * mc, j0 = (size_t)t % tn * nc;
-            if (buf) gemm_tile(g, i0, M - i0 < mc ? M - i0 : mc, j0, N - j0 < nc ? N - j0 : nc, buf);
+            /* row tile r: S / tm slivers, one more for the first S % tm tiles */
+            const size_t r = (size_t)t / tn, j0 = (size_t)t % tn * nc, q = S / tm, e = S % tm;
+            const size_t i0 = (r * q + (r < e ? r : e)) * GEMM_MR, i1 = i0 + (q + (r < e)) * GEMM_MR;
+            if (buf) gemm_tile(g, i0, (i1 < M ? i1 : M) - i0, j0, N - j0 < nc ? N - j0 : nc, buf);
         }
     }
     return failed ? -1 : 0;
