@@ -142,7 +142,8 @@ typedef struct {
  * a + s*sstride, b read on (a convolution's pixels read in place over
  * several rows of its window) -- then the full MR x NR tile C (+)= acc, and with ep its
  * epilogue on each row before it is stored (the same operations, in the
- * same order, as epilogue_apply: so the same bits). The fixed-size loops
+ * same order, as conv2d's output passed through scale_shift, add_inplace
+ * and relu: so the same bits). The fixed-size loops
  * over i and j are unrolled and vectorized by the compiler, and acc stays
  * in registers. It is instantiated twice below with constant strides.
  * (Partial tiles at the edges of C go through a scratch tile, see
@@ -244,24 +245,21 @@ typedef struct {
     const conv_epilogue *ep;   /* applied to each finished register tile */
 } gemm_args;
 
-/* The epilogue on rows [i, i+mr) and columns [j, j+nr) of C (c points at
- * C[i*ldc + j]); res has C's layout. Written as scale_shift, add_inplace
- * and relu write it, so the bits are the same. */
-static void epilogue_apply(const conv_epilogue *ep, float *c, size_t ldc, size_t i, size_t j, size_t mr,
-                           size_t nr)
+/* A partial tile, rows [i, i+mr) and columns [j, j+nr) of C (c points at
+ * C[i*ldc + j]), from the kernel's scratch tile: C (+)= tile, then the
+ * epilogue, each element in a register and stored once (ep->res may be C
+ * itself). The kernel's operations, in their order: the same bits. */
+static void finish_partial(const conv_epilogue *ep, const float *tile, int accumulate, float *c, size_t ldc,
+                           size_t i, size_t j, size_t mr, size_t nr)
 {
-    const float *restrict sc = ep->scale ? ep->scale + j : NULL, *restrict sh = ep->shift ? ep->shift + j : NULL;
-    for (size_t r = 0; r < mr; r++) { /* one short vectorizable loop per step, the row in L1 */
-        float *restrict y = c + r * ldc;
-        if (sc)
-            for (size_t u = 0; u < nr; u++) y[u] = y[u] * sc[u] + sh[u];
-        if (ep->res) {
-            const float *restrict res = ep->res + (i + r) * ldc + j;
-            for (size_t u = 0; u < nr; u++) y[u] += res[u];
+    for (size_t r = 0; r < mr; r++)
+        for (size_t u = 0; u < nr; u++) {
+            float *cc = c + r * ldc + u, y = accumulate ? *cc + tile[r * GEMM_NR + u] : tile[r * GEMM_NR + u];
+            if (ep && ep->scale) y = y * ep->scale[j + u] + ep->shift[j + u];
+            if (ep && ep->res) y += ep->res[(i + r) * ldc + j + u];
+            if (ep && ep->relu) y = y > 0.0f ? y : 0.0f;
+            *cc = y;
         }
-        if (ep->relu)
-            for (size_t u = 0; u < nr; u++) y[u] = y[u] > 0.0f ? y[u] : 0.0f;
-    }
 }
 
 /* Where the sliver op(A)[i .. i+MR, p0 .. p0+kc) is (sliver, above): in
@@ -424,12 +422,7 @@ static void gemm_tile(const gemm_args *g, size_t i0, size_t mc, size_t j0, size_
                     continue;
                 }
                 gemm_kernel_sliver(&a, kc, b, tile, GEMM_NR, 0, NULL);
-                for (size_t r = 0; r < mr; r++) /* C (+)= the tile's valid mr x nr part */
-                    for (size_t u = 0; u < nr; u++) {
-                        float *cc = c + r * g->ldc + u;
-                        *cc = accumulate ? *cc + tile[r * GEMM_NR + u] : tile[r * GEMM_NR + u];
-                    }
-                if (ep) epilogue_apply(ep, c, g->ldc, i, j, mr, nr);
+                finish_partial(ep, tile, accumulate, c, g->ldc, i, j, mr, nr);
             }
         }
         p0 += kc;

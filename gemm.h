@@ -54,9 +54,14 @@ void gemm(int transA, int transB, size_t M, size_t N, size_t K,
  * ReLU of a ResNet unit). */
 typedef struct {
     const float *scale, *shift;  /* [Cout] (both or neither) */
-    const float *res;            /* [N*OH*OW, Cout]; may not overlap y */
+    const float *res;            /* [N*OH*OW, Cout]: y itself, or not overlapping y */
     int relu;
 } conv_epilogue;
+/* res = y (the output written over the residual, one map less to stream
+ * through memory) works when each output is stored once: a sum of one
+ * depth block (K <= GEMM_KC). Longer sums would store partial sums over
+ * the residual before the epilogue reads it; conv2d_ep then runs its plain
+ * twin, whose outputs are each written once. */
 
 /* A convolution over an input already padded with zeros, as the product of
  * its im2col matrix X[N*OH*OW, KH*KW*C] and the weights w[KH*KW*C, Cout]:

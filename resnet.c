@@ -501,36 +501,45 @@ static int tap_unit(tap_seq *t, const unit *u, const char *layer, const float *x
     return tap_fire(t, name, x);
 }
 
-/* v1.5 (post-activation) unit: x [N, h, w, cin] -> y [N, oh, ow, cout].
- * Returns 1 when the pass stops at one of its taps (y is then not made).
- * With a tap point other than post-activation, x and y are the unit's
- * input and output before their final ReLU, which the unit applies to x
- * after the layer0 tap. */
-static int unit_v15(resnet *r, const unit *u, float *x, float *y, tap_seq *t)
+/* Whether a unit's last conv may write its output over the residual it
+ * adds (gemm.h conv_epilogue): a sum of one depth block. */
+static int conv3_in_place(const unit *u) { return (size_t)u->cmid <= GEMM_KC; }
+
+/* v1.5 (post-activation) unit: x [N, h, w, cin] -> [N, oh, ow, cout] in y,
+ * or over x itself when x is the shortcut and conv3 can add in place.
+ * Returns where the output is, or NULL when the pass stops at one of its
+ * taps. With a tap point other than post-activation, x and the output are
+ * the unit's input and output before their final ReLU, which the unit
+ * applies to x after the layer0 tap. */
+static float *unit_v15(resnet *r, const unit *u, float *x, float *y, tap_seq *t)
 {
     const int n = t->n;
     const size_t in_rows = (size_t)n * u->h * u->w, mid_rows = (size_t)n * u->oh * u->ow;
-    if (tap_unit(t, u, "layer0", x)) return 1;
+    if (tap_unit(t, u, "layer0", x)) return NULL;
     after_tap(r, NULL, x, in_rows, u->cin);                             /* the previous unit's ReLU */
     conv_to_tap(r, &u->conv1, x, n, r->t1, &u->bn1);                    /* relu(bn1(conv1(x))) */
-    if (tap_unit(t, u, "layer1", r->t1)) return 1;
+    if (tap_unit(t, u, "layer1", r->t1)) return NULL;
     after_tap(r, &u->bn1, r->t1, in_rows, u->cmid);
     conv_to_tap(r, &u->conv2, r->t1, n, r->t2, &u->bn2);
-    if (tap_unit(t, u, "layer2", r->t2)) return 1;
+    if (tap_unit(t, u, "layer2", r->t2)) return NULL;
     after_tap(r, &u->bn2, r->t2, mid_rows, u->cmid);
     const float *shortcut = x;
     if (u->has_proj) {
         conv_bn_run(&u->proj, x, n, r->aux, r->work, &u->proj_bn, NULL, 0);
         shortcut = r->aux;
+    } else if (conv3_in_place(u)) {
+        y = x;
     }
     /* relu(bn3(conv3) + s); the ReLU waits for the next tap unless post-activation */
     conv_bn_run(&u->conv3, r->t2, n, y, r->work, &u->bn3, shortcut, r->tap == TAP_POST_ACTIVATION);
-    return 0;
+    return y;
 }
 
-/* v2 (pre-activation) unit: x [N, h, w, cin] -> y [N, oh, ow, cout].
- * x is overwritten by the projected shortcut when the unit has one. */
-static int unit_v2(resnet *r, const unit *u, float *x, float *y, tap_seq *t)
+/* v2 (pre-activation) unit: x [N, h, w, cin] -> [N, oh, ow, cout] in y, or
+ * over x when conv3 can add in place. x is overwritten by the projected
+ * shortcut when the unit has one. Returns where the output is, or NULL
+ * when the pass stops at one of its taps. */
+static float *unit_v2(resnet *r, const unit *u, float *x, float *y, tap_seq *t)
 {
     const int n = t->n;
     const size_t in_rows = (size_t)n * u->h * u->w;
@@ -538,17 +547,18 @@ static int unit_v2(resnet *r, const unit *u, float *x, float *y, tap_seq *t)
     float *p = r->aux; /* p = relu(bn1(x)) [N, h, w, cin] */
     memcpy(p, x, in_rows * (size_t)u->cin * sizeof(float));
     bn_to_tap(r, &u->bn1, p, in_rows);
-    if (tap_unit(t, u, "layer0", p)) return 1;
+    if (tap_unit(t, u, "layer0", p)) return NULL;
     after_tap(r, &u->bn1, p, in_rows, u->cin);
     conv_to_tap(r, &u->conv1, p, n, r->t1, &u->bn2);                  /* relu(bn2(conv1(p))) */
-    if (tap_unit(t, u, "layer1", r->t1)) return 1;
+    if (tap_unit(t, u, "layer1", r->t1)) return NULL;
     after_tap(r, &u->bn2, r->t1, in_rows, u->cmid);
     conv_to_tap(r, &u->conv2, r->t1, n, r->t2, &u->bn3);
-    if (tap_unit(t, u, "layer2", r->t2)) return 1;
+    if (tap_unit(t, u, "layer2", r->t2)) return NULL;
     after_tap(r, &u->bn3, r->t2, mid_rows, u->cmid);
     if (u->has_proj) conv_run(&u->proj, p, n, x, r->work); /* x itself is not needed any more */
+    if (conv3_in_place(u)) y = x;
     conv_bn_run(&u->conv3, r->t2, n, y, r->work, NULL, x, 0);          /* conv3(.) + shortcut */
-    return 0;
+    return y;
 }
 
 /* The head: (v2: final BN + ReLU) -> pre_logits_pre_pooling -> global mean
@@ -643,9 +653,12 @@ static int forward_early(resnet *r, const float *x, size_t c0, tap_seq *t, float
     }
     for (int i = 0; i < early_units(r); i++) {
         const unit *u = &r->u[i];
-        if (r->v2 ? unit_v2(r, u, cur + off, next + off, t) : unit_v15(r, u, cur + off, next + off, t)) return 1;
-        float *tmp = cur;
-        cur = next, next = tmp;
+        float *done = r->v2 ? unit_v2(r, u, cur + off, next + off, t) : unit_v15(r, u, cur + off, next + off, t);
+        if (!done) return 1;
+        if (done == next + off) { /* not in place: the stream moves to the other buffer */
+            float *tmp = cur;
+            cur = next, next = tmp;
+        }
     }
     *out = cur;
     return 0;
@@ -676,10 +689,12 @@ void resnet_forward(model *m, const float *x, tap_seq *t)
     /* ---- the other units on the whole batch, the stream ping-ponging between s0 and s1 */
     float *next = cur == r->s0 ? r->s1 : r->s0;
     for (int i = early_units(r); i < r->nunits; i++) {
-        int stop_here = r->v2 ? unit_v2(r, &r->u[i], cur, next, t) : unit_v15(r, &r->u[i], cur, next, t);
-        if (stop_here) return;
-        float *tmp = cur;
-        cur = next, next = tmp;
+        float *out = r->v2 ? unit_v2(r, &r->u[i], cur, next, t) : unit_v15(r, &r->u[i], cur, next, t);
+        if (!out) return;
+        if (out == next) { /* not in place: the stream moves to the other buffer */
+            float *tmp = cur;
+            cur = next, next = tmp;
+        }
     }
     head(r, cur, t);
 }

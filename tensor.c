@@ -119,9 +119,13 @@ size_t conv2d_work_size(const conv_spec *s, int N, int H, int W, int Cin)
                     (size_t)W + (size_t)s->pad_l + (size_t)s->pad_r, (size_t)Cin);
 }
 
-/* Reference: the definition above, literally, accumulated in double. */
-void conv2d_ref(const float *x, int N, int H, int W, int Cin,
-                const float *w, int Cout, const conv_spec *s, float *y)
+/* Reference: the definition above, literally, accumulated in double;
+ * then, one output after another, the epilogue's steps (conv2d_ep_ref):
+ * the same float operations as scale_shift, add_inplace and relu passes,
+ * and each output's residual read just before the output is written (so
+ * res may be y itself). */
+void conv2d_ep_ref(const float *x, int N, int H, int W, int Cin, const float *w, int Cout, const conv_spec *s,
+                   float *y, const conv_epilogue *ep)
 {
     const int OH = conv_out_h(s, H), OW = conv_out_w(s, W);
     for (int n = 0; n < N; n++)
@@ -140,21 +144,19 @@ void conv2d_ref(const float *x, int N, int H, int W, int Cin,
                             for (int ci = 0; ci < Cin; ci++) acc += (double)xp[ci] * wp[(size_t)ci * Cout];
                         }
                     }
-                    y[(((size_t)n * OH + oy) * OW + ox) * Cout + co] = (float)acc;
+                    const size_t i = (((size_t)n * OH + oy) * OW + ox) * Cout + co;
+                    float v = (float)acc;
+                    if (ep && ep->scale) v = v * ep->scale[co] + ep->shift[co];
+                    if (ep && ep->res) v += ep->res[i];
+                    if (ep && ep->relu) v = v > 0.0f ? v : 0.0f;
+                    y[i] = v;
                 }
 }
 
-/* Reference of conv2d_ep: conv2d_ref, then the epilogue's steps as three
- * separate passes over y. */
-void conv2d_ep_ref(const float *x, int N, int H, int W, int Cin, const float *w, int Cout, const conv_spec *s,
-                   float *y, const conv_epilogue *ep)
+void conv2d_ref(const float *x, int N, int H, int W, int Cin,
+                const float *w, int Cout, const conv_spec *s, float *y)
 {
-    conv2d_ref(x, N, H, W, Cin, w, Cout, s, y);
-    if (!ep) return;
-    const size_t rows = (size_t)N * conv_out_h(s, H) * conv_out_w(s, W), n = rows * (size_t)Cout;
-    if (ep->scale) scale_shift(y, rows, Cout, ep->scale, ep->shift, 0);
-    if (ep->res) add_inplace(y, ep->res, n);
-    if (ep->relu) relu(y, n);
+    conv2d_ep_ref(x, N, H, W, Cin, w, Cout, s, y, NULL);
 }
 
 /* xp[N, Hp, Wp, C] = x with pad_t/pad_b zero rows and pad_l/pad_r zero columns */
@@ -193,7 +195,9 @@ void conv2d_ep(const float *x, int N, int H, int W, int Cin, const float *w, con
     const int OH = conv_out_h(s, H), OW = conv_out_w(s, W);
     const size_t M = (size_t)N * OH * OW, K = (size_t)s->kh * s->kw * Cin;
     if (M == 0 || Cout == 0) return;
-    if (K == 0) { /* an empty sum: y = 0, then the epilogue */
+    /* an empty sum: y = 0, then the epilogue; or y in place of the
+     * residual with a sum of several depth blocks (gemm.h) */
+    if (K == 0 || (ep && ep->res == y && K > GEMM_KC)) {
         conv2d_ep_ref(x, N, H, W, Cin, w, Cout, s, y, ep);
         return;
     }

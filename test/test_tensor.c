@@ -231,6 +231,23 @@ static void test_conv_case(const conv_case *cc)
     snprintf(name, sizeof name, "conv2d_ep (bn+res+relu) vs conv2d_ep_ref, %dx%dx%d->%d k=%d s=%d", cc->H, cc->W,
              cc->Cin, cc->Cout, s->kh, s->stride);
     check_close(name, fused, r, yn, 1e-5);
+    /* the output written over the residual (res = y): the same bits as
+     * beside it -- the fast path for a sum of one depth block, the plain
+     * twin for longer ones (gemm.h) -- and the plain twin's own bits */
+    float *over = rand_array(yn, -1, 1);
+    memcpy(over, res, yn * sizeof(float));
+    conv_epilogue in_place = {sc, sh, over, 1};
+    conv2d_ep(x, cc->N, cc->H, cc->W, cc->Cin, w, NULL, cc->Cout, s, over, work, &in_place);
+    const int one_block = (size_t)s->kh * s->kw * cc->Cin <= GEMM_KC;
+    check(!memcmp(over, one_block ? fused : r, yn * sizeof(float)),
+          "conv2d_ep with y over the residual bitwise = beside it (%s), %dx%dx%d->%d k=%d s=%d",
+          one_block ? "one depth block: the fast path" : "longer sums: conv2d_ep_ref", cc->H, cc->W, cc->Cin, cc->Cout,
+          s->kh, s->stride);
+    memcpy(over, res, yn * sizeof(float));
+    conv2d_ep_ref(x, cc->N, cc->H, cc->W, cc->Cin, w, cc->Cout, s, over, &in_place);
+    check(!memcmp(over, r, yn * sizeof(float)), "conv2d_ep_ref with y over the residual bitwise = beside it, %dx%dx%d->%d k=%d s=%d",
+          cc->H, cc->W, cc->Cin, cc->Cout, s->kh, s->stride);
+    free_array(over);
     free_array(sc), free_array(sh), free_array(res), free_array(fused);
 #ifdef _OPENMP
     float *y1 = rand_array(yn, -1, 1);
@@ -293,6 +310,11 @@ static void test_conv(void)
         {1, 9, 35, 4, 6, {3, 3, 2, 0, 0, 1, 1}},     /* TF SAME, wide rows */
         {1, 32, 48, 3, 8, {16, 16, 16, 0, 0, 0, 0}}, /* ViT patchify */
         {2, 56, 56, 64, 16, {3, 3, 1, 1, 1, 1, 1}},  /* ResNet stage 1 (tiles, threads) */
+        /* full register tiles (32 columns, 14 rows) and partial ones: the
+         * epilogue in the kernel and in finish_partial */
+        {2, 20, 21, 24, 70, {1, 1, 1, 0, 0, 0, 0}},  /* 1x1, one depth block */
+        {1, 15, 30, 40, 64, {3, 3, 1, 1, 1, 1, 1}},  /* 3x3, blocks of one window row */
+        {2, 36, 44, 3, 64, {7, 7, 2, 3, 3, 3, 3}},   /* stem, 64 channels: one block, window rows in place */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) test_conv_case(&cases[i]);
 }
