@@ -80,9 +80,8 @@ typedef struct {
 } pass_ctx;
 
 /* Pool location loc of examples first .. first+n-1 (x) into those rows of
- * target p: every
- * feature of the location, unit-normalized (§4, §5), or only the selected
- * ones (renormalized later, once the row is complete). */
+ * target p: every feature of the location, unit-normalized (§4, §5), or
+ * only the selected ones (renormalized later, once the row is complete). */
 static void pool_into(const pass_ctx *c, const pass_target *p, int loc, const float *x, int first, int n)
 {
     const location *l = &c->m->loc[loc];

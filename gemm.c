@@ -140,15 +140,15 @@ typedef struct {
 /* The micro-kernel: acc[i][j] = sum_p a[i*rsa + p*csa] * b[p*NR + j] over
  * p = 0..kc-1 -- or over nseg segments of kc values, segment s at
  * a + s*sstride, b read on (a convolution's pixels read in place over
- * several rows of its window) -- then the full MR x NR tile C (+)= acc, and with ep its
- * epilogue on each row before it is stored (the same operations, in the
- * same order, as conv2d's output passed through scale_shift, add_inplace
- * and relu: so the same bits). The fixed-size loops
- * over i and j are unrolled and vectorized by the compiler, and acc stays
- * in registers. It is instantiated twice below with constant strides.
- * (Partial tiles at the edges of C go through a scratch tile, see
- * gemm_tile.) The C tile, and the residual tile, are fetched first, so
- * that they arrive while acc is being summed. */
+ * several rows of its window) -- then the full MR x NR tile C (+)= acc,
+ * and with ep its epilogue before the tile is stored (the operations of
+ * scale_shift, add_inplace and relu, in their order: the same bits as
+ * those passes). The fixed-size loops over i and j are unrolled and
+ * vectorized by the compiler, and acc stays in registers. It is
+ * instantiated twice below with constant strides. (Partial tiles at the
+ * edges of C go through a scratch tile, see gemm_tile.) The C tile and the
+ * residual tile are fetched first, so that they arrive while acc is being
+ * summed. */
 static ALWAYS_INLINE void gemm_kernel(size_t kc, size_t nseg, size_t sstride, const float *restrict a,
                                       size_t rsa, size_t csa, const float *restrict b, float *restrict c,
                                       size_t ldc, int accumulate, const tile_epilogue *ep)
@@ -371,14 +371,9 @@ static void pack_b(int transB, const float *B, size_t ldb, size_t p0, size_t kc,
 
 size_t gemm_packed_size(size_t K, size_t N) { return (N + GEMM_NR - 1) / GEMM_NR * GEMM_NR * K; }
 
-/* Sliver s of B is Bpk[s*K*NR ..], [K][NR]: what pack_b makes of it for
- * each depth block, the blocks one after another. */
-void gemm_pack(const float *B, size_t K, size_t N, float *Bpk)
-{
-    for (size_t j0 = 0; j0 < N; j0 += GEMM_NR, Bpk += K * GEMM_NR)
-        for (size_t p = 0; p < K; p++)
-            for (size_t j = 0; j < GEMM_NR; j++) Bpk[p * GEMM_NR + j] = j0 + j < N ? B[p * N + j0 + j] : 0.0f;
-}
+/* pack_b over the whole depth and width: sliver s of B is Bpk[s*K*NR ..],
+ * [K][NR], so a depth block [p0, p0+kc) of it is what pack_b would make. */
+void gemm_pack(const float *B, size_t K, size_t N, float *Bpk) { pack_b(0, B, N, 0, K, 0, N, Bpk); }
 
 /* One packing buffer per OpenMP thread. Without OpenMP the program has one
  * thread, and compilers without C11 thread storage (tcc) need none. */

@@ -14,7 +14,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-
 #include "util.h"
 #include "npy.h"
 #include "tensor.h"
@@ -1136,8 +1135,6 @@ static int cmd_demo(int argc, char **argv)
 /* ==========================================================================
  * h2t bench: forward throughput (random weights made here, or a model
  * directory) and GEMM GFLOP/s. Nothing is read or written. */
-
-
 
 static void bench_tap(void *ctx, int loc, const float *x, int first, int n)
 {

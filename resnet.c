@@ -629,6 +629,23 @@ static int chunk_images(const resnet *r, int asked, int n)
     return c < n ? c : n;
 }
 
+/* Unit i on the stream, its maps at offset off of s0 and s1: its input in
+ * *cur, its output into *next or over the input (unit_v15, unit_v2); the
+ * two swap when the output went to *next. Returns 1 when the pass stops at
+ * one of its taps. */
+static int stream_unit(resnet *r, int i, size_t off, float **cur, float **next, tap_seq *t)
+{
+    const unit *u = &r->u[i];
+    float *x = *cur + off, *y = *next + off;
+    float *out = r->v2 ? unit_v2(r, u, x, y, t) : unit_v15(r, u, x, y, t);
+    if (!out) return 1;
+    if (out == y) {
+        float *tmp = *cur;
+        *cur = *next, *next = tmp;
+    }
+    return 0;
+}
+
 /* Stem and early units on images c0 .. c0+n-1 of the batch (x: those
  * images; n = t->n), their output at image c0 of the stream buffer
  * returned in *out. The stream ping-pongs between s0 and s1; every map of
@@ -651,15 +668,8 @@ static int forward_early(resnet *r, const float *x, size_t c0, tap_seq *t, float
         bn_run(&r->root_bn, r->aux, (size_t)n * r->root.oh * r->root.ow, 0);
         stem_pool(r, n, y);
     }
-    for (int i = 0; i < early_units(r); i++) {
-        const unit *u = &r->u[i];
-        float *done = r->v2 ? unit_v2(r, u, cur + off, next + off, t) : unit_v15(r, u, cur + off, next + off, t);
-        if (!done) return 1;
-        if (done == next + off) { /* not in place: the stream moves to the other buffer */
-            float *tmp = cur;
-            cur = next, next = tmp;
-        }
-    }
+    for (int i = 0; i < early_units(r); i++)
+        if (stream_unit(r, i, off, &cur, &next, t)) return 1;
     *out = cur;
     return 0;
 }
@@ -688,14 +698,8 @@ void resnet_forward(model *m, const float *x, tap_seq *t)
 
     /* ---- the other units on the whole batch, the stream ping-ponging between s0 and s1 */
     float *next = cur == r->s0 ? r->s1 : r->s0;
-    for (int i = early_units(r); i < r->nunits; i++) {
-        float *out = r->v2 ? unit_v2(r, &r->u[i], cur, next, t) : unit_v15(r, &r->u[i], cur, next, t);
-        if (!out) return;
-        if (out == next) { /* not in place: the stream moves to the other buffer */
-            float *tmp = cur;
-            cur = next, next = tmp;
-        }
-    }
+    for (int i = early_units(r); i < r->nunits; i++)
+        if (stream_unit(r, i, 0, &cur, &next, t)) return;
     head(r, cur, t);
 }
 

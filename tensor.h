@@ -39,8 +39,9 @@ void conv2d_ref(const float *x, int N, int H, int W, int Cin,
 /* conv2d followed by the epilogue ep (gemm.h): BatchNorm, residual, ReLU
  * applied to each output tile while it is in cache. wpk: w packed once by
  * gemm_pack(w, KH*KW*Cin, Cout) for a layer run again and again (the same
- * bits, without packing w on every call), or NULL. conv2d_ep_ref: the
- * same as conv2d_ref, then scale_shift, add_inplace and relu passes. */
+ * bits, without packing w on every call), or NULL. ep->res may be y
+ * itself (gemm.h). conv2d_ep_ref: each output as conv2d_ref sums it, then
+ * the operations of scale_shift, add_inplace and relu, as it is written. */
 void conv2d_ep(const float *x, int N, int H, int W, int Cin, const float *w, const float *wpk, int Cout,
                const conv_spec *s, float *y, float *work, const conv_epilogue *ep);
 void conv2d_ep_ref(const float *x, int N, int H, int W, int Cin, const float *w, int Cout, const conv_spec *s,
