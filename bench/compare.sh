@@ -30,6 +30,11 @@
 # R times and the best round counts. A contender that is not installed is
 # reported as "skipped: not installed".
 #
+# Then the limits the table is read against: the machine's fp32 multiply-add
+# peak (bench/peak.c), h2t's GEMM and ONNX Runtime's MatMul on 1024^3 (the
+# kernels under both forwards), and each model's flops per image; the table
+# gives each contender's share of the peak.
+#
 # Time: about S + setup (2-15 s) per contender and round, plus the two ONNX
 # exports (~20 s): with the defaults (2 threads, S = 10, 1 round) about
 # 3-5 minutes on the 2-core development machine (ViT-B/16 runs ~4 img/s, so
@@ -148,6 +153,36 @@ for a in $ARCHS; do
         done
     done
 done
+# ---- the machine's limits: its multiply-add peak (bench/peak.c, built like
+# h2t's fast build), a 1024^3 GEMM in h2t and in ONNX Runtime (best of the
+# rounds), and each model's flops per image (bench/compare_torch.py --flops)
+echo "compare.sh: limits (FMA peak, GEMM 1024, flops per image) ..." >&2
+PEAK=failed GEMM_H2T=failed GEMM_ORT=-
+pflags=()
+grep -q -m1 -w avx512f /proc/cpuinfo 2>/dev/null && pflags=(-mprefer-vector-width=512)
+if "${CC:-cc}" -std=c11 -D_POSIX_C_SOURCE=200809L -O3 -march=native -fno-math-errno -fopenmp "${pflags[@]}" \
+        "$HERE/peak.c" -o "$TMP/peak" -lm >"$TMP/peak.log" 2>&1; then
+    PEAK=$("$TMP/peak" | sed -n 's/^peak GFLOP\/s: \([0-9.]*\).*/\1/p')
+fi
+best_of() { awk -v x="$1" -v y="$2" 'BEGIN { if (y == "" || y == "-" || y == "failed" || x + 0 > y + 0) print x; else print y }'; }
+for _ in $(seq "$ROUNDS"); do
+    g=$("$H2T" bench --gemm --sizes 1024 --seconds 3 --quiet 2>&1 | sed -n 's/.* \([0-9.]*\) GFLOP\/s$/\1/p' | tail -n 1)
+    [ -n "$g" ] && GEMM_H2T=$(best_of "$g" "$GEMM_H2T")
+    if [[ " $CONTENDERS " == *" ort "* ]]; then
+        g=$("$VPY" "$HELPER" --matmul 1024 --threads "$THREADS" --seconds 3 2>>"$TMP/matmul.log" |
+            sed -n 's/^matmul 1024: \([0-9.]*\) GFLOP\/s$/\1/p')
+        [ -n "$g" ] && GEMM_ORT=$(best_of "$g" "$GEMM_ORT")
+    fi
+done
+declare -A FLOPS
+FPY=""
+has "$SYS_PY" "torch, torchvision" && FPY=$SYS_PY
+[ -z "$FPY" ] && has "$VPY" "torch, torchvision" && FPY=$VPY
+for a in $ARCHS; do
+    FLOPS[$a]=-
+    [ -n "$FPY" ] && FLOPS[$a]=$("$FPY" "$HELPER" --flops --arch "$a" 2>/dev/null | sed -n 's/^flops per image: //p')
+    [ -n "${FLOPS[$a]}" ] || FLOPS[$a]=-
+done
 LOAD1=$(cut -d' ' -f1-3 /proc/loadavg)
 T1=$(date +%s)
 
@@ -172,18 +207,26 @@ REPORT=$TMP/report.md
          "(at least 2); img/s = mean over them; best of $ROUNDS interleaved round(s);"\
          "OMP/MKL/OPENBLAS_NUM_THREADS=$THREADS; CPU use = process CPU time / wall time while timed"\
          "(PyTorch, ORT; ORT's spinning threads count as busy; for h2t the whole process, set-up included)"
+    echo "- limits: multiply-add peak (bench/peak.c, $THREADS threads) $PEAK GFLOP/s;"\
+         "GEMM 1024x1024x1024 (best of $ROUNDS round(s)): h2t $GEMM_H2T GFLOP/s, ONNX Runtime MatMul $GEMM_ORT GFLOP/s"
+    for a in $ARCHS; do
+        echo "- $a: ${FLOPS[$a]} flops per image (bench/compare_torch.py --flops: 2 per multiply-add)"
+    done
+    echo "- % of peak: img/s x flops per image / the multiply-add peak"
     echo
-    echo "| arch | contender | img/s | best batch img/s | h2t / contender | CPU use |"
-    echo "|---|---|---:|---:|---:|---|"
+    echo "| arch | contender | img/s | best batch img/s | h2t / contender | % of peak | CPU use |"
+    echo "|---|---|---:|---:|---:|---:|---|"
     for a in $ARCHS; do
         h=${MEAN[h2t,$a]:-failed}
         for c in h2t torch-debian torch-pypi ort; do
             m=${MEAN[$c,$a]:-}
             if [ -z "$m" ]; then
-                echo "| $a | $c | skipped: not installed | | | |"
+                echo "| $a | $c | skipped: not installed | | | | |"
             elif [ "$m" = failed ]; then
-                echo "| $a | $c | failed | | | |"
+                echo "| $a | $c | failed | | | | |"
             else
+                pct=$(awk -v m="$m" -v f="${FLOPS[$a]}" -v p="$PEAK" \
+                      'BEGIN { if (f + 0 > 0 && p + 0 > 0) printf "%.0f%%", 100 * m * f / 1e9 / p; else print "-" }')
                 ratio=-
                 [ "$h" != failed ] && ratio=$(awk -v x="$h" -v y="$m" 'BEGIN { printf "%.2f", x / y }')
                 u=${CPU[$c,$a]}
@@ -192,7 +235,7 @@ REPORT=$TMP/report.md
                     -) ;;
                     *) u="$u cores busy" ;;
                 esac
-                echo "| $a | $c | $m | ${BEST[$c,$a]} | $ratio | $u |"
+                echo "| $a | $c | $m | ${BEST[$c,$a]} | $ratio | $pct | $u |"
             fi
         done
     done

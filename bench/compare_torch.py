@@ -11,7 +11,12 @@ where Z is the mean over the timed batches. Engines:
   ort    ONNX Runtime on a model made by --export (intra_op T, inter_op 1,
          sequential execution, all graph optimizations)
 Other modes: --export FILE writes the torchvision model as ONNX (opset 17);
---versions prints the versions of what this python has.
+--flops prints the model's flops per 224x224 image (2 per multiply-add of
+its convolutions, dense layers and attention products, counted by forward
+hooks on one image); --matmul N times ONNX Runtime's MatMul of two N x N
+fp32 matrices (the best of runs over --seconds; needs onnx to build the
+graph) and prints "matmul N: X GFLOP/s"; --versions prints the versions of
+what this python has.
 Works with Debian's /usr/bin/python3 (torch 1.13) and a current PyPI torch.
 Set OMP_NUM_THREADS / OPENBLAS_NUM_THREADS / OPENBLAS_CORETYPE in the
 environment before starting it (bench/compare.sh does)."""
@@ -39,6 +44,61 @@ def make_model(arch):
     return model.eval()
 
 
+def flops_per_image(arch):
+    """2 x the multiply-adds of one 224x224 image through the model."""
+    import torch
+    model = make_model(arch)
+    macs = []
+
+    def conv(m, inp, out):
+        macs.append(out.numel() * (m.in_channels // m.groups) * m.kernel_size[0] * m.kernel_size[1])
+
+    def dense(m, inp, out):
+        macs.append(out.numel() * m.in_features)
+
+    def attention(m, inp, out):  # in-projection, q k^T, P v, out-projection (its Linear runs inside)
+        y = out[0]  # [1, T, C] (batch first) or [T, 1, C]; inp may be empty (called with keywords)
+        T = y.shape[1] if m.batch_first else y.shape[0]
+        C = m.embed_dim
+        macs.append(T * C * 3 * C + 2 * T * T * C + T * C * C)
+
+    for m in model.modules():
+        if isinstance(m, torch.nn.Conv2d):
+            m.register_forward_hook(conv)
+        elif isinstance(m, torch.nn.MultiheadAttention):
+            m.register_forward_hook(attention)
+        elif isinstance(m, torch.nn.Linear):
+            m.register_forward_hook(dense)
+    with torch.no_grad():
+        model(torch.zeros(1, 3, 224, 224))
+    return 2 * sum(macs)
+
+
+def ort_matmul(n, threads, seconds):
+    """GFLOP/s of ONNX Runtime's MatMul, n x n times n x n, fp32: the best run."""
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+    io = [helper.make_tensor_value_info(k, TensorProto.FLOAT, [n, n]) for k in 'ABC']
+    graph = helper.make_graph([helper.make_node('MatMul', ['A', 'B'], ['C'])], 'matmul', io[:2], io[2:])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid('', 17)])
+    onnx.checker.check_model(model)
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    sess = ort.InferenceSession(model.SerializeToString(), so, providers=['CPUExecutionProvider'])
+    rng = np.random.default_rng(1)
+    feed = {k: rng.random((n, n), dtype=np.float32) for k in 'AB'}
+    sess.run(None, feed)
+    best, t_end = float('inf'), time.perf_counter() + seconds
+    while time.perf_counter() < t_end:
+        t = time.perf_counter()
+        sess.run(None, feed)
+        best = min(best, time.perf_counter() - t)
+    return 2.0 * n ** 3 / best / 1e9
+
+
 def time_batches(run, batch, seconds):
     """Warm-up batch, then batches until `seconds` (at least 2): (runs, total, best, cpu)."""
     run()
@@ -62,12 +122,20 @@ def main():
     ap.add_argument('--seconds', type=float, default=10.0)
     ap.add_argument('--onnx', help='ONNX model file (engine ort)')
     ap.add_argument('--export', metavar='FILE', help='write the model as ONNX to FILE and exit')
+    ap.add_argument('--flops', action='store_true', help="print the model's flops per image and exit")
+    ap.add_argument('--matmul', type=int, metavar='N', help="time ONNX Runtime's N x N MatMul and exit")
     ap.add_argument('--versions', action='store_true', help='print versions and exit')
     args = ap.parse_args()
     if args.versions:
         versions()
         return
     B, T = args.batch, args.threads
+    if args.flops:
+        print(f'flops per image: {flops_per_image(args.arch)}')
+        return
+    if args.matmul:
+        print(f'matmul {args.matmul}: {ort_matmul(args.matmul, T, args.seconds):.1f} GFLOP/s')
+        return
 
     if args.export:
         import torch
