@@ -171,6 +171,9 @@ static ALWAYS_INLINE void gemm_kernel(size_t kc, size_t nseg, size_t sstride, co
         if (sc)
             for (int i = 0; i < GEMM_MR; i++)
                 for (int j = 0; j < GEMM_NR; j++) acc[i][j] = acc[i][j] * sc[j] + sh[j];
+        else if (sh)
+            for (int i = 0; i < GEMM_MR; i++)
+                for (int j = 0; j < GEMM_NR; j++) acc[i][j] += sh[j];
         if (res)
             for (int i = 0; i < GEMM_MR; i++)
                 for (int j = 0; j < GEMM_NR; j++) acc[i][j] += res[i * ldc + j];
@@ -256,10 +259,12 @@ static void finish_partial(const conv_epilogue *ep, const float *tile, int accum
         for (size_t u = 0; u < nr; u++) {
             float *cc = c + r * ldc + u, y = accumulate ? *cc + tile[r * GEMM_NR + u] : tile[r * GEMM_NR + u];
             if (ep && ep->scale) y = y * ep->scale[j + u] + ep->shift[j + u];
+            else if (ep && ep->shift) y += ep->shift[j + u];
             if (ep && ep->res) y += ep->res[(i + r) * ldc + j + u];
             if (ep && ep->relu) y = y > 0.0f ? y : 0.0f;
             *cc = y;
         }
+    for (size_t r = 0; ep && ep->act && r < mr; r++) ep->act(c + r * ldc, nr);
 }
 
 /* Where the sliver op(A)[i .. i+MR, p0 .. p0+kc) is (sliver, above): in
@@ -414,6 +419,7 @@ static void gemm_tile(const gemm_args *g, size_t i0, size_t mc, size_t j0, size_
                                               ep && ep->shift ? ep->shift + j : NULL,
                                               ep && ep->res ? ep->res + i * g->ldc + j : NULL, ep && ep->relu};
                     gemm_kernel_sliver(&a, kc, b, c, g->ldc, accumulate, ep ? &te : NULL);
+                    for (size_t r = 0; ep && ep->act && r < GEMM_MR; r++) ep->act(c + r * g->ldc, GEMM_NR);
                     continue;
                 }
                 gemm_kernel_sliver(&a, kc, b, tile, GEMM_NR, 0, NULL);
@@ -708,6 +714,23 @@ void gemm(int transA, int transB, size_t M, size_t N, size_t K,
         return;
     }
     if (gemm_blocked(&g)) gemm_ref(transA, transB, M, N, K, A, lda, B, ldb, beta, C, ldc);
+}
+
+void gemm_dense(size_t M, size_t N, size_t K, const float *x, const float *w, const float *b,
+                void (*act)(float *, size_t), float *y)
+{
+    const conv_epilogue ep = {NULL, b, NULL, 0, act};
+    const gemm_args g = {.M = M, .N = N, .K = K, .run = K, .A = x, .lda = K, .B = w, .ldb = N, .C = y, .ldc = N,
+                         .ep = b || act ? &ep : NULL};
+    if (M == 0 || N == 0) return;
+    /* the blocked product, the bias and act on each finished tile; else
+     * (the reference build, a few columns, no buffer) the same in passes */
+    if (!REFERENCE_BUILD && N > GEMM_NWIDE && K > 0 && gemm_blocked(&g) == 0) return;
+    gemm(0, 0, M, N, K, x, K, w, N, 0.0f, y, N);
+    for (size_t i = 0; i < M; i++) {
+        for (size_t j = 0; b && j < N; j++) y[i * N + j] += b[j];
+        if (act) act(y + i * N, N);
+    }
 }
 
 /* ==========================================================================

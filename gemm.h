@@ -47,15 +47,17 @@ void gemm(int transA, int transB, size_t M, size_t N, size_t K,
 
 /* What conv2d_ep does to every output y[i, c] after its sum, in this order,
  * each step skipped when its pointer (flag) is 0:
- *   y = y * scale[c] + shift[c];   y += res[i * Cout + c];   y = max(y, 0)
+ *   y = y * scale[c] + shift[c]    (shift alone: y += shift[c], a bias)
+ *   y += res[i * Cout + c];   y = max(y, 0);   act(y)
  * The same arithmetic as conv2d followed by scale_shift, add_inplace and
  * relu, so the same bits, but done on each output tile while it is still in
  * cache instead of in three more passes over memory (BatchNorm, residual,
  * ReLU of a ResNet unit). */
 typedef struct {
-    const float *scale, *shift;  /* [Cout] (both or neither) */
+    const float *scale, *shift;  /* [Cout]; shift alone: y += shift[c] (a bias) */
     const float *res;            /* [N*OH*OW, Cout]: y itself, or not overlapping y */
     int relu;
+    void (*act)(float *y, size_t n); /* last, in place on n finished outputs of one row, or NULL */
 } conv_epilogue;
 /* res = y (the output written over the residual, one map less to stream
  * through memory) works when each output is stored once: a sum of one
@@ -78,6 +80,15 @@ typedef struct {
  * floats, and the packing. */
 size_t gemm_packed_size(size_t K, size_t N);
 void gemm_pack(const float *B, size_t K, size_t N, float *Bpk);
+
+/* A dense layer: y[M, N] = act(x[M, K] w[K, N] + b[N]) (b, act may be
+ * NULL; x, w, y contiguous): the same bits as gemm, then b added to each
+ * row, then act on each row -- in the fast path both done on each output
+ * tile while it is in cache (the epilogue's shift alone, then its act),
+ * which saves two passes over y. act: a function of each element alone
+ * (a GELU). */
+void gemm_dense(size_t M, size_t N, size_t K, const float *x, const float *w, const float *b,
+                void (*act)(float *, size_t), float *y);
 
 /* y[N*OH*OW, Cout] = X w, then ep (may be NULL) on each finished tile;
  * wpk: w packed by gemm_pack (the same bits), or NULL.

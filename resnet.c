@@ -440,7 +440,7 @@ static void conv_run(const conv_layer *c, const float *x, int n, float *y, float
 static void conv_bn_run(const conv_layer *c, const float *x, int n, float *y, float *work, const bn_layer *bn,
                         const float *res, int relu)
 {
-    conv_epilogue ep = {bn ? bn->scale : NULL, bn ? bn->shift : NULL, res, relu};
+    conv_epilogue ep = {bn ? bn->scale : NULL, bn ? bn->shift : NULL, res, relu, NULL};
     conv2d_ep(x, n, c->h, c->w_in, c->cin, c->w, c->wpk, c->cout, &c->spec, y, work, &ep);
 }
 

@@ -147,6 +147,7 @@ void conv2d_ep_ref(const float *x, int N, int H, int W, int Cin, const float *w,
                     const size_t i = (((size_t)n * OH + oy) * OW + ox) * Cout + co;
                     float v = (float)acc;
                     if (ep && ep->scale) v = v * ep->scale[co] + ep->shift[co];
+                    else if (ep && ep->shift) v += ep->shift[co];
                     if (ep && ep->res) v += ep->res[i];
                     if (ep && ep->relu) v = v > 0.0f ? v : 0.0f;
                     y[i] = v;
@@ -437,6 +438,20 @@ void gelu_erf(float *x, size_t n)
     const long nl = (long)n;
 #pragma omp parallel for schedule(static) if (n >= PAR_MIN / 4)
     for (long i = 0; i < nl; i++) x[i] = gelu_erf_one(x[i]);
+}
+
+void gelu_erf_span(float *x, size_t n)
+{
+    if (REFERENCE_BUILD) gelu_erf_ref(x, n);
+    else
+        for (size_t i = 0; i < n; i++) x[i] = gelu_erf_one(x[i]);
+}
+
+void gelu_tanh_span(float *x, size_t n)
+{
+    if (REFERENCE_BUILD) gelu_tanh_ref(x, n);
+    else
+        for (size_t i = 0; i < n; i++) x[i] = gelu_tanh_one(x[i]);
 }
 
 void gelu_tanh(float *x, size_t n)

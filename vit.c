@@ -329,11 +329,12 @@ int vit_prepare(model *m, int max_batch)
 /* ==========================================================================
  * vit_forward */
 
-/* y[rows, cout] = x[rows, cin] w[cin, cout] + b */
-static void dense(const float *x, size_t rows, int cin, const float *w, const float *b, int cout, float *y)
+/* y[rows, cout] = act(x[rows, cin] w[cin, cout] + b), act NULL or a GELU:
+ * the bias and act applied to each output tile in cache (gemm.h gemm_dense) */
+static void dense(const float *x, size_t rows, int cin, const float *w, const float *b,
+                  void (*act)(float *, size_t), int cout, float *y)
 {
-    gemm(0, 0, rows, (size_t)cout, (size_t)cin, x, (size_t)cin, w, (size_t)cout, 0.0f, y, (size_t)cout);
-    add_bias(y, rows, cout, b);
+    gemm_dense(rows, (size_t)cout, (size_t)cin, x, w, b, act, y);
 }
 
 /* Fire encoder_{i}_<what>. */
@@ -371,17 +372,16 @@ static int encoder_block(vit *v, int i, tap_seq *t)
     const size_t rows = (size_t)t->n * v->tokens;
     layernorm(v->h, rows, C, b->ln1_g, b->ln1_b, v->eps, v->a);
     if (tap_block(t, i, "pre_attn", v->a)) return 1;
-    dense(v->a, rows, C, b->qkv_w, b->qkv_b, 3 * C, v->big);     /* [N, T, 3C] */
+    dense(v->a, rows, C, b->qkv_w, b->qkv_b, NULL, 3 * C, v->big);     /* [N, T, 3C] */
     attention(v->big, t->n, v->tokens, C, v->heads, v->o, v->work);
-    dense(v->o, rows, C, b->out_w, b->out_b, C, v->y);
+    dense(v->o, rows, C, b->out_w, b->out_b, NULL, C, v->y);
     if (tap_block(t, i, "attn", v->y)) return 1;
     add_inplace(v->h, v->y, rows * C);
     layernorm(v->h, rows, C, b->ln2_g, b->ln2_b, v->eps, v->a);
-    dense(v->a, rows, C, b->mlp1_w, b->mlp1_b, M, v->big);       /* [N, T, M] */
-    if (v->gelu_tanh) gelu_tanh(v->big, rows * M);
-    else gelu_erf(v->big, rows * M);
+    dense(v->a, rows, C, b->mlp1_w, b->mlp1_b, v->gelu_tanh ? gelu_tanh_span : gelu_erf_span, M,
+          v->big);                                                 /* [N, T, M] */
     if (tap_block(t, i, "mlp_1", v->big)) return 1;
-    dense(v->big, rows, M, b->mlp2_w, b->mlp2_b, C, v->y);
+    dense(v->big, rows, M, b->mlp2_w, b->mlp2_b, NULL, C, v->y);
     if (tap_block(t, i, "mlp_2", v->y)) return 1;
     add_inplace(v->h, v->y, rows * C);
     return 0;
@@ -399,12 +399,12 @@ static void head(vit *v, tap_seq *t)
     const float *pre = v->c;
     int cr = C;
     if (v->rep > 0) {
-        dense(v->c, (size_t)n, C, v->rep_w, v->rep_b, v->rep, v->r);
+        dense(v->c, (size_t)n, C, v->rep_w, v->rep_b, NULL, v->rep, v->r);
         tanh_inplace(v->r, (size_t)n * v->rep);
         pre = v->r, cr = v->rep;
     }
     if (tap_fire(t, "pre_logits", pre)) return;
-    dense(pre, (size_t)n, cr, v->head_w, v->head_b, v->classes, v->z);
+    dense(pre, (size_t)n, cr, v->head_w, v->head_b, NULL, v->classes, v->z);
     tap_fire(t, "logits", v->z);
 }
 

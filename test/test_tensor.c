@@ -217,7 +217,7 @@ static void test_conv_case(const conv_case *cc)
         if (bn) scale_shift(r, yn / (size_t)cc->Cout, cc->Cout, sc, sh, 0);
         if (rs) add_inplace(r, res, yn);
         if (rl) relu(r, yn);
-        conv_epilogue ep = {bn ? sc : NULL, bn ? sh : NULL, rs ? res : NULL, rl};
+        conv_epilogue ep = {bn ? sc : NULL, bn ? sh : NULL, rs ? res : NULL, rl, NULL};
         conv2d_ep(x, cc->N, cc->H, cc->W, cc->Cin, w, k % 2 ? wpk : NULL, cc->Cout, s, fused, work, &ep);
         same = same && memcmp(fused, r, yn * sizeof(float)) == 0;
     }
@@ -225,7 +225,7 @@ static void test_conv_case(const conv_case *cc)
     check(same, "conv2d_ep (bn+relu, bn+res+relu, res, bn; w packed by gemm_pack for the 2nd and 4th) bitwise = "
           "conv2d then scale_shift/add/relu, %dx%dx%d->%d k=%d s=%d", cc->H, cc->W, cc->Cin, cc->Cout, s->kh, s->stride);
     /* and against its plain twin: conv2d_ref, then the three passes */
-    conv_epilogue all = {sc, sh, res, 1};
+    conv_epilogue all = {sc, sh, res, 1, NULL};
     conv2d_ep(x, cc->N, cc->H, cc->W, cc->Cin, w, NULL, cc->Cout, s, fused, work, &all);
     conv2d_ep_ref(x, cc->N, cc->H, cc->W, cc->Cin, w, cc->Cout, s, r, &all);
     snprintf(name, sizeof name, "conv2d_ep (bn+res+relu) vs conv2d_ep_ref, %dx%dx%d->%d k=%d s=%d", cc->H, cc->W,
@@ -236,7 +236,7 @@ static void test_conv_case(const conv_case *cc)
      * twin for longer ones (gemm.h) -- and the plain twin's own bits */
     float *over = rand_array(yn, -1, 1);
     memcpy(over, res, yn * sizeof(float));
-    conv_epilogue in_place = {sc, sh, over, 1};
+    conv_epilogue in_place = {sc, sh, over, 1, NULL};
     conv2d_ep(x, cc->N, cc->H, cc->W, cc->Cin, w, NULL, cc->Cout, s, over, work, &in_place);
     const int one_block = (size_t)s->kh * s->kw * cc->Cin <= GEMM_KC;
     check(!memcmp(over, one_block ? fused : r, yn * sizeof(float)),
@@ -277,7 +277,7 @@ static void test_conv(void)
      * [-4 -2 -5.5; 2 4 -2.5; -2.5 -1.5 -5.5] + res -> [-4 -1 -3.5; 5 8 2.5; 3.5 5.5 2.5] */
     float sc1 = 0.5f, sh1 = -10.0f, res[9] = {0, 1, 2, 3, 4, 5, 6, 7, 8};
     float want_ep[9] = {0, 0, 0, 5, 8, 2.5f, 3.5f, 5.5f, 2.5f};
-    conv_epilogue hep = {&sc1, &sh1, res, 1};
+    conv_epilogue hep = {&sc1, &sh1, res, 1, NULL};
     conv2d_ep_ref(x, 1, 3, 3, 1, w, 1, &hs, y, &hep);
     check_same("conv2d_ep_ref hand-computed: the same conv, * 0.5 - 10, + 0..8, ReLU", y, want_ep, 9);
 
@@ -700,10 +700,45 @@ static void test_gemm_threads(void)
 #endif
 }
 
+/* gemm_dense (a ViT's dense layers): the bias and the GELU applied to each
+ * output tile are the same bits as gemm, then the bias added row by row,
+ * then gelu_erf over the output -- for register tiles full and partial,
+ * one depth block and three (K > GEMM_KC: the epilogue after the last
+ * only), and a few columns (N <= 48: gemm's own path, then the passes);
+ * with the bias alone, the GELU alone, and neither. And within 1e-5 of the
+ * plain products (gemm_ref, the bias, gelu_erf_ref). */
+static void test_gemm_dense(void)
+{
+    static const size_t shapes[][3] = {{42, 64, 100}, {53, 70, 30}, {33, 96, 600}, {29, 40, 20}, {5, 200, 257}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        const size_t M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+        float *x = rand_array(M * K, -1, 1), *w = rand_array(K * N, -1, 1), *b = rand_array(N, -1, 1);
+        float *y = rand_array(M * N, -1, 1), *r = rand_array(M * N, -1, 1), *ref = rand_array(M * N, -1, 1);
+        for (int mode = 0; mode < 4; mode++) {
+            const float *bias = mode & 1 ? b : NULL;
+            void (*act)(float *, size_t) = mode & 2 ? gelu_erf_span : NULL;
+            gemm_dense(M, N, K, x, w, bias, act, y);
+            gemm(0, 0, M, N, K, x, K, w, N, 0.0f, r, N);
+            gemm_ref(0, 0, M, N, K, x, K, w, N, 0.0f, ref, N);
+            if (bias) add_bias(r, M, (int)N, bias), add_bias(ref, M, (int)N, bias);
+            if (act) gelu_erf(r, M * N), gelu_erf_ref(ref, M * N);
+            char name[160];
+            snprintf(name, sizeof name, "gemm_dense M=%zu N=%zu K=%zu%s%s bitwise = gemm, then the passes", M, N, K,
+                     bias ? " +bias" : "", act ? " +gelu" : "");
+            check_same(name, y, r, M * N);
+            snprintf(name, sizeof name, "gemm_dense M=%zu N=%zu K=%zu%s%s ~ gemm_ref, the bias, gelu_erf_ref", M, N,
+                     K, bias ? " +bias" : "", act ? " +gelu" : "");
+            check_close(name, y, ref, M * N, 1e-5);
+        }
+        free_array(x), free_array(w), free_array(b), free_array(y), free_array(r), free_array(ref);
+    }
+}
+
 int main(void)
 {
     rng_seed(&rng, 20220101);
     test_gemm();
+    test_gemm_dense();
     test_gemm_threads();
     test_conv();
     test_elementwise();
