@@ -13,9 +13,9 @@
 #   final heads, test features, total) from the run's report.json.
 #
 # Usage: bench/task.sh [--quick] [--threads N] [--h2t ./h2t] [--work DIR] [--out FILE]
-#   --quick     1000 test images instead of 10,000 (the same CV: 6.6 minutes
-#               on 2 cores, not the 5 it was meant to take; the full run 13.5
-#               minutes; bench/results/task-*-2threads.md)
+#   --quick     1000 test images instead of 10,000 (the same CV: 4.9 minutes
+#               on the 2-core Zen 5 host, the full run 7.9 minutes; 6.6 and
+#               13.5 on an earlier Xeon; bench/results/task-*-2threads.md)
 #   --threads   OMP_NUM_THREADS (default: all cores)
 #   --work      where the model and images go (default /tmp/h2t-task; reused when present)
 #   --out       the stage table (default bench/results/task-<full|quick>-<N>threads.md)
