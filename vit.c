@@ -372,14 +372,14 @@ static int encoder_block(vit *v, int i, tap_seq *t)
     const size_t rows = (size_t)t->n * v->tokens;
     layernorm(v->h, rows, C, b->ln1_g, b->ln1_b, v->eps, v->a);
     if (tap_block(t, i, "pre_attn", v->a)) return 1;
-    dense(v->a, rows, C, b->qkv_w, b->qkv_b, NULL, 3 * C, v->big);     /* [N, T, 3C] */
+    dense(v->a, rows, C, b->qkv_w, b->qkv_b, NULL, 3 * C, v->big); /* [N, T, 3C] */
     attention(v->big, t->n, v->tokens, C, v->heads, v->o, v->work);
     dense(v->o, rows, C, b->out_w, b->out_b, NULL, C, v->y);
     if (tap_block(t, i, "attn", v->y)) return 1;
     add_inplace(v->h, v->y, rows * C);
     layernorm(v->h, rows, C, b->ln2_g, b->ln2_b, v->eps, v->a);
-    dense(v->a, rows, C, b->mlp1_w, b->mlp1_b, v->gelu_tanh ? gelu_tanh_span : gelu_erf_span, M,
-          v->big);                                                 /* [N, T, M] */
+    /* [N, T, M], the GELU on each output tile */
+    dense(v->a, rows, C, b->mlp1_w, b->mlp1_b, v->gelu_tanh ? gelu_tanh_span : gelu_erf_span, M, v->big);
     if (tap_block(t, i, "mlp_1", v->big)) return 1;
     dense(v->big, rows, M, b->mlp2_w, b->mlp2_b, NULL, C, v->y);
     if (tap_block(t, i, "mlp_2", v->y)) return 1;
