@@ -431,38 +431,16 @@ static inline float gelu_tanh_one(float x)
 
 void gelu_erf(float *x, size_t n)
 {
-    if (REFERENCE_BUILD) {
-        gelu_erf_ref(x, n);
-        return;
-    }
-    const long nl = (long)n;
-#pragma omp parallel for schedule(static) if (n >= PAR_MIN / 4)
-    for (long i = 0; i < nl; i++) x[i] = gelu_erf_one(x[i]);
-}
-
-void gelu_erf_span(float *x, size_t n)
-{
     if (REFERENCE_BUILD) gelu_erf_ref(x, n);
     else
         for (size_t i = 0; i < n; i++) x[i] = gelu_erf_one(x[i]);
 }
 
-void gelu_tanh_span(float *x, size_t n)
+void gelu_tanh(float *x, size_t n)
 {
     if (REFERENCE_BUILD) gelu_tanh_ref(x, n);
     else
         for (size_t i = 0; i < n; i++) x[i] = gelu_tanh_one(x[i]);
-}
-
-void gelu_tanh(float *x, size_t n)
-{
-    if (REFERENCE_BUILD) {
-        gelu_tanh_ref(x, n);
-        return;
-    }
-    const long nl = (long)n;
-#pragma omp parallel for schedule(static) if (n >= PAR_MIN / 4)
-    for (long i = 0; i < nl; i++) x[i] = gelu_tanh_one(x[i]);
 }
 
 /* ---- tanh (the ViT's representation layer) ----------------------------------- */

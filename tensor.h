@@ -73,13 +73,12 @@ void layernorm(const float *x, size_t rows, int C, const float *gamma, const flo
                float eps, float *y);
 void layernorm_ref(const float *x, size_t rows, int C, const float *gamma, const float *beta,
                    float eps, float *y);
+/* GELUs on the calling thread: a dense layer's epilogue runs them on each
+ * output tile as it is finished (gemm.h gemm_dense) */
 void gelu_erf(float *x, size_t n);     /* 0.5 x (1 + erf(x / sqrt 2)) */
 void gelu_erf_ref(float *x, size_t n);
 void gelu_tanh(float *x, size_t n);    /* 0.5 x (1 + tanh(sqrt(2/pi)(x + 0.044715 x^3))) */
 void gelu_tanh_ref(float *x, size_t n);
-/* the same on the calling thread alone (a dense layer's epilogue, gemm.h) */
-void gelu_erf_span(float *x, size_t n);
-void gelu_tanh_span(float *x, size_t n);
 void tanh_inplace(float *x, size_t n);
 void tanh_inplace_ref(float *x, size_t n);   /* libm tanh in double */
 void softmax_rows(float *x, size_t rows, size_t cols);   /* max-subtracted, per row */

@@ -379,7 +379,7 @@ static int encoder_block(vit *v, int i, tap_seq *t)
     add_inplace(v->h, v->y, rows * C);
     layernorm(v->h, rows, C, b->ln2_g, b->ln2_b, v->eps, v->a);
     /* [N, T, M], the GELU on each output tile */
-    dense(v->a, rows, C, b->mlp1_w, b->mlp1_b, v->gelu_tanh ? gelu_tanh_span : gelu_erf_span, M, v->big);
+    dense(v->a, rows, C, b->mlp1_w, b->mlp1_b, v->gelu_tanh ? gelu_tanh : gelu_erf, M, v->big);
     if (tap_block(t, i, "mlp_1", v->big)) return 1;
     dense(v->big, rows, M, b->mlp2_w, b->mlp2_b, NULL, C, v->y);
     if (tap_block(t, i, "mlp_2", v->y)) return 1;

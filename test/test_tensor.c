@@ -716,7 +716,7 @@ static void test_gemm_dense(void)
         float *y = rand_array(M * N, -1, 1), *r = rand_array(M * N, -1, 1), *ref = rand_array(M * N, -1, 1);
         for (int mode = 0; mode < 4; mode++) {
             const float *bias = mode & 1 ? b : NULL;
-            void (*act)(float *, size_t) = mode & 2 ? gelu_erf_span : NULL;
+            void (*act)(float *, size_t) = mode & 2 ? gelu_erf : NULL;
             gemm_dense(M, N, K, x, w, bias, act, y);
             gemm(0, 0, M, N, K, x, K, w, N, 0.0f, r, N);
             gemm_ref(0, 0, M, N, K, x, K, w, N, 0.0f, ref, N);
