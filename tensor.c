@@ -362,6 +362,17 @@ void gelu_tanh_ref(float *x, size_t n)
  *   tanh: (tanh(x) - x) / x^3 in x^2 on |x| <= 0.625, degree 5
  *         (relative error 1.7e-10) */
 
+/* c0 + c1 x + ... + c6 x^6, x2 = x*x, in Estrin's form: pairs, then pairs
+ * of pairs, a chain of 3 multiply-adds (after x2 and x2^2) instead of
+ * Horner's 6. A vectorized loop over the functions below is held up by
+ * their longest chain of dependent operations more than by their count. */
+static inline float estrin6(float x, float x2, float c0, float c1, float c2, float c3, float c4, float c5,
+                            float c6)
+{
+    const float a0 = MADD(c1, x, c0), a1 = MADD(c3, x, c2), a2 = MADD(c5, x, c4);
+    return MADD(MADD(c6, x2, a2), x2 * x2, MADD(a1, x2, a0));
+}
+
 /* e^x: x = n ln2 + r, n = round(x log2 e), |r| <= ln2/2 (ln2 in two
  * parts, so n*ln2_hi is exact), e^x = 2^n p(r). Below -87 the result is 0
  * (true value < 1.7e-38), above 88 it is e^88; NaN stays NaN.
@@ -371,53 +382,54 @@ void gelu_tanh_ref(float *x, size_t n)
  * wider (FLT_EVAL_METHOD 2 on x87, 1 on s390x; or -ffast-math's
  * reassociation) n was not whole and e^x was off by up to 2x. test_tensor
  * and test_vit run built with -mfpmath=387 to keep it so (Makefile). */
+/* The core, for x already in [-87, 88] (no checks) */
+static inline float exp_in_range(float x)
+{
+    const float n = rintf(x * 1.44269504f);
+    const float r = (x - n * 0.693145751953125f) - n * 1.428606765330187e-06f;
+    const float p = estrin6(r, r * r, 9.999999993671758e-01f, 1.0000000357800687f, 5.000000586102799e-01f,
+                            1.6666422727168365e-01f, 4.166548665192091e-02f, 8.37460908911345e-03f,
+                            1.39804623933778e-03f);
+    const uint32_t bits = (uint32_t)((int32_t)n + 127) << 23; /* 2^n, n in [-126, 127] */
+    float two_n;
+    memcpy(&two_n, &bits, sizeof two_n);
+    return p * two_n;
+}
+
 static inline float exp_f(float x)
 {
     float xc = x > -87.0f ? x : -87.0f; /* (NaN goes to -87 here, see the end) */
     xc = xc < 88.0f ? xc : 88.0f;
-    const float n = rintf(xc * 1.44269504f);
-    const float r = (xc - n * 0.693145751953125f) - n * 1.428606765330187e-06f;
-    float p = 1.39804623933778e-03f;
-    p = MADD(p, r, 8.37460908911345e-03f);
-    p = MADD(p, r, 4.166548665192091e-02f);
-    p = MADD(p, r, 1.6666422727168365e-01f);
-    p = MADD(p, r, 5.000000586102799e-01f);
-    p = MADD(p, r, 1.0000000357800687f);
-    p = MADD(p, r, 9.999999993671758e-01f);
-    const uint32_t bits = (uint32_t)((int32_t)n + 127) << 23; /* 2^n, n in [-126, 127] */
-    float two_n;
-    memcpy(&two_n, &bits, sizeof two_n);
-    return x == x ? (x < -87.0f ? 0.0f : p * two_n) : x;
+    const float e = exp_in_range(xc);
+    return x == x ? (x < -87.0f ? 0.0f : e) : x;
 }
 
-/* 0.5 x (1 + erf(x / sqrt 2)). With z = x / sqrt 2, 1 + erf(z) is
- *   1 + z P(z^2)            |z| < 1
- *   2 - erfc(z)             z >= 1   (erfc(z) = e^Q(t), z capped at 4)
- *   erfc(-z)                z <= -1  (no cancellation; 0 below -4)  */
+/* 0.5 x (1 + erf(x / sqrt 2)) = x Phi(x), with z = x / sqrt 2, a = |z|:
+ * Phi(x) = 1 - h for z > 0, else h, where h = Phi(-|x|) = erfc(a) / 2 is
+ *   (1 - a P(a^2)) / 2      a < 1
+ *   e^Q(t) / 2              1 <= a <= 4   (log erfc, no cancellation)
+ *   0                       a > 4
+ * Both polynomials are computed for every x and one is picked (selects,
+ * not branches); two selects in all, so the loop vectorizes tightly. */
 static inline float gelu_erf_one(float x)
 {
     const float z = x * 0.70710678118654752f, a = fabsf(z), s = z * z;
-    float p = 7.5057904737760306e-05f;
-    p = MADD(p, s, -7.8961427313196941e-04f);
-    p = MADD(p, s, 5.1739228546674731e-03f);
-    p = MADD(p, s, -2.6845050885694791e-02f);
-    p = MADD(p, s, 1.1283324876106141e-01f);
-    p = MADD(p, s, -3.7612592439453663e-01f);
-    p = MADD(p, s, 1.1283791533061507f);
+    const float p = estrin6(s, s * s, 1.1283791533061507f, -3.7612592439453663e-01f, 1.1283324876106141e-01f,
+                            -2.6845050885694791e-02f, 5.1739228546674731e-03f, -7.8961427313196941e-04f,
+                            7.5057904737760306e-05f);
+    /* Q's small high terms in Estrin's form, its three large low ones by
+     * Horner (the last roundings, which set the error of e^Q) */
     const float t = ((a < 4.0f ? a : 4.0f) - 2.5f) * 0.66666667f;
-    float q = -1.2885247584470960e-06f;
-    q = MADD(q, t, 4.1688987545640543e-05f);
-    q = MADD(q, t, -2.2445624872968750e-04f);
-    q = MADD(q, t, 8.8094775198621633e-04f);
-    q = MADD(q, t, -3.1927251660739397e-03f);
-    q = MADD(q, t, 1.0961500577824523e-02f);
-    q = MADD(q, t, -3.6646854711009258e-02f);
+    float q = estrin6(t, t * t, -3.6646854711009258e-02f, 1.0961500577824523e-02f, -3.1927251660739397e-03f,
+                      8.8094775198621633e-04f, -2.2445624872968750e-04f, 4.1688987545640543e-05f,
+                      -1.2885247584470960e-06f);
     q = MADD(q, t, -2.1237607633665863f);
     q = MADD(q, t, -8.0290210712463743f);
     q = MADD(q, t, -7.8068152748954311f);
-    const float ec = exp_f(q);
-    const float one_plus_erf = a < 1.0f ? 1.0f + z * p : z > 0.0f ? 2.0f - ec : z < -4.0f ? 0.0f : ec;
-    return 0.5f * x * one_plus_erf;
+    /* h = Phi(-|x|) = erfc(|z|) / 2, 0 for |z| > 4. t is in [-5/3, 1] for
+     * any x, where Q is in [-18, 0.001]: e^Q needs no range checks. */
+    const float h = a < 1.0f ? MADD(-0.5f * a, p, 0.5f) : a <= 4.0f ? 0.5f * exp_in_range(q) : 0.0f;
+    return x * (z > 0.0f ? 1.0f - h : h);
 }
 
 /* 0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3), written as the
