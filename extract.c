@@ -93,7 +93,8 @@ static void pool_into(const pass_ctx *c, const pass_target *p, int loc, const fl
 #pragma omp parallel for schedule(static)
         for (int i = 0; i < n; i++) {
             float *y = p->rows + (size_t)(first + i) * cols + off;
-            pool_example(l, plan, x + (size_t)i * size, y, c->acc + (size_t)i * c->maxc);
+            /* scratch row of the image in the batch: the shares of model_forward_split pool at once */
+            pool_example(l, plan, x + (size_t)i * size, y, c->acc + (size_t)(first + i) * c->maxc);
             l2_normalize(y, plan->dim);
         }
         return;
@@ -217,7 +218,7 @@ int extract_pass(model *m, image_source *s, size_t start, size_t end, const extr
     pass_buffers b = {0};
     int ret = -1, last = -1;
     double t0 = now_seconds(), shown = t0;
-    if (buffers_alloc(&b, m, s, nt, B) || model_prepare(m, B)) goto done;
+    if (buffers_alloc(&b, m, s, nt, B) || model_prepare_split(m, B)) goto done;
     b.c.m = m;
     b.c.nt = nt;
     for (int k = 0; k < nt; k++) {
@@ -231,7 +232,7 @@ int extract_pass(model *m, image_source *s, size_t start, size_t end, const extr
         const int nb = (int)(end - b0 < (size_t)B ? end - b0 : (size_t)B);
         if (npy_read_rows(&s->r, b0, (size_t)nb, NPY_U8, b.imgs)) goto done;
         model_preprocess(m, b.imgs, nb, s->h, s->w, s->c, b.x);
-        if (last >= 0) model_forward(m, b.x, nb, last, on_tap, &b.c);
+        if (last >= 0) model_forward_split(m, b.x, nb, last, on_tap, &b.c); /* on_tap: any thread, any share */
         for (int k = 0; k < nt; k++)
             if (target_store(&b.c.pt[k], b0 - start, nb)) goto done;
         const size_t done_n = b0 + (size_t)nb - start;

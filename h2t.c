@@ -1149,7 +1149,7 @@ static int bench_forward(const char *cmd, const char *arch, const char *dir, int
 {
     model m;
     double t0 = now_seconds();
-    if ((dir ? model_load(dir, &m) : model_init_random(arch, size, seed, &m)) || model_prepare(&m, batch)) {
+    if ((dir ? model_load(dir, &m) : model_init_random(arch, size, seed, &m)) || model_prepare_split(&m, batch)) {
         cli_error(cmd, "%s", last_error());
         model_free(&m);
         return 1;
@@ -1169,12 +1169,12 @@ static int bench_forward(const char *cmd, const char *arch, const char *dir, int
         fprintf(stderr, "bench: %s (%s, %.2f M values), %d locations, input %dx%d, set up in %.1f s; warm-up batch\n",
                 name, dir ? "weights from files" : "random weights", m.params * 1e-6, m.nloc, m.input_size,
                 m.input_size, now_seconds() - t0);
-    model_forward(&m, x, batch, m.nloc - 1, bench_tap, NULL);
+    model_forward_split(&m, x, batch, m.nloc - 1, bench_tap, NULL);
     double total = 0, best = 1e30;
     int runs = 0;
     while (runs < 2 || total < seconds) {
         double t = now_seconds();
-        model_forward(&m, x, batch, m.nloc - 1, bench_tap, NULL);
+        model_forward_split(&m, x, batch, m.nloc - 1, bench_tap, NULL);
         t = now_seconds() - t;
         total += t, runs++;
         if (t < best) best = t;

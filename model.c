@@ -119,8 +119,35 @@ int model_prepare(model *m, int max_batch)
     return m->arch == ARCH_RESNET ? resnet_prepare(m, max_batch) : vit_prepare(m, max_batch);
 }
 
+/* The replicas of model_prepare_split, if any. */
+static void free_replicas(model *m)
+{
+    for (int k = 0; k < m->nrep; k++) {
+        if (m->arch == ARCH_RESNET) resnet_replica_free(m->rep[k]);
+        else vit_replica_free(m->rep[k]);
+        m->rep[k] = NULL;
+    }
+    m->nrep = 0;
+}
+
+int model_prepare_split(model *m, int max_batch)
+{
+    free_replicas(m);
+    if (model_prepare(m, max_batch)) return -1;
+    int T = threads_max() < max_batch ? threads_max() : max_batch;
+    if (T > MODEL_MAX_REPLICAS + 1) T = MODEL_MAX_REPLICAS + 1;
+    const int share = (max_batch + T - 1) / T;
+    for (int k = 0; k + 1 < T; k++) {
+        m->rep[k] = m->arch == ARCH_RESNET ? resnet_replica(m, share) : vit_replica(m, share);
+        if (!m->rep[k]) break; /* no memory for it: split over fewer threads, or none */
+        m->nrep = k + 1;
+    }
+    return 0;
+}
+
 void model_free(model *m)
 {
+    free_replicas(m);
     if (!m->impl) return;
     if (m->arch == ARCH_RESNET) resnet_free(m);
     else vit_free(m);
@@ -157,6 +184,38 @@ void model_preprocess(const model *m, const uint8_t *imgs, int n, int H, int W, 
         resize_bilinear_tf1(imgs + (size_t)i * in_size, H, W, Cin, S, y);
         for (size_t p = 0; p < (size_t)S * S; p++)
             for (int c = 0; c < 3; c++) y[p * 3 + c] = y[p * 3 + c] * a[c] + b[c];
+    }
+}
+
+/* A share's taps, passed on with their image numbers in the whole batch */
+typedef struct {
+    tap_fn cb;
+    void *ctx;
+    int first;
+} share_ctx;
+
+static void share_tap(void *vctx, int loc, const float *x, int first, int n)
+{
+    const share_ctx *s = vctx;
+    s->cb(s->ctx, loc, x, s->first + first, n);
+}
+
+void model_forward_split(model *m, const float *x, int n, int last, tap_fn cb, void *ctx)
+{
+    int T = m->nrep + 1 < threads_max() ? m->nrep + 1 : threads_max();
+    if (T > n) T = n;
+    if (T < 2) {
+        model_forward(m, x, n, last, cb, ctx);
+        return;
+    }
+    const size_t per_image = (size_t)m->input_size * m->input_size * 3;
+#pragma omp parallel for schedule(static, 1) num_threads(T)
+    for (int k = 0; k < T; k++) {
+        const int i0 = (int)((long)n * k / T), i1 = (int)((long)n * (k + 1) / T);
+        model part = *m; /* the same model on replica k - 1's buffers */
+        part.impl = k ? m->rep[k - 1] : m->impl;
+        share_ctx s = {cb, ctx, i0};
+        model_forward(&part, x + (size_t)i0 * per_image, i1 - i0, last, share_tap, &s);
     }
 }
 

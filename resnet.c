@@ -704,6 +704,34 @@ void resnet_forward(model *m, const float *x, tap_seq *t)
 }
 
 /* ==========================================================================
+ * replicas (model_prepare_split): the same weights, buffers of their own */
+
+void *resnet_replica(const model *m, int max_batch)
+{
+    resnet *c = malloc(sizeof *c);
+    if (!c) {
+        set_error("out of memory copying the ResNet for a thread");
+        return NULL;
+    }
+    *c = *(const resnet *)m->impl;
+    c->s0 = c->s1 = c->aux = c->t1 = c->t2 = c->work = c->pooled = c->logits = NULL;
+    model part = *m;
+    part.impl = c;
+    if (resnet_prepare(&part, max_batch)) {
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+void resnet_replica_free(void *rep)
+{
+    if (!rep) return;
+    free_buffers(rep);
+    free(rep);
+}
+
+/* ==========================================================================
  * resnet_free */
 
 static void free_bn(bn_layer *b) { free_array(b->scale); b->scale = b->shift = NULL; }

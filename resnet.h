@@ -13,5 +13,10 @@ int resnet_load(model *m);
 int resnet_prepare(model *m, int max_batch);
 void resnet_forward(model *m, const float *x, tap_seq *t);
 void resnet_free(model *m);
+/* A copy of m's backbone that shares its weights, with activation buffers
+ * of its own for max_batch images (model_prepare_split), or NULL; freed by
+ * resnet_replica_free, which leaves the weights alone. */
+void *resnet_replica(const model *m, int max_batch);
+void resnet_replica_free(void *rep);
 
 #endif

@@ -423,6 +423,34 @@ void vit_forward(model *m, const float *x, tap_seq *t)
 }
 
 /* ==========================================================================
+ * replicas (model_prepare_split): the same weights, buffers of their own */
+
+void *vit_replica(const model *m, int max_batch)
+{
+    vit *c = malloc(sizeof *c);
+    if (!c) {
+        set_error("out of memory copying the ViT for a thread");
+        return NULL;
+    }
+    *c = *(const vit *)m->impl;
+    c->h = c->a = c->big = c->o = c->y = c->work = c->c = c->r = c->z = NULL;
+    model part = *m;
+    part.impl = c;
+    if (vit_prepare(&part, max_batch)) {
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+void vit_replica_free(void *rep)
+{
+    if (!rep) return;
+    free_buffers(rep);
+    free(rep);
+}
+
+/* ==========================================================================
  * vit_free */
 
 void vit_free(model *m)

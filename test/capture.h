@@ -43,8 +43,18 @@ static void capture_free(capture *c)
     for (int i = 0; i < MODEL_MAX_LOCATIONS; i++) free_array(c->buf[i]);
 }
 
-/* Preprocess + forward all images in batches of `batch`. */
-static void run_all(model *m, const npy_array *img, int batch, capture *c)
+static void set_threads(int t)
+{
+#ifdef _OPENMP
+    omp_set_num_threads(t);
+#else
+    (void)t;
+#endif
+}
+
+/* Preprocess + forward all images in batches of `batch` (split: with
+ * model_forward_split, each batch's images spread over the threads). */
+static void run_all_with(model *m, const npy_array *img, int batch, capture *c, int split)
 {
     const int n = (int)img->shape[0], H = (int)img->shape[1], W = (int)img->shape[2];
     const int C = img->ndim == 4 ? (int)img->shape[3] : 1;
@@ -54,18 +64,39 @@ static void run_all(model *m, const npy_array *img, int batch, capture *c)
     for (int i = 0; i < n; i += batch) {
         int b = n - i < batch ? n - i : batch;
         model_preprocess(m, (const uint8_t *)img->data + (size_t)i * per, b, H, W, C, x);
-        model_forward(m, x, b, m->nloc - 1, capture_cb, c);
+        if (split) model_forward_split(m, x, b, m->nloc - 1, capture_cb, c);
+        else model_forward(m, x, b, m->nloc - 1, capture_cb, c);
         c->done += (size_t)b;
     }
     free_array(x);
 }
 
-static void set_threads(int t)
+static void run_all(model *m, const npy_array *img, int batch, capture *c) { run_all_with(m, img, batch, c, 0); }
+
+/* model_forward_split against model_forward (c1: all n images, batches of
+ * 2): every location the same bits, with batches of 3 images (shares of 1
+ * and 2, a partial last batch) on 2 threads, which must have made one
+ * replica (none without OpenMP). Shared by test_resnet.c and test_vit.c. */
+static void check_split(const char *label, model *m, const npy_array *img, const capture *c1, size_t n)
 {
+    capture c3;
+    set_threads(2);
+    if (model_prepare_split(m, 3) || capture_alloc(&c3, m, n)) {
+        check(0, "%s: model_prepare_split: %s", label, last_error());
+        return;
+    }
 #ifdef _OPENMP
-    omp_set_num_threads(t);
+    check(m->nrep == 1, "%s: model_prepare_split on 2 threads makes 1 replica (made %d)", label, m->nrep);
 #else
-    (void)t;
+    check(m->nrep == 0, "%s: model_prepare_split without OpenMP makes no replica (made %d)", label, m->nrep);
 #endif
+    run_all_with(m, img, 3, &c3, 1);
+    for (int i = 0; i < m->nloc; i++) {
+        char name[200];
+        snprintf(name, sizeof name, "%s %s: each batch split over 2 threads, same bits", label, m->loc[i].name);
+        check_same(name, c1->buf[i], c3.buf[i], n * location_size(&m->loc[i]));
+    }
+    capture_free(&c3);
+}
 
 #endif

@@ -33,7 +33,6 @@
 /* ---- capturing every location of n images ------------------------------ */
 
 #include "capture.h"
-}
 
 /* ---- one fixture ----------------------------------------------------------- */
 
@@ -102,6 +101,9 @@ static void test_fixture(const char *dir)
         snprintf(name, sizeof name, "%s %s 1 vs 2 threads", dir + strlen("test/fixtures/"), m.loc[i].name);
         check_same(name, c1.buf[i], c2.buf[i], n * location_size(&m.loc[i]));
     }
+
+    /* the same bits with each batch's images spread over the threads */
+    check_split(dir + strlen("test/fixtures/"), &m, &img, &c1, n);
 
     npy_free(&img);
     capture_free(&c1);

@@ -35,7 +35,6 @@
 /* ---- capturing every location of n images ------------------------------ */
 
 #include "capture.h"
-}
 
 /* Compare location i of c with expected/<name>.npy; returns max abs error
  * relative to the reference's largest magnitude (or 1e30 on a shape
@@ -127,6 +126,9 @@ static void test_fixture(void)
         snprintf(name, sizeof name, "vit threads 1 vs 2: %s", m.loc[i].name);
         check_same(name, c1.buf[i], c2.buf[i], n * location_size(&m.loc[i]));
     }
+
+    /* the same bits with each batch's images spread over the threads */
+    check_split("vit", &m, &img, &c1, n);
 
     npy_free(&img);
     capture_free(&c1);
