@@ -1229,7 +1229,7 @@ static int cmd_bench(int argc, char **argv)
          0, NULL},
         {"--input-size", "S", "input pixels for --arch (a ViT's: a multiple of 16)", "224", 0, NULL},
         {"--model", "DIR", "time this model directory instead of --arch", NULL, 0, NULL},
-        {"--batch", "N", "images per forward pass", "16", 0, NULL},
+        {"--batch", "N", "images per forward pass, split over the threads as h2t features does", "16", 0, NULL},
         {"--seconds", "S", "time spent on timed batches (at least 2 are run, after a warm-up)", "10", 0, NULL},
         {"--gemm", NULL, "time square GEMMs (C = A B, fp32) instead of the forward pass", NULL, 0, NULL},
         {"--sizes", "LIST", "GEMM sizes for --gemm", "256,512,1024,2048", 0, NULL},

@@ -202,14 +202,15 @@ static void share_tap(void *vctx, int loc, const float *x, int first, int n)
 
 void model_forward_split(model *m, const float *x, int n, int last, tap_fn cb, void *ctx)
 {
-    int T = m->nrep + 1 < threads_max() ? m->nrep + 1 : threads_max();
-    if (T > n) T = n;
+    /* T shares, as many as there are copies (each share then fits its
+     * copy's buffers), on as many threads as there are now, at most T */
+    const int T = m->nrep + 1 < n ? m->nrep + 1 : n, team = threads_max() < T ? threads_max() : T;
     if (T < 2) {
         model_forward(m, x, n, last, cb, ctx);
         return;
     }
     const size_t per_image = (size_t)m->input_size * m->input_size * 3;
-#pragma omp parallel for schedule(static, 1) num_threads(T)
+#pragma omp parallel for schedule(static, 1) num_threads(team)
     for (int k = 0; k < T; k++) {
         const int i0 = (int)((long)n * k / T), i1 = (int)((long)n * (k + 1) / T);
         model part = *m; /* the same model on replica k - 1's buffers */

@@ -97,9 +97,9 @@ void model_preprocess(const model *m, const uint8_t *imgs, int n, int H, int W, 
  * a caller that needs only shallow locations pays only for those. */
 void model_forward(model *m, const float *x, int n, int last, tap_fn cb, void *ctx);
 /* model_forward with the batch's images split over the threads instead of
- * each product: thread k runs the whole pass on the k-th of T consecutive
- * shares (T = the copies model_prepare_split made + 1, at most the threads
- * and n), its products single-threaded. No thread waits for another until
+ * each product: share k of T consecutive shares (T = the copies
+ * model_prepare_split made + 1, at most n) is a whole pass on copy k, its
+ * products single-threaded, the shares dealt to the threads there are now. No thread waits for another until
  * the end of the pass, which on 2 cores is worth ~8% on ResNet-50
  * (README, Performance). The same bits: an image's values do not depend on
  * the batch it is computed in. cb is called from several threads at once,

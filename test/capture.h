@@ -90,12 +90,17 @@ static void check_split(const char *label, model *m, const npy_array *img, const
 #else
     check(m->nrep == 0, "%s: model_prepare_split without OpenMP makes no replica (made %d)", label, m->nrep);
 #endif
-    run_all_with(m, img, 3, &c3, 1);
-    for (int i = 0; i < m->nloc; i++) {
-        char name[200];
-        snprintf(name, sizeof name, "%s %s: each batch split over 2 threads, same bits", label, m->loc[i].name);
-        check_same(name, c1->buf[i], c3.buf[i], n * location_size(&m->loc[i]));
+    for (int threads = 2; threads >= 1; threads--) { /* prepared for 2, then run on 1: the same shares */
+        set_threads(threads);
+        run_all_with(m, img, 3, &c3, 1);
+        for (int i = 0; i < m->nloc; i++) {
+            char name[200];
+            snprintf(name, sizeof name, "%s %s: each batch split in 2 shares on %d thread%s, same bits", label,
+                     m->loc[i].name, threads, threads > 1 ? "s" : "");
+            check_same(name, c1->buf[i], c3.buf[i], n * location_size(&m->loc[i]));
+        }
     }
+    set_threads(2);
     capture_free(&c3);
 }
 
