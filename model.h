@@ -99,10 +99,10 @@ void model_forward(model *m, const float *x, int n, int last, tap_fn cb, void *c
 /* model_forward with the batch's images split over the threads instead of
  * each product: share k of T consecutive shares (T = the copies
  * model_prepare_split made + 1, at most n) is a whole pass on copy k, its
- * products single-threaded, the shares dealt to the threads there are now. No thread waits for another until
- * the end of the pass, which on 2 cores is worth ~8% on ResNet-50
- * (README, Performance). The same bits: an image's values do not depend on
- * the batch it is computed in. cb is called from several threads at once,
+ * products single-threaded, the shares dealt to the threads there are now.
+ * No thread waits for another until the end of the pass (README,
+ * Performance: threads over images). The same bits: an image's values do
+ * not depend on the batch it is computed in. cb is called from several threads at once,
  * for disjoint images (first .. first + n - 1 of the whole batch), each
  * share's locations in depth order, the shares interleaved: it must be
  * safe for that. Without copies (model_prepare, or one thread), this is

@@ -371,11 +371,13 @@ int resnet_load(model *m)
 /* ==========================================================================
  * resnet_prepare: every activation buffer, sized for max_batch images */
 
-static void free_buffers(resnet *r)
+/* Every activation buffer let go: freed, or only forgotten when they are
+ * another copy's (owned 0: a replica just copied from it, below) */
+static void free_buffers(resnet *r, int owned)
 {
     float **b[] = {&r->s0, &r->s1, &r->aux, &r->t1, &r->t2, &r->work, &r->pooled, &r->logits};
     for (size_t i = 0; i < sizeof b / sizeof b[0]; i++) {
-        free_array(*b[i]);
+        if (owned) free_array(*b[i]);
         *b[i] = NULL;
     }
     r->max_batch = 0;
@@ -391,7 +393,7 @@ static size_t conv_work(const conv_layer *c, int n)
 int resnet_prepare(model *m, int max_batch)
 {
     resnet *r = m->impl;
-    free_buffers(r);
+    free_buffers(r, 1);
     /* per-example sizes of each buffer's largest content */
     size_t stream = (size_t)r->pool_h * r->pool_w * r->root.cout;
     size_t aux = (size_t)r->root.oh * r->root.ow * r->root.cout, t1 = 1, t2 = 1;
@@ -419,7 +421,7 @@ int resnet_prepare(model *m, int max_batch)
         !(r->t2 = alloc_array(t2, sizeof(float))) || !(r->work = alloc_array(work ? work : 1, sizeof(float))) ||
         !(r->pooled = alloc_array(nb * (size_t)r->out_c, sizeof(float))) ||
         !(r->logits = alloc_array(nb * (size_t)r->classes, sizeof(float)))) {
-        free_buffers(r);
+        free_buffers(r, 1);
         return -1;
     }
     r->max_batch = max_batch;
@@ -714,7 +716,7 @@ void *resnet_replica(const model *m, int max_batch)
         return NULL;
     }
     *c = *(const resnet *)m->impl;
-    c->s0 = c->s1 = c->aux = c->t1 = c->t2 = c->work = c->pooled = c->logits = NULL;
+    free_buffers(c, 0);
     model part = *m;
     part.impl = c;
     if (resnet_prepare(&part, max_batch)) {
@@ -727,7 +729,7 @@ void *resnet_replica(const model *m, int max_batch)
 void resnet_replica_free(void *rep)
 {
     if (!rep) return;
-    free_buffers(rep);
+    free_buffers(rep, 1);
     free(rep);
 }
 
@@ -740,7 +742,7 @@ void resnet_free(model *m)
 {
     resnet *r = m->impl;
     if (!r) return;
-    free_buffers(r);
+    free_buffers(r, 1);
     free_array(r->root.w), free_array(r->root.wpk);
     free_bn(&r->root_bn);
     for (int i = 0; i < r->nunits; i++) {

@@ -290,11 +290,13 @@ int vit_load(model *m)
 /* ==========================================================================
  * vit_prepare: every activation buffer, sized for max_batch images */
 
-static void free_buffers(vit *v)
+/* Every activation buffer let go: freed, or only forgotten when they are
+ * another copy's (owned 0: a replica just copied from it, below) */
+static void free_buffers(vit *v, int owned)
 {
     float **b[] = {&v->h, &v->a, &v->big, &v->o, &v->y, &v->work, &v->c, &v->r, &v->z};
     for (size_t i = 0; i < sizeof b / sizeof b[0]; i++) {
-        free_array(*b[i]);
+        if (owned) free_array(*b[i]);
         *b[i] = NULL;
     }
     v->max_batch = 0;
@@ -303,7 +305,7 @@ static void free_buffers(vit *v)
 int vit_prepare(model *m, int max_batch)
 {
     vit *v = m->impl;
-    free_buffers(v);
+    free_buffers(v, 1);
     const size_t nb = (size_t)max_batch, C = (size_t)v->width;
     const size_t wide = 3 * C > (size_t)v->mlp_dim ? 3 * C : (size_t)v->mlp_dim;
     size_t rows, stream, big;   /* rows = N*T */
@@ -319,7 +321,7 @@ int vit_prepare(model *m, int max_batch)
         !(v->c = alloc_array(nb * C, sizeof(float))) ||
         !(v->r = alloc_array(nb * (size_t)(v->rep > 0 ? v->rep : 1), sizeof(float))) ||
         !(v->z = alloc_array(nb * (size_t)v->classes, sizeof(float)))) {
-        free_buffers(v);
+        free_buffers(v, 1);
         return -1;
     }
     v->max_batch = max_batch;
@@ -433,7 +435,7 @@ void *vit_replica(const model *m, int max_batch)
         return NULL;
     }
     *c = *(const vit *)m->impl;
-    c->h = c->a = c->big = c->o = c->y = c->work = c->c = c->r = c->z = NULL;
+    free_buffers(c, 0);
     model part = *m;
     part.impl = c;
     if (vit_prepare(&part, max_batch)) {
@@ -446,7 +448,7 @@ void *vit_replica(const model *m, int max_batch)
 void vit_replica_free(void *rep)
 {
     if (!rep) return;
-    free_buffers(rep);
+    free_buffers(rep, 1);
     free(rep);
 }
 
@@ -457,7 +459,7 @@ void vit_free(model *m)
 {
     vit *v = m->impl;
     if (!v) return;
-    free_buffers(v);
+    free_buffers(v, 1);
     float **w[] = {&v->patch_w, &v->patch_b, &v->cls, &v->pos, &v->norm_g, &v->norm_b,
                    &v->rep_w, &v->rep_b, &v->head_w, &v->head_b};
     for (size_t i = 0; i < sizeof w / sizeof w[0]; i++) free_array(*w[i]);
