@@ -346,17 +346,18 @@ static sliver a_sliver(const gemm_args *g, size_t i, size_t mr, size_t p0, size_
 static void pack_b(int transB, const float *B, size_t ldb, size_t p0, size_t kc, size_t j0, size_t nc, float *Bp)
 {
     const size_t full = nc / GEMM_NR * GEMM_NR, rest = nc - full; /* columns in full slivers, others */
-    if (!transB) { /* op(B)[p,j] = B[p,j]: row by row, each read once, in order */
-        for (size_t p = 0; p < kc; p++) {
-            const float *src = B + (p0 + p) * ldb + j0;
-            float *d = Bp + p * GEMM_NR;
-            for (size_t jr = 0; jr < full; jr += GEMM_NR, d += kc * GEMM_NR)
-                for (size_t j = 0; j < GEMM_NR; j++) d[j] = src[jr + j];
-            if (rest) {
-                for (size_t j = 0; j < rest; j++) d[j] = src[full + j];
-                for (size_t j = rest; j < GEMM_NR; j++) d[j] = 0.0f;
+    if (!transB) { /* op(B)[p,j] = B[p,j]: sliver by sliver, each written in order (row by row, the
+                    * writes of one row would land kc*NR floats apart, in the same cache sets) */
+        for (size_t jr = 0; jr < full; jr += GEMM_NR, Bp += kc * GEMM_NR)
+            for (size_t p = 0; p < kc; p++) {
+                const float *src = B + (p0 + p) * ldb + j0 + jr;
+                for (size_t j = 0; j < GEMM_NR; j++) Bp[p * GEMM_NR + j] = src[j];
             }
-        }
+        if (rest)
+            for (size_t p = 0; p < kc; p++) {
+                const float *src = B + (p0 + p) * ldb + j0 + full;
+                for (size_t j = 0; j < GEMM_NR; j++) Bp[p * GEMM_NR + j] = j < rest ? src[j] : 0.0f;
+            }
         return;
     }
     /* op(B)[p,j] = B[j,p]: each column j contiguous in p */
