@@ -92,7 +92,7 @@ CFLAGS_ALL := -std=c11 -D_POSIX_C_SOURCE=200809L -D_FILE_OFFSET_BITS=64 $(PLATFO
 	$(WARN) $(EXTRA_CFLAGS)
 LDLIBS := -lm $(EXTRA_LDFLAGS)
 
-LIB_SRC := util.c npy.c gemm.c tensor.c backbone.c model.c resnet.c vit.c pooling.c extract.c lasso.c scores.c cv.c headio.c pipeline.c run.c experiments.c demo.c svg.c
+LIB_SRC := util.c npy.c gemm.c winograd.c tensor.c backbone.c model.c resnet.c vit.c pooling.c extract.c lasso.c scores.c cv.c headio.c pipeline.c run.c experiments.c demo.c svg.c
 HDRS := $(wildcard *.h)
 B := build/$(FLAVOUR)
 LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o)
@@ -147,7 +147,7 @@ test: h2t test-bins x87-bins
 X87 := build/x87
 X87_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -D_FILE_OFFSET_BITS=64 -O2 -mfpmath=387 -fno-math-errno $(WARN) \
 	-Wno-unknown-pragmas
-X87_OBJ := $(addprefix $(X87)/,util.o npy.o gemm.o tensor.o backbone.o model.o resnet.o vit.o)
+X87_OBJ := $(addprefix $(X87)/,util.o npy.o gemm.o winograd.o tensor.o backbone.o model.o resnet.o vit.o)
 X87_TEST := $(X87)/test_tensor $(X87)/test_resnet $(X87)/test_vit
 .SECONDARY: $(X87_OBJ)
 .PHONY: x87-bins

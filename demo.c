@@ -413,6 +413,7 @@ int demo_run(const demo_opts *o)
         check_only(o->only, t, n, tasks_path) || (o->experiments && experiments_check(o->experiments)))
         goto done;
     base.model_dir = model_dir;
+    base.model_opt.winograd = o->winograd;
     if (o->experiments) {
         rc = run_experiments(o, &base, tasks_path, t, n);
         goto done;

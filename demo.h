@@ -15,6 +15,7 @@ typedef struct {
     const char *experiments;            /* the paper's experiments instead (experiments.h): "all" or
                                            a comma list of names; NULL: the demo's table */
     int quiet;
+    int winograd;                       /* the backbone's 3x3 convs by Winograd (model.h), 0: off */
 } demo_opts;
 
 int demo_run(const demo_opts *o);

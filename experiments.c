@@ -468,8 +468,8 @@ static int exp_one_location(task_ctx *c, task_results *r)
  * before the BatchNorm, and with the input as one more location. */
 static int exp_taps(task_ctx *c, task_results *r)
 {
-    const model_options opt[NVAR] = {{TAP_POST_ACTIVATION, 0, 0}, {TAP_PRE_ACTIVATION, 0, 0},
-                                     {TAP_PRE_NORMALIZATION, 0, 0}, {TAP_POST_ACTIVATION, 1, 0}};
+    const model_options opt[NVAR] = {{TAP_POST_ACTIVATION, 0, 0, 0}, {TAP_PRE_ACTIVATION, 0, 0, 0},
+                                     {TAP_PRE_NORMALIZATION, 0, 0, 0}, {TAP_POST_ACTIVATION, 1, 0, 0}};
     const fit_config cfg = at_point(&c->o->h2t, &ref_of(c)->h2t);
     r->taps[0] = ref_of(c)->h2t_acc;
     for (int v = 1; v < NVAR; v++) {

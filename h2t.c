@@ -224,7 +224,14 @@ static int opt_choice(const char *cmd, opt *o, int n, const char *name, const ch
 #define MODEL_FLAGS                                                                                            \
     {"--tap-point", "WHERE", "ResNet taps: post-activation (after BN and ReLU, as published), pre-activation "  \
      "(before the ReLU), pre-normalization (before the BN)", "post-activation", 0, NULL},                      \
-    {"--include-input", NULL, "the preprocessed image [S, S, 3] as a first location, 'input'", NULL, 0, NULL}
+    {"--include-input", NULL, "the preprocessed image [S, S, 3] as a first location, 'input'", NULL, 0, NULL}, \
+    WINOGRAD_FLAG
+
+/* ResNet: 3x3 stride-1 convs by Winograd (docs/ALGORITHM.md §18): h2t taps,
+ * features, run and bench. */
+#define WINOGRAD_FLAG                                                                                          \
+    {"--winograd", "M", "ResNet: 3x3 stride-1 convolutions by Winograd F(MxM, 3x3), M = 2 or 4: faster, not "  \
+     "the same bits (docs/ALGORITHM.md section 18); 0: off", "0", 0, NULL}
 
 /* Which locations become features and how a ViT's class token is pooled
  * (§16): h2t features and run. */
@@ -233,13 +240,25 @@ static int opt_choice(const char *cmd, opt *o, int n, const char *name, const ch
     {"--cls", "MODE", "ViT token maps: normal (the class token pooled with the others), only-cls, "             \
      "original+cls (the class token, then the others pooled)", "normal", 0, NULL}
 
+static int winograd_flag(const char *cmd, opt *o, int no, model_options *mo)
+{
+    long w = 0;
+    if (opt_long(cmd, o, no, "--winograd", 0, 4, &w)) return -1;
+    if (w == 1 || w == 3) {
+        cli_error(cmd, "--winograd: expected 0 (off), 2 or 4, got %ld", w);
+        return -1;
+    }
+    mo->winograd = (int)w;
+    return 0;
+}
+
 static int model_flags(const char *cmd, opt *o, int no, model_options *mo)
 {
     int point = 0;
     if (opt_choice(cmd, o, no, "--tap-point", tap_point_names, &point)) return -1;
     mo->point = (tap_point)point;
     mo->include_input = opt_flag(o, no, "--include-input");
-    return 0;
+    return winograd_flag(cmd, o, no, mo);
 }
 
 static int feature_flags(const char *cmd, opt *o, int no, long *every, cls_mode *cls)
@@ -1107,6 +1126,7 @@ static int cmd_demo(int argc, char **argv)
         {"--experiments", "[LIST]", "instead of the table: the paper's analysis experiments in miniature (all, or "
          "fig6, fig7-transfer, fig7-scaling, fig11-overlap, fig11-offset, fig13, fig4, table6, table7): figures and "
          "DIR/experiments.md", NULL, 0, NULL},
+        WINOGRAD_FLAG,
         {"--quiet", NULL, "no progress on stderr", NULL, 0, NULL},
     };
     const int no = (int)(sizeof o / sizeof o[0]);
@@ -1119,10 +1139,17 @@ static int cmd_demo(int argc, char **argv)
     int rc = opts_parse(cmd, "[--report FILE.json] [--experiments [LIST]] [flags]", o, no, argc, args);
     free(args);
     if (rc) return rc > 0 ? 0 : 1;
+    model_options mo = {0};
+    if (winograd_flag(cmd, o, no, &mo)) return 1;
     demo_opts d = {opt_str(o, no, "--dir"), opt_str(o, no, "--out"), opt_str(o, no, "--report"),
-                   opt_str(o, no, "--tasks"), opt_str(o, no, "--experiments"), opt_flag(o, no, "--quiet")};
+                   opt_str(o, no, "--tasks"), opt_str(o, no, "--experiments"), opt_flag(o, no, "--quiet"),
+                   mo.winograd};
     if (d.experiments && d.report) {
         cli_error(cmd, "--report: the experiments write DIR/experiments.md instead");
+        return 1;
+    }
+    if (d.experiments && d.winograd) {
+        cli_error(cmd, "--winograd: the experiments run the plain convolutions (only the demo's table takes it)");
         return 1;
     }
     if (demo_run(&d)) {
@@ -1145,11 +1172,12 @@ static void bench_tap(void *ctx, int loc, const float *x, int first, int n)
  * warm-up batch). Every location is computed, as in h2t taps/features; the
  * input resize is not timed (the comparison scripts time tensors too). */
 static int bench_forward(const char *cmd, const char *arch, const char *dir, int size, int batch, double seconds,
-                         uint64_t seed, int quiet)
+                         uint64_t seed, const model_options *mo, int quiet)
 {
     model m;
     double t0 = now_seconds();
-    if ((dir ? model_load(dir, &m) : model_init_random(arch, size, seed, &m)) || model_prepare_split(&m, batch)) {
+    if ((dir ? model_load_with(dir, mo, &m) : model_init_random_with(arch, size, seed, mo, &m)) ||
+        model_prepare_split(&m, batch)) {
         cli_error(cmd, "%s", last_error());
         model_free(&m);
         return 1;
@@ -1181,8 +1209,12 @@ static int bench_forward(const char *cmd, const char *arch, const char *dir, int
         if (!quiet) fprintf(stderr, "bench: batch %d: %.3f s, %.2f img/s\n", runs, t, batch / t);
     }
     int threads = threads_max();
-    printf("bench: %s, batch %d, %d thread%s, %d batches in %.1f s (best batch %.2f img/s): %.2f img/s\n", name,
-           batch, threads, threads == 1 ? "" : "s", runs, total, batch / best, runs * (double)batch / total);
+    char how[64] = "";
+    if (mo->winograd)
+        snprintf(how, sizeof how, ", Winograd F(%dx%d, 3x3)%s", mo->winograd, mo->winograd,
+                 REFERENCE_BUILD ? " ignored (reference build)" : "");
+    printf("bench: %s%s, batch %d, %d thread%s, %d batches in %.1f s (best batch %.2f img/s): %.2f img/s\n", name,
+           how, batch, threads, threads == 1 ? "" : "s", runs, total, batch / best, runs * (double)batch / total);
     free_array(x);
     model_free(&m);
     return 0;
@@ -1234,6 +1266,7 @@ static int cmd_bench(int argc, char **argv)
         {"--gemm", NULL, "time square GEMMs (C = A B, fp32) instead of the forward pass", NULL, 0, NULL},
         {"--sizes", "LIST", "GEMM sizes for --gemm", "256,512,1024,2048", 0, NULL},
         {"--seed", "N", "seed of the random weights and inputs", "1", 0, NULL},
+        WINOGRAD_FLAG,
         {"--quiet", NULL, "no progress on stderr", NULL, 0, NULL},
     };
     const int no = (int)(sizeof o / sizeof o[0]);
@@ -1243,7 +1276,8 @@ static int cmd_bench(int argc, char **argv)
     long batch = 16, seed = 1, size = 224;
     double seconds = 10, sizes[16];
     int nsizes = 0;
-    if (opt_long(cmd, o, no, "--batch", 1, 4096, &batch) || opt_long(cmd, o, no, "--input-size", 8, 4096, &size) || opt_long(cmd, o, no, "--seed", 0, LONG_MAX, &seed) ||
+    model_options mo = {0};
+    if (winograd_flag(cmd, o, no, &mo) || opt_long(cmd, o, no, "--batch", 1, 4096, &batch) || opt_long(cmd, o, no, "--input-size", 8, 4096, &size) || opt_long(cmd, o, no, "--seed", 0, LONG_MAX, &seed) ||
         opt_double(cmd, o, no, "--seconds", 0, 1e6, &seconds) ||
         opt_list(cmd, o, no, "--sizes", 1, 16384, sizes, 16, &nsizes))
         return 1;
@@ -1262,7 +1296,7 @@ static int cmd_bench(int argc, char **argv)
         cli_error(cmd, "--input-size: expected a multiple of 16 for vit_b_16, got %ld", size);
         return 1;
     }
-    return bench_forward(cmd, arch, opt_str(o, no, "--model"), (int)size, (int)batch, seconds, (uint64_t)seed,
+    return bench_forward(cmd, arch, opt_str(o, no, "--model"), (int)size, (int)batch, seconds, (uint64_t)seed, &mo,
                          opt_flag(o, no, "--quiet"));
 }
 

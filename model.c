@@ -20,6 +20,7 @@
 #include "resnet.h"
 #include "tensor.h"
 #include "vit.h"
+#include "winograd.h"
 
 const char *const tap_point_names[] = {"post-activation", "pre-activation", "pre-normalization", NULL};
 
@@ -71,6 +72,14 @@ static int model_setup(model *m, const char *dir, const config *cfg, int random,
         set_error("--tap-point %s: only a ResNet's taps can move (%s is a ViT)", tap_point_names[m->opt.point], dir);
         return -1;
     }
+    if (m->opt.winograd && m->arch != ARCH_RESNET) {
+        set_error("--winograd %d: only a ResNet's convolutions have this option (%s is a ViT)", m->opt.winograd, dir);
+        return -1;
+    }
+    if (m->opt.winograd && !winograd_supported(m->opt.winograd)) {
+        set_error("--winograd %d: expected 0 (off), 2 or 4", m->opt.winograd);
+        return -1;
+    }
     if (m->arch == ARCH_RESNET ? resnet_load(m) : vit_load(m)) return -1;
     return m->opt.include_input ? add_input_location(m) : 0;
 }
@@ -88,6 +97,11 @@ int model_load_with(const char *dir, const model_options *o, model *m)
 }
 
 int model_init_random(const char *name, int input_size, uint64_t seed, model *m)
+{
+    return model_init_random_with(name, input_size, seed, NULL, m);
+}
+
+int model_init_random_with(const char *name, int input_size, uint64_t seed, const model_options *o, model *m)
 {
     /* the configs weights/export.py writes for torchvision's models */
     static const char *const names[] = {"resnet50", "vit_b_16", NULL};
@@ -107,7 +121,7 @@ int model_init_random(const char *name, int input_size, uint64_t seed, model *m)
     snprintf(text, sizeof text, "%sinput_size = %d\n", configs[i], input_size > 0 ? input_size : 224);
     config c;
     if (config_parse(text, strlen(text), "(random weights)", &c)) return -1;
-    return model_setup(m, "(random weights)", &c, 1, seed, NULL);
+    return model_setup(m, "(random weights)", &c, 1, seed, o);
 }
 
 int model_prepare(model *m, int max_batch)

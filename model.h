@@ -48,6 +48,9 @@ typedef struct {
     int include_input;         /* the preprocessed image [S, S, 3] as a first location, "input" */
     int early_chunk;           /* ResNet: stem and first block this many images at a time (0: automatic,
                                   resnet.c); the bits do not depend on it */
+    int winograd;              /* ResNet: 0, or m = 2 or 4: its 3x3 stride-1 convs by Winograd F(m x m, 3 x 3)
+                                  (winograd.h; docs/ALGORITHM.md §18): faster, close to but not the same
+                                  bits; the fast build only (the reference build ignores it) */
 } model_options;
 
 typedef struct model {
@@ -76,6 +79,8 @@ int model_load_with(const char *dir, const model_options *o, model *m);
  * at input_size pixels (0: their 224; a ViT's must be a multiple of 16).
  * For timing (h2t bench) and tests; the numbers it computes mean nothing. */
 int model_init_random(const char *name, int input_size, uint64_t seed, model *m);
+/* The same with options (NULL: the defaults). */
+int model_init_random_with(const char *name, int input_size, uint64_t seed, const model_options *o, model *m);
 /* Allocate activation buffers for batches of up to max_batch images. */
 int model_prepare(model *m, int max_batch);
 /* The same, and for model_forward_split: with T OpenMP threads (T > 1), T - 1

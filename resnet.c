@@ -63,6 +63,7 @@
 
 #include "tensor.h"
 #include "util.h"
+#include "winograd.h"
 
 #define RESNET_BLOCKS 4
 /* 1 + 3 per unit + 3 locations must fit in MODEL_MAX_LOCATIONS */
@@ -74,6 +75,7 @@
 typedef struct {
     float *w;                  /* [KH, KW, Cin, Cout] */
     float *wpk;                /* w packed for gemm_conv (gemm.h gemm_pack), or NULL: packed per call */
+    winograd_weights wino;     /* the model option winograd: its transformed weights, or wino.u NULL */
     int cin, cout;
     conv_spec spec;
     int h, w_in;               /* input spatial size (fixed by input_size) */
@@ -128,9 +130,12 @@ typedef struct resnet {
 /* ==========================================================================
  * Loading layers (tensors by name and shape: model.c loader_load) */
 
-/* A conv weight [k, k, cin, cout] (cout -1: inferred) with its geometry. */
+/* A conv weight [k, k, cin, cout] (cout -1: inferred) with its geometry;
+ * winograd (the model option, 2 or 4; 0: none): a 3x3 stride-1 conv's
+ * weights transformed for Winograd F(m x m, 3 x 3) too (the fast build
+ * only: the reference build runs the plain convolution). */
 static int load_conv(tensor_loader *L, conv_layer *c, const char *prefix, int k, int stride, int cin, int cout,
-                     int h, int w, int same)
+                     int h, int w, int same, int winograd)
 {
     char name[TENSOR_NAME_MAX];
     snprintf(name, sizeof name, "%s.w", prefix);
@@ -144,6 +149,9 @@ static int load_conv(tensor_loader *L, conv_layer *c, const char *prefix, int k,
     const size_t K = (size_t)k * k * cin;
     if (!REFERENCE_BUILD && (c->wpk = alloc_array(gemm_packed_size(K, (size_t)c->cout), sizeof(float))))
         gemm_pack(c->w, K, (size_t)c->cout, c->wpk);
+    if (!REFERENCE_BUILD && winograd && k == 3 && stride == 1 &&
+        winograd_prepare(c->w, cin, c->cout, winograd, &c->wino))
+        return -1;
     c->h = h;
     c->w_in = w;
     conv_spec *s = &c->spec;
@@ -242,7 +250,7 @@ static int read_config(const config *cfg, resnet *r)
 static int load_stem(model *m, resnet *r, tensor_loader *L)
 {
     const int S = m->input_size;
-    if (load_conv(L, &r->root, "root.conv", 7, 2, 3, loader_free_dim(L, 64), S, S, r->same_padding)) return -1;
+    if (load_conv(L, &r->root, "root.conv", 7, 2, 3, loader_free_dim(L, 64), S, S, r->same_padding, 0)) return -1;
     const int c0 = r->root.cout;
     if (!r->v2 && load_bn(L, &r->root_bn, "root.bn", c0, r->eps)) return -1;
     r->pool_h = (r->root.oh + 2 - 3) / 2 + 1;
@@ -267,7 +275,7 @@ static int load_projection(tensor_loader *L, resnet *r, unit *u, const char *p, 
     }
     u->has_proj = 1;
     snprintf(q, sizeof q, "%s.proj", p);
-    if (load_conv(L, &u->proj, q, 1, u->stride, u->cin, u->cout, u->h, u->w, r->same_padding)) return -1;
+    if (load_conv(L, &u->proj, q, 1, u->stride, u->cin, u->cout, u->h, u->w, r->same_padding, 0)) return -1;
     if (u->proj.oh != u->oh || u->proj.ow != u->ow) {
         set_error("%s/%s.proj.w.npy: the projection gives %dx%d, the unit %dx%d", L->dir, p, u->proj.oh,
                   u->proj.ow, u->oh, u->ow);
@@ -289,11 +297,11 @@ static int load_unit(model *m, resnet *r, tensor_loader *L, int b, int k, int ci
     u->stride = k == 0 && b > 0 ? 2 : 1;
 #define NAME(part) (snprintf(q, sizeof q, "%s.%s", p, part), q)
     snprintf(p, sizeof p, "block%d.unit%d", b + 1, k + 1);
-    if (load_conv(L, &u->conv1, NAME("conv1"), 1, 1, cin, loader_free_dim(L, 64L << b), h, w, same)) return -1;
+    if (load_conv(L, &u->conv1, NAME("conv1"), 1, 1, cin, loader_free_dim(L, 64L << b), h, w, same, 0)) return -1;
     u->cmid = u->conv1.cout;
-    if (load_conv(L, &u->conv2, NAME("conv2"), 3, u->stride, u->cmid, u->cmid, h, w, same) ||
+    if (load_conv(L, &u->conv2, NAME("conv2"), 3, u->stride, u->cmid, u->cmid, h, w, same, m->opt.winograd) ||
         load_conv(L, &u->conv3, NAME("conv3"), 1, 1, u->cmid, loader_free_dim(L, 4L * u->cmid), u->conv2.oh,
-                  u->conv2.ow, same))
+                  u->conv2.ow, same, 0))
         return -1;
     u->cout = u->conv3.cout;
     u->oh = u->conv2.oh, u->ow = u->conv2.ow;
@@ -387,7 +395,8 @@ static size_t max_z(size_t a, size_t b) { return a > b ? a : b; }
 
 static size_t conv_work(const conv_layer *c, int n)
 {
-    return conv2d_work_size(&c->spec, n, c->h, c->w_in, c->cin);
+    const size_t plain = conv2d_work_size(&c->spec, n, c->h, c->w_in, c->cin);
+    return c->wino.u ? max_z(plain, winograd_work_size(&c->wino, n, c->h, c->w_in, &c->spec)) : plain;
 }
 
 int resnet_prepare(model *m, int max_batch)
@@ -431,9 +440,18 @@ int resnet_prepare(model *m, int max_batch)
 /* ==========================================================================
  * resnet_forward */
 
+/* conv2d_ep, or Winograd's convolution where the layer has its weights
+ * (the model option winograd); should that fail (no packing buffer), the
+ * plain one. */
+static void conv_ep(const conv_layer *c, const float *x, int n, float *y, float *work, const conv_epilogue *ep)
+{
+    if (c->wino.u && winograd_conv(x, n, c->h, c->w_in, &c->wino, &c->spec, y, work, ep) == 0) return;
+    conv2d_ep(x, n, c->h, c->w_in, c->cin, c->w, c->wpk, c->cout, &c->spec, y, work, ep);
+}
+
 static void conv_run(const conv_layer *c, const float *x, int n, float *y, float *work)
 {
-    conv2d_ep(x, n, c->h, c->w_in, c->cin, c->w, c->wpk, c->cout, &c->spec, y, work, NULL);
+    conv_ep(c, x, n, y, work, NULL);
 }
 
 /* conv, then (bn: y * scale + shift), (res: + res), (relu: max(., 0)),
@@ -443,7 +461,7 @@ static void conv_bn_run(const conv_layer *c, const float *x, int n, float *y, fl
                         const float *res, int relu)
 {
     conv_epilogue ep = {bn ? bn->scale : NULL, bn ? bn->shift : NULL, res, relu, NULL};
-    conv2d_ep(x, n, c->h, c->w_in, c->cin, c->w, c->wpk, c->cout, &c->spec, y, work, &ep);
+    conv_ep(c, x, n, y, work, &ep);
 }
 
 static void bn_run(const bn_layer *b, float *x, size_t rows, int relu)
@@ -749,6 +767,7 @@ void resnet_free(model *m)
         unit *u = &r->u[i];
         free_array(u->conv1.w), free_array(u->conv2.w), free_array(u->conv3.w), free_array(u->proj.w);
         free_array(u->conv1.wpk), free_array(u->conv2.wpk), free_array(u->conv3.wpk), free_array(u->proj.wpk);
+        winograd_free(&u->conv2.wino);
         free_bn(&u->bn1), free_bn(&u->bn2), free_bn(&u->bn3), free_bn(&u->proj_bn);
     }
     free_bn(&r->final_bn);

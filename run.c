@@ -249,6 +249,7 @@ static int write_report(const char *path, const run_opts *o, const model *m, con
     tb_printf(&t, ", \"tap_fraction\": \"1/%ld\", \"tap_point\": \"%s\", \"include_input\": %s, \"cls\": \"%s\"",
               o->tap_every > 1 ? o->tap_every : 1, tap_point_names[o->model_opt.point],
               o->model_opt.include_input ? "true" : "false", cls_mode_names[o->cls]);
+    tb_printf(&t, ", \"winograd\": %d", REFERENCE_BUILD ? 0 : o->model_opt.winograd);
     tb_printf(&t, ",\n \"train_images\": ");
     tb_json_str(&t, o->train_images);
     tb_printf(&t, ", \"test_images\": ");

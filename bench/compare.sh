@@ -4,8 +4,8 @@
 # a markdown table (the README's performance table comes from it).
 #
 # Usage: bench/compare.sh [--threads 2] [--batch 16] [--seconds 10] [--rounds 1]
-#                         [--arch "resnet50 vit_b_16"] [--h2t ./h2t] [--out FILE]
-#   (also from the environment: THREADS, BATCH, TIME_S, ROUNDS, ARCHS, H2T, OUT,
+#                         [--arch "resnet50 vit_b_16"] [--winograd 4] [--h2t ./h2t] [--out FILE]
+#   (also from the environment: THREADS, BATCH, TIME_S, ROUNDS, ARCHS, WINOGRAD, H2T, OUT,
 #    VENV = virtual environment with PyPI torch/torchvision/onnx/onnxruntime,
 #    default /work/venv-bench)
 #   e.g. bench/compare.sh --out bench/results/forward-2threads.md
@@ -13,6 +13,9 @@
 # Contenders, each a fresh process per measurement, for each arch:
 #   h2t          OMP_NUM_THREADS=T ./h2t bench --arch A --batch B --seconds S
 #                (random weights made in C; every location computed)
+#   h2t-winograd ResNet-50 only: the same with --winograd M (its 3x3 stride-1
+#                convolutions by Winograd F(MxM, 3x3): not the default's bits,
+#                docs/ALGORITHM.md §18); --winograd 0 leaves it out
 #   torch-debian /usr/bin/python3 (Debian python3-torch 1.13 + OpenBLAS),
 #                OPENBLAS_CORETYPE=SkylakeX on AVX-512 machines (Debian's
 #                OpenBLAS picks a slow kernel otherwise)
@@ -47,6 +50,7 @@ BATCH=${BATCH:-16}
 TIME_S=${TIME_S:-10}
 ROUNDS=${ROUNDS:-1}
 ARCHS=${ARCHS:-"resnet50 vit_b_16"}
+WINOGRAD=${WINOGRAD:-4}
 H2T=${H2T:-./h2t}
 OUT=${OUT:-}
 VENV=${VENV:-/work/venv-bench}
@@ -60,6 +64,7 @@ while [ $# -gt 0 ]; do
         --seconds) TIME_S=${2:?--seconds needs a number}; shift 2 ;;
         --rounds) ROUNDS=${2:?--rounds needs a number}; shift 2 ;;
         --arch) ARCHS=${2:?--arch needs a name}; shift 2 ;;
+        --winograd) WINOGRAD=${2:?--winograd needs 0, 2 or 4}; shift 2 ;;
         --h2t) H2T=${2:?--h2t needs a path}; shift 2 ;;
         --out) OUT=${2:?--out needs a file}; shift 2 ;;
         -h|--help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -73,6 +78,7 @@ done
 for a in $ARCHS; do
     [[ $a == resnet50 || $a == vit_b_16 ]] || die "--arch: expected resnet50 and/or vit_b_16, got '$a'"
 done
+[[ $WINOGRAD =~ ^[024]$ ]] || die "--winograd: expected 0 (leave it out), 2 or 4, got '$WINOGRAD'"
 [ -x "$H2T" ] || die "--h2t: '$H2T' is not an executable (run make)"
 "$H2T" bench --help >/dev/null 2>&1 || die "--h2t: '$H2T' has no bench command (run make)"
 
@@ -90,6 +96,7 @@ fi
 VPY=$VENV/bin/python
 has() { "$1" -c "import $2" >/dev/null 2>&1; }
 CONTENDERS="h2t"
+[ "$WINOGRAD" != 0 ] && CONTENDERS+=" h2t-winograd"
 has "$SYS_PY" "torch, torchvision" && CONTENDERS+=" torch-debian"
 has "$VPY" "torch, torchvision" && CONTENDERS+=" torch-pypi"
 EXPORT_PY=""
@@ -106,6 +113,8 @@ measure() {  # contender arch
     case $c in
         h2t) out=$( { TIMEFORMAT='%U %S %R'; time "$H2T" bench --arch "$a" --batch "$BATCH" --seconds "$TIME_S" \
                       --quiet 2>"$log"; } 2>"$TMP/h2t.time") ;;
+        h2t-winograd) out=$( { TIMEFORMAT='%U %S %R'; time "$H2T" bench --arch "$a" --batch "$BATCH" \
+                               --seconds "$TIME_S" --winograd "$WINOGRAD" --quiet 2>"$log"; } 2>"$TMP/h2t.time") ;;
         torch-debian) out=$("$SYS_PY" "$HELPER" --engine torch --arch "$a" --batch "$BATCH" --threads "$THREADS" \
                             --seconds "$TIME_S" 2>"$log") ;;
         torch-pypi) out=$("$VPY" "$HELPER" --engine torch --arch "$a" --batch "$BATCH" --threads "$THREADS" \
@@ -141,6 +150,7 @@ for a in $ARCHS; do
     fi
     for _ in $(seq "$ROUNDS"); do
         for c in $CONTENDERS; do
+            [ "$c" = h2t-winograd ] && [ "$a" != resnet50 ] && continue
             if [ "$c" = ort ] && [ ! -f "$TMP/$a.onnx" ]; then res=failed; else res=$(measure "$c" "$a"); fi
             read -r m b u <<<"$res"
             # keep the best round (by mean img/s)
@@ -212,30 +222,36 @@ REPORT=$TMP/report.md
     for a in $ARCHS; do
         echo "- $a: ${FLOPS[$a]} flops per image (bench/compare_torch.py --flops: 2 per multiply-add)"
     done
-    echo "- % of peak: img/s x flops per image / the multiply-add peak"
+    echo "- % of peak: img/s x flops per image / the multiply-add peak (for h2t-winograd: the convolution's"\
+         "flops, not the fewer it does)"
+    [ "$WINOGRAD" != 0 ] && echo "- h2t-winograd: h2t bench --winograd $WINOGRAD, ResNet-50's 3x3 stride-1 convolutions"\
+         "by Winograd F(${WINOGRAD}x$WINOGRAD, 3x3): an option, off by default, not the default's bits"\
+         "(docs/ALGORITHM.md §18, bench/winograd_error.sh)"
     echo
-    echo "| arch | contender | img/s | best batch img/s | h2t / contender | % of peak | CPU use |"
-    echo "|---|---|---:|---:|---:|---:|---|"
+    echo "| arch | contender | img/s | best batch img/s | h2t / contender | h2t-winograd / contender | % of peak | CPU use |"
+    echo "|---|---|---:|---:|---:|---:|---:|---|"
     for a in $ARCHS; do
-        h=${MEAN[h2t,$a]:-failed}
-        for c in h2t torch-debian torch-pypi ort; do
+        h=${MEAN[h2t,$a]:-failed} hw=${MEAN[h2t-winograd,$a]:-failed}
+        for c in h2t h2t-winograd torch-debian torch-pypi ort; do
+            [ "$c" = h2t-winograd ] && { [ "$WINOGRAD" = 0 ] || [ "$a" != resnet50 ]; } && continue
             m=${MEAN[$c,$a]:-}
             if [ -z "$m" ]; then
-                echo "| $a | $c | skipped: not installed | | | | |"
+                echo "| $a | $c | skipped: not installed | | | | | |"
             elif [ "$m" = failed ]; then
-                echo "| $a | $c | failed | | | | |"
+                echo "| $a | $c | failed | | | | | |"
             else
                 pct=$(awk -v m="$m" -v f="${FLOPS[$a]}" -v p="$PEAK" \
                       'BEGIN { if (f + 0 > 0 && p + 0 > 0) printf "%.0f%%", 100 * m * f / 1e9 / p; else print "-" }')
-                ratio=-
+                ratio=- wratio=-
                 [ "$h" != failed ] && ratio=$(awk -v x="$h" -v y="$m" 'BEGIN { printf "%.2f", x / y }')
+                [ "$hw" != failed ] && wratio=$(awk -v x="$hw" -v y="$m" 'BEGIN { printf "%.2f", x / y }')
                 u=${CPU[$c,$a]}
                 case $u in
                     *_threads_*) u="${u%%_*} OpenMP threads, ${u##*_} cores busy (whole process)" ;;
                     -) ;;
                     *) u="$u cores busy" ;;
                 esac
-                echo "| $a | $c | $m | ${BEST[$c,$a]} | $ratio | $pct | $u |"
+                echo "| $a | $c | $m | ${BEST[$c,$a]} | $ratio | $wratio | $pct | $u |"
             fi
         done
     done

@@ -40,6 +40,19 @@ for arch in resnet50 vit_b_16; do
     fi
 done
 
+OMP_NUM_THREADS=2 h2t bench --arch resnet50 --input-size 64 --batch 2 --seconds 0 --quiet --winograd 4
+if [ $rc = 0 ] && grep -q "^bench: resnet50, Winograd F(4x4, 3x3)\( ignored (reference build)\)\{0,1\}, batch 2, .* img/s$" "$T/out"; then
+    ok "--winograd 4: '$(cat "$T/out")'"
+else
+    bad "--winograd 4: rc $rc, stdout '$(head -c 300 "$T/out")', stderr '$(head -c 300 "$T/err")'"
+fi
+h2t bench --arch vit_b_16 --input-size 32 --batch 1 --seconds 0 --quiet --winograd 4
+if [ $rc = 1 ] && [ ! -s "$T/out" ] && [ "$(wc -l <"$T/err")" = 1 ] && grep -q "only a ResNet" "$T/err"; then
+    ok "--winograd on a ViT refused: $(cat "$T/err")"
+else
+    bad "--winograd on a ViT: rc $rc, stdout '$(head -c 300 "$T/out")', stderr '$(head -c 300 "$T/err")'"
+fi
+
 h2t bench --model test/fixtures/resnet_v15/model --batch 2 --seconds 0 --quiet
 if [ $rc = 0 ] && [ ! -s "$T/err" ] && grep -q "^bench: test/fixtures/resnet_v15/model, batch 2, .* img/s$" "$T/out"; then
     ok "--model DIR times a model directory, --quiet prints nothing on stderr"

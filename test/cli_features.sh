@@ -108,6 +108,33 @@ OMP_NUM_THREADS=2 "$H2T" features --model $RN --images "$T/x.npy" --target-size 
 cmp -s "$T/t1.npy" "$T/F.npy" && cmp -s "$T/t2.npy" "$T/F.npy" && cmp -s "$T/t0.npy" "$T/F.npy"
 check $? "features: OMP_NUM_THREADS 1 and 2 and the build without OpenMP give the same bytes"
 
+# ---- --winograd 4: other bits than the default, within 1e-4 of their largest
+# magnitude (test/test_winograd.c bounds each convolution); still the same
+# bytes for any batch, thread count and OpenMP; refused for a ViT and for M 3
+NPYCMP=$(dirname "$H2T_NOOMP")/npycmp
+OMP_NUM_THREADS=2 "$H2T" features --model $RN --images "$T/x.npy" --target-size 64 --out "$T/w2.npy" --batch 4 \
+    --winograd 4 --quiet >/dev/null 2>&1
+rc=$?
+OMP_NUM_THREADS=1 "$H2T" features --model $RN --images "$T/x.npy" --target-size 64 --out "$T/w1.npy" --batch 3 \
+    --winograd 4 --quiet >/dev/null 2>&1
+"$H2T_NOOMP" features --model $RN --images "$T/x.npy" --target-size 64 --out "$T/w0.npy" --batch 1 \
+    --winograd 4 --quiet >/dev/null 2>&1
+[ $rc = 0 ] && cmp -s "$T/w1.npy" "$T/w2.npy" && cmp -s "$T/w0.npy" "$T/w2.npy" && cmp -s "$T/w2.layout.tsv" "$T/F.layout.tsv"
+check $? "features --winograd 4: the same bytes for batch 4/3/1, 2 and 1 threads, without OpenMP; the same layout"
+if cmp -s "$T/w2.npy" "$T/F.npy"; then
+    # the same bytes only from the reference build (make REFERENCE=1 test), which ignores the option
+    [ -n "${H2T_BIN_REF:-}" ] && [ "$H2T_BIN_REF" = "$H2T" ]
+    check $? "features --winograd 4: the default's bytes (allowed only in the reference build, which ignores it)"
+else
+    [ -x "$NPYCMP" ] && ${H2T_EXEC:-} "$NPYCMP" "$T/w2.npy" "$T/F.npy" 1e-4 >/dev/null
+    check $? "features --winograd 4: not the default's bits, within 1e-4 of them ($(${H2T_EXEC:-} "$NPYCMP" "$T/w2.npy" "$T/F.npy" 1e-4 2>&1 | head -n 1))"
+fi
+refuse "--winograd 3" "$T/w3.npy" features --model $RN --images "$T/x.npy" --target-size 64 --out "$T/w3.npy" --winograd 3
+if [ -f $VT/config.txt ]; then
+    refuse "--winograd on a ViT" "$T/wv.npy" features --model $VT --images "$T/x.npy" --target-size 64 --out "$T/wv.npy" \
+        --winograd 2
+fi
+
 # ---- shards: 3 slices (3, 3, 4 images) with another batch size, joined
 for k in 0 1 2; do
     "$H2T" features --model $RN --images "$T/x.npy" --target-size 16,64 --out "$T/s$k.npy" --shard $k/3 \

@@ -36,14 +36,20 @@
 
 /* ---- one fixture ----------------------------------------------------------- */
 
-static void test_fixture(const char *dir)
+/* winograd: the model option (0: off; 2, 4: the 3x3 stride-1 convs by
+ * Winograd, which stays within TOL of PyTorch too, and keeps the bits for
+ * any thread count and split) */
+static void test_fixture(const char *dir, int winograd)
 {
-    char path[600];
+    char path[600], label[64];
     model m;
+    const model_options o = {.winograd = winograd};
     snprintf(path, sizeof path, "%s/model", dir);
-    int ok = model_load(path, &m) == 0;
+    int ok = model_load_with(path, &o, &m) == 0;
     check(ok, "%s: model_load%s%s", dir, ok ? "" : ": ", ok ? "" : last_error());
     if (!ok) return;
+    snprintf(label, sizeof label, "%s%s", dir + strlen("test/fixtures/"),
+             winograd == 2 ? " winograd 2" : winograd == 4 ? " winograd 4" : "");
 
     /* the locations, in PyTorch's depth order */
     snprintf(path, sizeof path, "%s/expected/order.txt", dir);
@@ -77,9 +83,9 @@ static void test_fixture(const char *dir)
     run_all(&m, &img, 2, &c1);
     for (int i = 0; i < m.nloc; i++) {
         npy_array want;
-        char name[200];
+        char name[300];
         snprintf(path, sizeof path, "%s/expected/%s.npy", dir, m.loc[i].name);
-        snprintf(name, sizeof name, "%s %s", dir + strlen("test/fixtures/"), m.loc[i].name);
+        snprintf(name, sizeof name, "%s %s", label, m.loc[i].name);
         size_t sz = n * location_size(&m.loc[i]);
         if (npy_read(path, NPY_F32, &want)) {
             check(0, "%s: %s", name, last_error());
@@ -97,13 +103,13 @@ static void test_fixture(const char *dir)
     run_all(&m, &img, 2, &c2);
     set_threads(2);
     for (int i = 0; i < m.nloc; i++) {
-        char name[200];
-        snprintf(name, sizeof name, "%s %s 1 vs 2 threads", dir + strlen("test/fixtures/"), m.loc[i].name);
+        char name[300];
+        snprintf(name, sizeof name, "%s %s 1 vs 2 threads", label, m.loc[i].name);
         check_same(name, c1.buf[i], c2.buf[i], n * location_size(&m.loc[i]));
     }
 
     /* the same bits with each batch's images spread over the threads */
-    check_split(dir + strlen("test/fixtures/"), &m, &img, &c1, n);
+    check_split(label, &m, &img, &c1, n);
 
     npy_free(&img);
     capture_free(&c1);
@@ -129,7 +135,7 @@ static void test_chunks(const char *dir)
         return;
     }
     const int n = (int)img.shape[0];
-    model_options whole = {TAP_POST_ACTIVATION, 0, n};
+    model_options whole = {TAP_POST_ACTIVATION, 0, n, 0};
     model m0;
     capture ref;
     int ok = model_load_with(mdir, &whole, &m0) == 0 && model_prepare(&m0, n) == 0 && capture_alloc(&ref, &m0, (size_t)n) == 0;
@@ -138,7 +144,7 @@ static void test_chunks(const char *dir)
     const int chunks[] = {1, 2}, batches[] = {3, 2};
     for (int a = 0; ok && a < 2; a++)
         for (int b = 0; b < 2; b++) {
-            model_options o = {TAP_POST_ACTIVATION, 0, chunks[a]};
+            model_options o = {TAP_POST_ACTIVATION, 0, chunks[a], 0};
             model mk;
             capture ck;
             int same = model_load_with(mdir, &o, &mk) == 0 && model_prepare(&mk, batches[b]) == 0 &&
@@ -154,7 +160,7 @@ static void test_chunks(const char *dir)
     /* stopping at the first unit's layer1, chunks of 1: the locations up to there, the same bits */
     model ms;
     capture cs;
-    model_options one = {TAP_POST_ACTIVATION, 0, 1};
+    model_options one = {TAP_POST_ACTIVATION, 0, 1, 0};
     const int last = ok ? model_find_location(&m0, "block1_unit1_layer1") : -1;
     const size_t S = ok ? (size_t)m0.input_size : 0;
     float *x = ok ? alloc_array((size_t)n * S * S * 3, sizeof(float)) : NULL;
@@ -225,7 +231,7 @@ static void test_tap_points(const char *dir, int v2, double eps)
     const size_t n = img.shape[0];
     int ok = 1;
     for (int p = 0; p < 3; p++) {
-        model_options o = {(tap_point)p, 0, 0};
+        model_options o = {(tap_point)p, 0, 0, 0};
         ok &= model_load_with(mdir, &o, &m[p]) == 0 && model_prepare(&m[p], 2) == 0 && capture_alloc(&c[p], &m[p], n) == 0;
         if (ok) run_all(&m[p], &img, 2, &c[p]);
     }
@@ -268,7 +274,7 @@ static void test_tap_points(const char *dir, int v2, double eps)
     /* the input location: first, the preprocessed images; every other location unchanged */
     model mi;
     capture ci;
-    model_options oi = {TAP_POST_ACTIVATION, 1, 0};
+    model_options oi = {TAP_POST_ACTIVATION, 1, 0, 0};
     int iok = model_load_with(mdir, &oi, &mi) == 0 && model_prepare(&mi, 2) == 0 && capture_alloc(&ci, &mi, n) == 0;
     if (iok) run_all(&mi, &img, 2, &ci);
     iok = iok && mi.nloc == m[0].nloc + 1 && !strcmp(mi.loc[0].name, "input") && mi.loc[0].dims[2] == 3;
@@ -422,8 +428,10 @@ static void test_refusals(void)
 
 int main(void)
 {
-    test_fixture("test/fixtures/resnet_v15");
-    test_fixture("test/fixtures/resnet_v2");
+    test_fixture("test/fixtures/resnet_v15", 0);
+    test_fixture("test/fixtures/resnet_v2", 0);
+    test_fixture("test/fixtures/resnet_v15", 4);
+    test_fixture("test/fixtures/resnet_v2", 2);
     test_tap_points("test/fixtures/resnet_v15", 0, 1e-5);
     test_tap_points("test/fixtures/resnet_v2", 1, 1e-3);
     test_chunks("test/fixtures/resnet_v15");
