@@ -187,7 +187,7 @@ parity: h2t
 sanitize:
 	@$(MAKE) --no-print-directory B=build/sanitize \
 	  EXTRA_CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all" \
-	  build/sanitize/h2t $(TEST_SRC:test/%.c=build/sanitize/%)
+	  build/sanitize/h2t build/sanitize/npycmp $(TEST_SRC:test/%.c=build/sanitize/%)
 	@ASAN_OPTIONS=detect_leaks=1:exitcode=86 UBSAN_OPTIONS=exitcode=86:print_stacktrace=1 \
 	  sh test/run.sh build/sanitize build/sanitize
 

@@ -184,7 +184,7 @@ size_t winograd_work_size(const winograd_weights *ww, int N, int H, int W, const
 /* The geometry of one call. */
 typedef struct {
     const wino_matrices *F;
-    const float *xp;           /* the input padded: [N, Hp, Wp, cin16] */
+    float *xp;                 /* the input padded: [N, Hp, Wp, cin16] (pad_tiles writes it) */
     int Hp, Wp;
     int cin, cout;
     int cin16, cout16;         /* rounded up to whole blocks of 16: V's and M's rows */
@@ -340,20 +340,31 @@ static ALWAYS_INLINE void output_one(const wino_matrices *F, const wino_geom *g,
 /* The transforms of tiles t0 .. t0+nt, over the threads unless inside a
  * parallel region already: an instance for each F, its entries constants
  * in the loop (see ALWAYS_INLINE above). */
-#define WINO_INSTANCES(F, in_name, out_name)                                                                   \
-    static void in_name(const wino_geom *g, long t0, long nt, size_t ct, float *V, int nested)                 \
-    {                                                                                                          \
-        _Pragma("omp parallel for schedule(static) if (!nested && nt > 1)")                                    \
-        for (long t = 0; t < nt; t++) input_one(&F, g, t0 + t, t, ct, V);                                      \
-    }                                                                                                          \
-    static void out_name(const wino_geom *g, long t0, long nt, size_t ct, const float *M, float *y,            \
-                         const conv_epilogue *ep, int nested)                                                  \
-    {                                                                                                          \
-        _Pragma("omp parallel for schedule(static) if (!nested && nt > 1)")                                    \
-        for (long t = 0; t < nt; t++) output_one(&F, g, t0 + t, t, ct, M, y, ep);                              \
-    }
-WINO_INSTANCES(F2, input_tiles2, output_tiles2)
-WINO_INSTANCES(F4, input_tiles4, output_tiles4)
+static void input_tiles2(const wino_geom *g, long t0, long nt, size_t ct, float *V, int nested)
+{
+#pragma omp parallel for schedule(static) if (!nested && nt > 1)
+    for (long t = 0; t < nt; t++) input_one(&F2, g, t0 + t, t, ct, V);
+}
+
+static void input_tiles4(const wino_geom *g, long t0, long nt, size_t ct, float *V, int nested)
+{
+#pragma omp parallel for schedule(static) if (!nested && nt > 1)
+    for (long t = 0; t < nt; t++) input_one(&F4, g, t0 + t, t, ct, V);
+}
+
+static void output_tiles2(const wino_geom *g, long t0, long nt, size_t ct, const float *M, float *y,
+                          const conv_epilogue *ep, int nested)
+{
+#pragma omp parallel for schedule(static) if (!nested && nt > 1)
+    for (long t = 0; t < nt; t++) output_one(&F2, g, t0 + t, t, ct, M, y, ep);
+}
+
+static void output_tiles4(const wino_geom *g, long t0, long nt, size_t ct, const float *M, float *y,
+                          const conv_epilogue *ep, int nested)
+{
+#pragma omp parallel for schedule(static) if (!nested && nt > 1)
+    for (long t = 0; t < nt; t++) output_one(&F4, g, t0 + t, t, ct, M, y, ep);
+}
 
 /* g->xp = x [N, H, W, cin] with pad_t rows and pad_l columns of zeros
  * before, zeros after up to [N, Hp, Wp], and channels zero-padded to
@@ -365,7 +376,7 @@ static void pad_tiles(const float *x, int N, int H, int W, const wino_geom *g, i
 #pragma omp parallel for schedule(static) if (!nested && rows > 1)
     for (long r = 0; r < rows; r++) {
         const int n = (int)(r / g->Hp), iy = (int)(r % g->Hp) - g->pad_t;
-        float *d = (float *)g->xp + (size_t)r * row;
+        float *d = g->xp + (size_t)r * row;
         memset(d, 0, row * sizeof(float));
         if (iy < 0 || iy >= H) continue;
         const float *src = x + ((size_t)n * H + iy) * W * g->cin;

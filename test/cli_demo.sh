@@ -70,6 +70,17 @@ grep -q '"task": "' "$T/run/report.json" && grep -q '"validation_curves"' "$T/ru
     grep -q '"seconds": {"train_features"' "$T/run/report.json" && svg_ok "$T/run/head2toe/locations.svg" &&
     svg_ok "$T/run/head2toe/validation.svg" && [ -s "$T/run/head2toe/test.json" ]
 check $? "run writes report.json (task, curves, timings), test.json and both figures"
+# --winograd 4 (docs/ALGORITHM.md §18): the run completes and its report records the option (0 in the
+# reference build, which ignores it); the default run records 0
+"$H2T" run --model demo/backbone --train-images $C/train_images.npy --train-labels $C/train_labels.npy \
+    --test-images $C/test_images.npy --test-labels $C/test_labels.npy --target-size 64 --lr 0.1 --steps 30 \
+    --coef 1e-3 --fraction 0.05,0.2 --winograd 4 --out "$T/runw" --quiet >/dev/null 2>"$T/runw.err"
+rc=$?
+want_w=4
+[ -n "${H2T_BIN_REF:-}" ] && [ "$H2T_BIN_REF" = "$H2T" ] && want_w=0
+[ $rc = 0 ] && grep -q "\"winograd\": $want_w" "$T/runw/report.json" && grep -q '"winograd": 0' "$T/run/report.json" &&
+    [ -s "$T/runw/head2toe/test.json" ]
+check $? "run --winograd 4: completes, report.json records \"winograd\": $want_w (the default run 0) $(head -c 200 "$T/runw.err")"
 # two backbone passes: the training one to the deepest default location, the
 # test one stopped after the deepest location holding a selected feature
 deepest=$(awk '/"name": / && /"kept": [1-9]/ { sub(/.*"name": "/, ""); sub(/".*/, ""); d = $0 } END { print d }' "$T/run/report.json")

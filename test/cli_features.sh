@@ -111,7 +111,8 @@ check $? "features: OMP_NUM_THREADS 1 and 2 and the build without OpenMP give th
 # ---- --winograd 4: other bits than the default, within 1e-4 of their largest
 # magnitude (test/test_winograd.c bounds each convolution); still the same
 # bytes for any batch, thread count and OpenMP; refused for a ViT and for M 3
-NPYCMP=$(dirname "$H2T_NOOMP")/npycmp
+NPYCMP=${H2T_NPYCMP:-$(dirname "$H2T")/npycmp}
+[ -x "$NPYCMP" ] || NPYCMP=$(dirname "$H2T_NOOMP")/npycmp
 OMP_NUM_THREADS=2 "$H2T" features --model $RN --images "$T/x.npy" --target-size 64 --out "$T/w2.npy" --batch 4 \
     --winograd 4 --quiet >/dev/null 2>&1
 rc=$?

@@ -14,12 +14,15 @@
 #              is reported as "SKIP name" and counted in neither total
 #   H2T_BIN_FAST, H2T_BIN_REF  the fast and reference builds' h2t (set by
 #              make test), for test/cli_reference.sh
+#   H2T_NPYCMP test/npycmp for the shell tests (default BUILD_DIR/npycmp)
 B=${1:?usage: test/run.sh BUILD_DIR [NOOMP_BUILD_DIR [MORE_TEST_DIR...]]}
 NB=${2:-$B}
 shift; [ $# -gt 0 ] && shift
 EXE=
 [ -f "$B/h2t.exe" ] && EXE=.exe
 export H2T_BIN="$B/h2t$EXE" H2T_BIN_NOOMP="$NB/h2t$EXE" H2T_OPENMP=${H2T_OPENMP:-1}
+# test/npycmp (shell tests compare .npy files with it), run through H2T_EXEC like the binaries
+export H2T_NPYCMP=${H2T_NPYCMP:-$B/npycmp$EXE}
 wrap=
 if [ -n "${H2T_EXEC:-}" ]; then
     # the scripts call "$H2T_BIN ARGS": give them one-line wrappers
