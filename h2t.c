@@ -23,6 +23,7 @@
 #include "scores.h"
 #include "run.h"
 #include "demo.h"
+#include "winograd.h"
 
 /* ==========================================================================
  * Option parsing: every command declares a table of opt; `--name value`
@@ -240,11 +241,12 @@ static int opt_choice(const char *cmd, opt *o, int n, const char *name, const ch
     {"--cls", "MODE", "ViT token maps: normal (the class token pooled with the others), only-cls, "             \
      "original+cls (the class token, then the others pooled)", "normal", 0, NULL}
 
+/* --winograd M: 0, or an M that winograd.c offers (refused here, before any output is begun) */
 static int winograd_flag(const char *cmd, opt *o, int no, model_options *mo)
 {
     long w = 0;
-    if (opt_long(cmd, o, no, "--winograd", 0, 4, &w)) return -1;
-    if (w == 1 || w == 3) {
+    if (opt_long(cmd, o, no, "--winograd", 0, 64, &w)) return -1;
+    if (w && !winograd_supported((int)w)) {
         cli_error(cmd, "--winograd: expected 0 (off), 2 or 4, got %ld", w);
         return -1;
     }

@@ -192,6 +192,21 @@ typedef struct {
     int TH, TW;                /* tiles down and across one image */
 } wino_geom;
 
+/* out[c] = sum over i < a of coef[i] * src[i * stride + c], c < 16, the
+ * zero coefficients skipped: one row of a transform matrix applied to a
+ * column of 16-channel blocks. Both transforms are two such passes. */
+static ALWAYS_INLINE void combine(const float *coef, int a, const float *src, size_t stride, float *out)
+{
+    float acc[WINO_CB] = {0};
+    UNROLL
+    for (int i = 0; i < a; i++) {
+        if (coef[i] == 0.0f) continue;
+        ONE_VECTOR
+        for (int c = 0; c < WINO_CB; c++) acc[c] = MADD(coef[i], src[i * stride + c], acc[c]);
+    }
+    memcpy(out, acc, sizeof acc);
+}
+
 /* v[p * vstride + c] = (B^T d B)[p], c < 16, where d[i][j][c] = x[i * rs
  * + j * cs + c] is the tile's input (16 channels of the padded copy, Xp
  * below). Row k of B^T d B needs only row k of B^T d: one row at a time. */
@@ -201,32 +216,11 @@ static ALWAYS_INLINE void input_tile(const wino_matrices *F, const float *x, siz
     const int a = F->a;
     UNROLL
     for (int k = 0; k < a; k++) {
-        float t[WINO_A][WINO_CB]; /* row k of B^T d */
+        float t[WINO_A][WINO_CB]; /* row k of B^T d: t[j] = sum_i B^T[k][i] d[i][j] */
         UNROLL
-        for (int j = 0; j < a; j++) {
-            float acc[WINO_CB] = {0};
-            UNROLL
-            for (int i = 0; i < a; i++) {
-                const float b = F->bt[k][i];
-                if (b == 0.0f) continue;
-                const float *d = x + i * rs + j * cs;
-                ONE_VECTOR
-                for (int c = 0; c < WINO_CB; c++) acc[c] = MADD(b, d[c], acc[c]);
-            }
-            memcpy(t[j], acc, sizeof acc);
-        }
+        for (int j = 0; j < a; j++) combine(F->bt[k], a, x + j * cs, rs, t[j]);
         UNROLL
-        for (int l = 0; l < a; l++) {
-            float acc[WINO_CB] = {0};
-            UNROLL
-            for (int j = 0; j < a; j++) {
-                const float b = F->bt[l][j];
-                if (b == 0.0f) continue;
-                ONE_VECTOR
-                for (int c = 0; c < WINO_CB; c++) acc[c] = MADD(b, t[j][c], acc[c]);
-            }
-            memcpy(v + (size_t)(k * a + l) * vstride, acc, sizeof acc);
-        }
+        for (int l = 0; l < a; l++) combine(F->bt[l], a, t[0], WINO_CB, v + (size_t)(k * a + l) * vstride);
     }
 }
 
@@ -282,32 +276,11 @@ static ALWAYS_INLINE void output_tile(const wino_matrices *F, const wino_geom *g
     float o[4 * 4 * WINO_CB]; /* [m][m][16] */
     UNROLL
     for (int i = 0; i < m; i++) {
-        float t[WINO_A][WINO_CB]; /* row i of A^T M */
+        float t[WINO_A][WINO_CB]; /* row i of A^T M: t[l] = sum_k A^T[i][k] M[k][l] */
         UNROLL
-        for (int l = 0; l < a; l++) {
-            float acc[WINO_CB] = {0};
-            UNROLL
-            for (int k = 0; k < a; k++) {
-                const float b = F->at[i][k];
-                if (b == 0.0f) continue;
-                const float *mk = mo + (size_t)(k * a + l) * mstride;
-                ONE_VECTOR
-                for (int c = 0; c < WINO_CB; c++) acc[c] = MADD(b, mk[c], acc[c]);
-            }
-            memcpy(t[l], acc, sizeof acc);
-        }
+        for (int l = 0; l < a; l++) combine(F->at[i], a, mo + (size_t)l * mstride, (size_t)a * mstride, t[l]);
         UNROLL
-        for (int j = 0; j < m; j++) {
-            float acc[WINO_CB] = {0};
-            UNROLL
-            for (int l = 0; l < a; l++) {
-                const float b = F->at[j][l];
-                if (b == 0.0f) continue;
-                ONE_VECTOR
-                for (int c = 0; c < WINO_CB; c++) acc[c] = MADD(b, t[l][c], acc[c]);
-            }
-            memcpy(o + (size_t)(i * m + j) * WINO_CB, acc, sizeof acc);
-        }
+        for (int j = 0; j < m; j++) combine(F->at[j], a, t[0], WINO_CB, o + (size_t)(i * m + j) * WINO_CB);
     }
     const int mh = g->OH - oy0 < m ? g->OH - oy0 : m, mw = g->OW - ox0 < m ? g->OW - ox0 : m;
     finish_tile(o, m, mh, mw, g->cout - c0 < WINO_CB ? g->cout - c0 : WINO_CB, g, n, oy0, ox0, c0, y, ep);

@@ -1,16 +1,13 @@
 /* test/capture.h: running a model over a fixture's images and capturing
  * every location, shared by test/test_resnet.c and test/test_vit.c.
  * capture_alloc sizes one buffer per location for n images; run_all
- * preprocesses and forwards in batches; set_threads sets the OpenMP
- * thread count (a no-op without OpenMP). */
+ * preprocesses and forwards in batches (set_threads: check.h, which the
+ * including test has included first). */
 #ifndef H2T_TEST_CAPTURE_H
 #define H2T_TEST_CAPTURE_H
 
 #include <stdint.h>
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include "../model.h"
 #include "../npy.h"
@@ -43,14 +40,6 @@ static void capture_free(capture *c)
     for (int i = 0; i < MODEL_MAX_LOCATIONS; i++) free_array(c->buf[i]);
 }
 
-static void set_threads(int t)
-{
-#ifdef _OPENMP
-    omp_set_num_threads(t);
-#else
-    (void)t;
-#endif
-}
 
 /* Preprocess + forward all images in batches of `batch` (split: with
  * model_forward_split, each batch's images spread over the threads). */

@@ -9,6 +9,9 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stddef.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 static int check_passed, check_failed;
 
@@ -65,6 +68,16 @@ static inline int check_same(const char *name, const float *a, const float *b, s
     }
     check(i == n, "%s bitwise n=%zu%s", name, n, i == n ? "" : " (differs)");
     return i == n;
+}
+
+/* The OpenMP thread count of the next parallel regions (a no-op without OpenMP). */
+static inline void set_threads(int t)
+{
+#ifdef _OPENMP
+    omp_set_num_threads(t);
+#else
+    (void)t;
+#endif
 }
 
 static inline int check_done(void)

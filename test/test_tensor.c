@@ -32,9 +32,6 @@
 #include "../tensor.h"
 #include "../util.h"
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 static rng_t rng;
 
@@ -48,10 +45,6 @@ static float *rand_array(size_t n, float lo, float hi)
     for (size_t i = 0; i < n; i++) a[i] = lo + (hi - lo) * (float)rng_uniform(&rng);
     return a;
 }
-
-#ifdef _OPENMP
-static void set_threads(int n) { omp_set_num_threads(n); }
-#endif
 
 /* ==========================================================================
  * GEMM */

@@ -22,23 +22,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 #include "check.h"
 #include "../tensor.h"
 #include "../util.h"
 #include "../winograd.h"
-
-static void set_threads(int t)
-{
-#ifdef _OPENMP
-    omp_set_num_threads(t);
-#else
-    (void)t;
-#endif
-}
 
 typedef struct {
     int N, H, W, cin, cout;
