@@ -20,7 +20,7 @@ while :; do
     rc=$?
     [ $rc = 0 ] && break
     why=$(grep -m1 -e '^wine client error' -e '^wine: ' -e '^wineserver: ' "$err")
-    [ -n "$why" ] && [ $try -lt 3 ] || break
+    if [ -z "$why" ] || [ $try -ge 3 ]; then break; fi
     echo "try $try of $(basename "$1") $2: rc $rc: $why" >>"${WINE_RETRY_LOG:-/dev/null}"
     try=$((try + 1))
     sleep 1
@@ -28,4 +28,4 @@ done
 cat "$out"
 cat "$err" >&2
 rm -f "$out" "$err"
-exit $rc
+exit "$rc"
