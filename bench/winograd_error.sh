@@ -24,6 +24,7 @@
 # cores) with --demo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. test/npy.sh
 
 H2T=./h2t OUT=bench/results/winograd-error.md R50= DEMO=0 OTHER=
 while [ $# -gt 0 ]; do
@@ -73,16 +74,7 @@ for t in $tasks; do ratios demo/backbone "demo/tasks/$t/test_images.npy" demo; d
 if [ -n "$R50" ]; then
     echo "winograd_error.sh: ResNet-50 ($R50) on 8 images at 224 px" >&2
     # the first 8 test images of the demo's fashion task ([1000, 28, 28] uint8), resized by h2t to 224
-    src=demo/tasks/fashion/test_images.npy
-    hl=$(( $(od -An -tu1 -j8 -N1 "$src") + 256 * $(od -An -tu1 -j9 -N1 "$src") ))
-    hdr="{'descr': '|u1', 'fortran_order': False, 'shape': (8, 28, 28), }"
-    pad=$(( 63 - (10 + ${#hdr}) % 64 ))
-    { printf '\223NUMPY\001\000'
-      len=$(( ${#hdr} + pad + 1 ))
-      printf "\\$(printf %03o $((len % 256)))\\$(printf %03o $((len / 256)))"
-      printf '%s%*s\n' "$hdr" $pad ''
-      head -c $((10 + hl + 8 * 28 * 28)) "$src" | tail -c $((8 * 28 * 28))
-    } >"$W/first8.npy"
+    npy_rows demo/tasks/fashion/test_images.npy "$W/first8.npy" 8 '|u1' "8, 28, 28" $((28 * 28))
     ratios "$R50" "$W/first8.npy" resnet50
 fi
 

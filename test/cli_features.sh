@@ -18,26 +18,17 @@ ok() { echo "PASS cli_features: $1"; }
 bad() { echo "FAIL cli_features: $1"; }
 check() { if [ "$1" = 0 ]; then ok "$2"; else bad "$2"; fi; }
 
+. test/npy.sh
 # npy_u8 N H W C FILE: random uint8 images [N, H, W, C] (fixed seed)
 npy_u8() {
-    hdr="{'descr': '|u1', 'fortran_order': False, 'shape': ($1, $2, $3, $4), }"
-    pad=$(( 63 - (10 + ${#hdr}) % 64 ))
-    { printf '\223NUMPY\001\000'
-      len=$(( ${#hdr} + pad + 1 ))
-      printf "\\$(printf %03o $((len % 256)))\\$(printf %03o $((len / 256)))"
-      printf '%s%*s\n' "$hdr" $pad ''
+    { npy_header '|u1' "$1, $2, $3, $4"
       LC_ALL=C awk -v n=$(( $1 * $2 * $3 * $4 )) 'BEGIN { srand(7); for (i = 0; i < n; i++) printf "%c", int(rand() * 256) }'
     } >"$5"
 }
 # npy_i64 FILE v1 v2 ...: int64 vector
 npy_i64() {
     f=$1; shift
-    hdr="{'descr': '<i8', 'fortran_order': False, 'shape': ($#,), }"
-    pad=$(( 63 - (10 + ${#hdr}) % 64 ))
-    { printf '\223NUMPY\001\000'
-      len=$(( ${#hdr} + pad + 1 ))
-      printf "\\$(printf %03o $((len % 256)))\\$(printf %03o $((len / 256)))"
-      printf '%s%*s\n' "$hdr" $pad ''
+    { npy_header '<i8' "$#,"
       for v in "$@"; do
           i=0
           while [ $i -lt 8 ]; do printf "\\$(printf %03o $((v % 256)))"; v=$((v / 256)); i=$((i + 1)); done

@@ -4,6 +4,7 @@
 # features 3, 17, 25, 38 informative), and their refusals of bad input
 # (exit status 1, one line on stderr, no output left behind).
 H2T=${H2T_BIN:-./h2t}
+. test/npy.sh
 H2T_NOOMP=${H2T_BIN_NOOMP:-$H2T}
 FX=test/fixtures/lasso
 T=$(mktemp -d)
@@ -121,10 +122,9 @@ refuse() { # name, expected word in the message, command...
 printf 'location\toffset\tdim\tpool\nblock1\t0\t10\t-1\nblock2\t11\t20\t-1\npre_logits\t30\t10\t-1\n' >"$T/gap.tsv"
 printf 'location\toffset\tdim\tpool\nblock1\t0\t10\t-1\nblock2\t10\t20\t-1\n' >"$T/short.tsv"
 printf 'location\toffset\tdim\tpool\na\t0\t10\t-1\nb\t10\t20\t-1\nc\t30\t10\t-1\n' >"$T/nopre.tsv"
-# 300 int64 labels, all 7 (the head has K = 4): a .npy v1 header padded to 128 bytes, then the data
+# 300 int64 labels, all 7 (the head has K = 4)
 {
-    printf '\223NUMPY\001\000\166\000'
-    printf "%-117s\n" "{'descr': '<i8', 'fortran_order': False, 'shape': (300,), }"
+    npy_header '<i8' "300,"
     i=0
     while [ $i -lt 300 ]; do printf '\007\000\000\000\000\000\000\000'; i=$((i + 1)); done
 } >"$T/y7.npy"

@@ -6,6 +6,7 @@
 # line on stderr, no output directory left behind). The values themselves
 # are checked against PyTorch by test/test_resnet.c.
 H2T=${H2T_BIN:-./h2t}
+. test/npy.sh
 H2T_NOOMP=${H2T_BIN_NOOMP:-$H2T}
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
@@ -60,14 +61,12 @@ check $? "--taps logits,after_root writes those two, same bytes as a full run wi
 check $? "taps --help"
 
 # ---- refusals: exit 1, one line on stderr, no output directory
-# mknpy_u8 FILE SHAPE BYTES: a uint8 .npy of that shape, zeros
+# mknpy_u8 FILE SHAPE BYTES: a uint8 .npy of shape (SHAPE), zeros
 mknpy_u8() {
-    printf '\223NUMPY\001\000\166\000' >"$1"
-    printf "%-117s\n" "{'descr': '|u1', 'fortran_order': False, 'shape': $2, }" >>"$1"
-    head -c "$3" /dev/zero >>"$1"
+    { npy_header '|u1' "$2"; head -c "$3" /dev/zero; } >"$1"
 }
-mknpy_u8 "$T/two_channels.npy" "(2, 8, 8, 2)" 256
-mknpy_u8 "$T/no_images.npy" "(0, 8, 8, 3)" 0
+mknpy_u8 "$T/two_channels.npy" "2, 8, 8, 2" 256
+mknpy_u8 "$T/no_images.npy" "0, 8, 8, 3" 0
 refuse() {
     what=$1; shift
     "$H2T" taps "$@" --out "$T/r" >"$T/out" 2>"$T/err"

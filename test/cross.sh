@@ -47,6 +47,7 @@
 # "bytes TARGET: identical" or what differs; exit status 0 iff every
 # target ran, passed and (where required) matched. Logs: build/cross/.
 cd "$(dirname "$0")/.." || exit 2
+. test/npy.sh
 ALL="x86_64 s390x ppc64 aarch64 armhf riscv64 i686 i686-x87 tcc clang mingw"
 TARGETS=${*:-$ALL}
 OUT=build/cross
@@ -95,8 +96,8 @@ identity() {
     t=$1
     run() { $exec "$OUT/$t/h2t$exe" "$@" --quiet; }
     C=demo/tasks/clevr_count
-    first50 "$C/train_images.npy" "$d/x50.npy" "|u1" "50, 28, 28" 784 &&
-    first50 "$C/train_labels.npy" "$d/y50.npy" "<i8" "50," 8 || return 1
+    npy_rows "$C/train_images.npy" "$d/x50.npy" 50 "|u1" "50, 28, 28" 784 &&
+    npy_rows "$C/train_labels.npy" "$d/y50.npy" 50 "<i8" "50," 8 || return 1
     # the tanh GELU: the fixture ViT with gelu = tanh (same weights)
     mkdir -p "$d/vit_tanh"
     cp test/fixtures/vit/model/*.npy "$d/vit_tanh/"
@@ -111,20 +112,6 @@ identity() {
     rm -rf "$d/vit_tanh" "$d/x50.npy" "$d/y50.npy"
     # the bytes of every .npy written (report.json holds timings; cv.tsv and layouts are text from these)
     (cd "$d" && find . -name '*.npy' | LC_ALL=C sort | xargs sha256sum) >"$OUT/$t.sha256"
-}
-
-# first50 IN OUT DESCR SHAPE ROWBYTES: the first 50 rows of a v1.0 .npy file
-# of type DESCR, written with shape (SHAPE)
-first50() {
-    hlen=$(od -An -tu1 -j8 -N2 "$1" | awk '{ print $1 + 256 * $2 + 10 }')
-    hdr="{'descr': '$3', 'fortran_order': False, 'shape': ($4), }"
-    pad=$((63 - (10 + ${#hdr}) % 64))
-    len=$((${#hdr} + pad + 1))
-    { printf '\223NUMPY\001\000'
-      printf "\\$(printf %03o $((len % 256)))\\$(printf %03o $((len / 256)))"
-      printf '%s%*s\n' "$hdr" $pad ''
-      tail -c +$((hlen + 1)) "$1" | head -c $((50 * $5))
-    } >"$2"
 }
 
 for t in $TARGETS; do
